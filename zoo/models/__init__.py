@@ -1,0 +1,4 @@
+"""Keras models of the zoo."""
+from zoo.models.rbm import RBM
+
+__all__ = ["RBM"]

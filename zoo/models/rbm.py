@@ -1,0 +1,359 @@
+"""Restricted Boltzmann machines with any unit types from `zoo.units`.
+
+Energy  E(v, h) = self_energy_v(v; b) + self_energy_h(h; c) - interaction_v(v) W interaction_h(h)
+Free    F(v) = self_energy_v(v; b) - log_partition_h(interaction_v(v) W; c)
+
+Training (`fit`) follows the gradient of mean F(v_data) - mean F(v_model), with v_model from k Gibbs steps
+started at the data (CD-k) or from persistent chains (PCD), held fixed: that is the CD update for every
+unit type, so one code path serves all of them.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from zoo import checks
+from zoo import units as units_lib
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class RBM(keras.Model):
+    """A restricted Boltzmann machine trained with CD-k or persistent CD through `model.fit`.
+
+    Args:
+      n_hidden: number of hidden units.
+      visible, hidden: unit types: 'bernoulli', 'gaussian', 'softmax' or a `zoo.units.Units` instance.
+      n_visible: builds the model at once when given (otherwise on the first data seen).
+      cd_k: Gibbs steps per update (change it during training with `zoo.training.GibbsStepsSchedule`).
+      persistent: persistent CD with `n_chains` fantasy particles kept across updates.
+      l2: weight decay on the kernel, adds l2/2 ||W||^2 to the objective.
+      sparsity_target, sparsity_cost: penalise cross-entropy between the target and the batch-mean
+        hidden activation.
+      dropout: probability of dropping each hidden unit for a training example (Bernoulli hidden only).
+      max_norm: upper bound on the L2 norm of each hidden unit's incoming weights.
+      sample_visible: use sampled visible states (not probabilities) for the negative statistics.
+      visible_bias_init: 'data' sets the visible biases from the training data's means on the first fit.
+      seed: seeds the initial weights and all sampling.
+    """
+
+    def __init__(self, n_hidden, visible="bernoulli", hidden="bernoulli", n_visible=None, cd_k=1,
+                 persistent=False, n_chains=100, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
+                 dropout=0.0, max_norm=None, sample_visible=False, visible_bias_init="data",
+                 weight_stddev=0.01, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_hidden = checks.check_positive_int(n_hidden, "n_hidden")
+        self.visible_units = units_lib.get(visible)
+        self.hidden_units = units_lib.get(hidden)
+        self.cd_k_init = checks.check_positive_int(cd_k, "cd_k")
+        self.persistent = bool(persistent)
+        self.n_chains = checks.check_positive_int(n_chains, "n_chains")
+        self.l2 = checks.check_nonnegative(l2, "l2")
+        self.sparsity_target = checks.check_probability(sparsity_target, "sparsity_target")
+        self.sparsity_cost = checks.check_nonnegative(sparsity_cost, "sparsity_cost")
+        if self.sparsity_cost and not 0 < self.sparsity_target < 1:
+            raise ValueError(f"sparsity_target must be in (0, 1) when sparsity_cost > 0, got {sparsity_target}")
+        self.dropout = checks.check_probability(dropout, "dropout")
+        if self.dropout and self.hidden_units.kind != "bernoulli":
+            raise ValueError("dropout needs Bernoulli hidden units, got "
+                             f"{self.hidden_units.kind!r} hidden units")
+        self.max_norm = None if max_norm is None else checks.check_nonnegative(max_norm, "max_norm")
+        if self.max_norm == 0:
+            raise ValueError("max_norm must be > 0 (or None for no bound)")
+        self.sample_visible = bool(sample_visible)
+        self.visible_bias_init = checks.check_choice(visible_bias_init, "visible_bias_init", ("data", "zeros"))
+        self.weight_stddev = checks.check_nonnegative(weight_stddev, "weight_stddev")
+        if seed is not None:
+            seed = checks.check_positive_int(seed, "seed", minimum=0)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.n_visible = None
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
+        self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
+        self.pll_tracker = keras.metrics.Mean(name="pseudo_log_likelihood")
+        if n_visible is not None:
+            self.build((None, checks.check_positive_int(n_visible, "n_visible")))
+
+    # -- construction ------------------------------------------------------------------------------------
+    def build(self, input_shape):
+        if self.built:
+            return
+        n_visible = int(input_shape[-1])
+        self.n_visible = n_visible
+        self.visible_units.build(n_visible)
+        self.hidden_units.build(self.n_hidden)
+        constraint = (None if self.max_norm is None
+                      else keras.constraints.MaxNorm(max_value=self.max_norm, axis=0))
+        self.kernel = self.add_weight(
+            name="kernel", shape=(n_visible, self.n_hidden), constraint=constraint,
+            initializer=keras.initializers.RandomNormal(stddev=self.weight_stddev, seed=self.seed))
+        self.visible_bias = self.add_weight(name="visible_bias", shape=(n_visible,), initializer="zeros")
+        self.hidden_bias = self.add_weight(name="hidden_bias", shape=(self.n_hidden,), initializer="zeros")
+        self.cd_k = self.add_weight(name="cd_k", shape=(), dtype="int32", trainable=False,
+                                    initializer=keras.initializers.Constant(self.cd_k_init))
+        if self.persistent:
+            start = self.visible_units.base_sample(self.n_chains, self._next_seed())
+            self.persistent_chains = self.add_weight(
+                name="persistent_chains", shape=(self.n_chains, n_visible), trainable=False,
+                initializer=keras.initializers.Constant(start.numpy()))
+        self.built = True
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "n_hidden": self.n_hidden, "n_visible": self.n_visible,
+            "visible": keras.saving.serialize_keras_object(self.visible_units),
+            "hidden": keras.saving.serialize_keras_object(self.hidden_units),
+            "cd_k": self.cd_k_init, "persistent": self.persistent, "n_chains": self.n_chains,
+            "l2": self.l2, "sparsity_target": self.sparsity_target, "sparsity_cost": self.sparsity_cost,
+            "dropout": self.dropout, "max_norm": self.max_norm, "sample_visible": self.sample_visible,
+            "visible_bias_init": self.visible_bias_init, "weight_stddev": self.weight_stddev,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def _next_seed(self):
+        return tf.cast(self.seed_generator.next(), tf.int32)
+
+    # -- the model's quantities (tensors in, tensors out; float32 or float64) ------------------------------
+    def _params(self, dtype):
+        return (tf.cast(self.kernel, dtype), tf.cast(self.visible_bias, dtype),
+                tf.cast(self.hidden_bias, dtype))
+
+    def hidden_input(self, v):
+        """Input to the hidden layer: interaction_v(v) W."""
+        return tf.matmul(self.visible_units.interaction(v), tf.cast(self.kernel, v.dtype))
+
+    def visible_input(self, h):
+        """Input to the visible layer: interaction_h(h) W^T."""
+        return tf.matmul(self.hidden_units.interaction(h), tf.cast(self.kernel, h.dtype), transpose_b=True)
+
+    def energy(self, v, h):
+        """E(v, h) per example."""
+        v = tf.convert_to_tensor(v)
+        h = tf.cast(h, v.dtype)
+        _, b, c = self._params(v.dtype)
+        coupling = tf.reduce_sum(self.hidden_input(v) * self.hidden_units.interaction(h), axis=-1)
+        return self.visible_units.self_energy(v, b) + self.hidden_units.self_energy(h, c) - coupling
+
+    def free_energy(self, v):
+        """F(v) = -log sum_h exp(-E(v, h)) per example."""
+        v = tf.convert_to_tensor(v)
+        _, b, c = self._params(v.dtype)
+        return self.visible_units.self_energy(v, b) - self.hidden_units.log_partition(self.hidden_input(v), c)
+
+    def hidden_distribution(self, v):
+        """p(h | v) as a tfp distribution."""
+        return self.hidden_units.distribution(self.hidden_input(v), tf.cast(self.hidden_bias, v.dtype))
+
+    def visible_distribution(self, h):
+        """p(v | h) as a tfp distribution."""
+        return self.visible_units.distribution(self.visible_input(h), tf.cast(self.visible_bias, h.dtype))
+
+    def gibbs_step(self, v, seed):
+        """One sweep v -> h ~ p(h|v) -> v' ~ p(v|h); returns (v', E[v'|h], h)."""
+        seed_h, seed_v = tfp.random.split_seed(seed, 2)
+        h = self.hidden_units.sample(self.hidden_input(v), tf.cast(self.hidden_bias, v.dtype), seed_h)
+        v_input = self.visible_input(h)
+        b = tf.cast(self.visible_bias, v.dtype)
+        return (self.visible_units.sample(v_input, b, seed_v), self.visible_units.mean(v_input, b), h)
+
+    def call(self, inputs):
+        """E[h | v]: the hidden representation (what `transform` returns)."""
+        inputs = tf.convert_to_tensor(inputs)
+        return self.hidden_units.mean(self.hidden_input(inputs), tf.cast(self.hidden_bias, inputs.dtype))
+
+    # -- training ---------------------------------------------------------------------------------------
+    def compile(self, optimizer=None, steps_per_execution=25, **kwargs):
+        """Default optimizer: SGD with learning rate 0.05 (momentum through `keras.optimizers.SGD`)."""
+        if optimizer is None:
+            optimizer = keras.optimizers.SGD(learning_rate=0.05)
+        super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **kwargs)
+
+    @property
+    def metrics(self):
+        trackers = [self.reconstruction_tracker, self.free_energy_tracker]
+        if self.visible_units.kind == "bernoulli":
+            trackers.append(self.pll_tracker)
+        return trackers
+
+    def _monitor(self, v0, h0_input, reconstruction, seed):
+        """Update the metrics: reconstruction error, free energy and a one-bit pseudo-log-likelihood."""
+        c = self.hidden_bias
+        free_energy = self.visible_units.self_energy(v0, self.visible_bias) - \
+            self.hidden_units.log_partition(h0_input, c)
+        self.free_energy_tracker.update_state(free_energy)
+        self.reconstruction_tracker.update_state(tf.reduce_sum(tf.square(v0 - reconstruction), axis=-1))
+        if self.visible_units.kind == "bernoulli":
+            # log PL(v) ~ n_v log sigmoid(F(v_flip) - F(v)) for one random bit i per example; flipping bit i
+            # changes the hidden input by (1 - 2 v_i) W_i, so no new matrix product is needed.
+            idx = tf.random.stateless_uniform(tf.shape(v0)[:1], seed, maxval=self.n_visible, dtype=tf.int32)
+            v_i = tf.gather(v0, idx, axis=1, batch_dims=1)
+            sign = 1.0 - 2.0 * v_i
+            flipped_input = h0_input + sign[:, None] * tf.gather(self.kernel, idx)
+            b_i = tf.gather(self.visible_bias, idx)
+            flipped_free_energy = free_energy - sign * b_i + self.hidden_units.log_partition(h0_input, c) - \
+                self.hidden_units.log_partition(flipped_input, c)
+            self.pll_tracker.update_state(
+                self.n_visible * tf.math.log_sigmoid(flipped_free_energy - free_energy))
+
+    def train_step(self, data):
+        v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        v0 = tf.cast(v0, self.compute_dtype)
+        seed_mask, seed_h, seed_v, seed_chain, seed_pll = tfp.random.split_seed(self._next_seed(), 5)
+        b, c = self.visible_bias, self.hidden_bias
+        with tf.GradientTape() as tape:
+            h0_input = self.hidden_input(v0)
+            if self.dropout:
+                keep = tf.cast(tf.random.stateless_uniform(tf.shape(h0_input), seed_mask) >= self.dropout,
+                               h0_input.dtype)
+                # A dropped unit is absent: its free-energy term vanishes and it sends nothing down.
+                positive_terms = tf.math.softplus(h0_input + c) * keep
+                positive = self.visible_units.self_energy(v0, b) - tf.reduce_sum(positive_terms, axis=-1)
+            else:
+                keep = None
+                positive = self.visible_units.self_energy(v0, b) - self.hidden_units.log_partition(h0_input, c)
+
+            # Reconstruction: one down-pass from h0 ~ p(h | v0); it is also CD's first Gibbs step.
+            h0 = self.hidden_units.sample(tf.stop_gradient(h0_input), c, seed_h)
+            if keep is not None:
+                h0 = h0 * keep
+            v_input = self.visible_input(tf.stop_gradient(h0))
+            reconstruction = self.visible_units.mean(v_input, b)
+            if self.persistent:
+                v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain)
+                self.persistent_chains.assign(v_sample)
+            else:
+                v_mean = reconstruction
+                v_sample = (self.visible_units.sample(v_input, b, seed_v) if self._chain_samples_visible()
+                            else v_mean)
+                v_sample, v_mean = self._run_chain(v_sample, self.cd_k - 1, seed_chain, v_mean)
+            v_negative = tf.stop_gradient(v_sample if self.sample_visible else v_mean)
+            negative = self.free_energy(v_negative)
+            objective = tf.reduce_mean(positive) - tf.reduce_mean(negative)
+            if self.l2:
+                objective += 0.5 * self.l2 * tf.reduce_sum(tf.square(self.kernel))
+            if self.sparsity_cost:
+                q = tf.reduce_mean(self.hidden_units.mean(h0_input, c), axis=0)
+                p = self.sparsity_target
+                objective += self.sparsity_cost * tf.reduce_sum(
+                    -p * tf.math.log(q + 1e-7) - (1 - p) * tf.math.log(1 - q + 1e-7))
+        grads = tape.gradient(objective, self.trainable_variables)
+        self.optimizer.apply(grads, self.trainable_variables)
+        self._monitor(v0, tf.stop_gradient(h0_input), tf.stop_gradient(reconstruction), seed_pll)
+        return {m.name: m.result() for m in self.metrics}
+
+    def _chain_samples_visible(self):
+        # Chains carry probabilities only for non-persistent Bernoulli chains without sample_visible
+        # (Hinton's practical guide); persistent chains must hold real states to stay a Markov chain.
+        return self.sample_visible or self.persistent or self.visible_units.kind != "bernoulli"
+
+    def _run_chain(self, v, n_steps, seed, v_mean=None):
+        """`n_steps` Gibbs sweeps from v; returns the last (sampled, mean) visible states."""
+        carry_samples = self._chain_samples_visible()
+
+        def sweep(i, v_sample, v_mean):
+            v_sample, v_mean, _ = self.gibbs_step(v_sample if carry_samples else v_mean,
+                                                  tf.random.experimental.stateless_fold_in(seed, i))
+            return i + 1, v_sample, v_mean
+
+        # An explicit while_loop: Keras traces train_step without AutoGraph, and k may change between epochs.
+        _, v_sample, v_mean = tf.while_loop(lambda i, *_: i < n_steps, sweep,
+                                            (tf.constant(0), v, v if v_mean is None else v_mean))
+        return v_sample, v_mean
+
+    def test_step(self, data):
+        v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        v0 = tf.cast(v0, self.compute_dtype)
+        seed_h, seed_pll = tfp.random.split_seed(self._next_seed(), 2)
+        h0_input = self.hidden_input(v0)
+        h0 = self.hidden_units.sample(h0_input, self.hidden_bias, seed_h)
+        reconstruction = self.visible_units.mean(self.visible_input(h0), self.visible_bias)
+        self._monitor(v0, h0_input, reconstruction, seed_pll)
+        return {m.name: m.result() for m in self.metrics}
+
+    # -- public NumPy-facing API -------------------------------------------------------------------------
+    def validate_data(self, x, name="x"):
+        """`x` as a float32 array of shape (n, n_visible) that the visible units accept, or ValueError."""
+        arr = checks.as_float_matrix(x, name, width=self.n_visible)
+        if not self.built:
+            self.build(arr.shape)
+        return self.visible_units.validate(arr, name)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, **kwargs):
+        """Keras `fit`; arrays are checked first (shape, finiteness, binary for Bernoulli units)."""
+        if isinstance(x, (np.ndarray, list)) or hasattr(x, "numpy"):
+            x = self.validate_data(x)
+            batch = 32 if batch_size is None else checks.check_positive_int(batch_size, "batch_size")
+            if batch > len(x):
+                raise ValueError(f"batch_size {batch} is larger than the data ({len(x)} examples)")
+            if (self.visible_bias_init == "data" and self.optimizer is not None
+                    and int(self.optimizer.iterations.numpy()) == 0):
+                self.visible_bias.assign(self.visible_units.bias_from_mean(x.mean(0)).astype(np.float32))
+        if isinstance(validation_data, (np.ndarray, list)):
+            validation_data = self.validate_data(validation_data, "validation_data")
+        if self.optimizer is None:
+            self.compile()
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
+
+    def transform(self, v):
+        """E[h | v] for each input (the features of the data itself)."""
+        v = self.validate_data(v, "v")
+        return self(tf.constant(v)).numpy()
+
+    def reconstruct(self, v):
+        """E[v | h = E[h | v]]: a deterministic up-down pass."""
+        v = self.validate_data(v, "v")
+        h = self(tf.constant(v))
+        return self.visible_units.mean(self.visible_input(h), self.visible_bias).numpy()
+
+    def sample(self, n, n_steps=1000, seed=None, init=None):
+        """`n` samples after `n_steps` Gibbs sweeps from independent visible units at the visible biases
+        (or from `init`); returns E[v | h] of the last sweep, shape (n, n_visible)."""
+        if not self.built:
+            raise ValueError("the model has no weights yet: fit it or give n_visible")
+        n = checks.check_positive_int(n, "n")
+        n_steps = checks.check_positive_int(n_steps, "n_steps", minimum=0)
+        seed = (self._next_seed() if seed is None
+                else tf.constant([checks.check_positive_int(seed, "seed", minimum=0), 0], tf.int32))
+        if init is None:
+            v = self.visible_units.sample(tf.zeros((n, self.n_visible)), self.visible_bias,
+                                          tf.random.experimental.stateless_fold_in(seed, -1))
+        else:
+            v = tf.constant(self.validate_data(init, "init"))
+        _, v_mean = self._sample_chain(v, tf.constant(n_steps), seed)
+        return v_mean.numpy()
+
+    @tf.function
+    def _sample_chain(self, v, n_steps, seed):
+        v_mean = self.visible_units.mean(self.visible_input(self(v)), self.visible_bias)
+        for i in tf.range(n_steps):
+            v, v_mean, _ = self.gibbs_step(v, tf.random.experimental.stateless_fold_in(seed, i))
+        return v, v_mean
+
+    # -- what TensorBoard shows (zoo.training.TensorBoardLogger) -----------------------------------------
+    def summary_images(self, x):
+        """Flat images to show, as {name: (images, scale_each)}: filters, reconstructions, particles."""
+        x = tf.convert_to_tensor(x[:50], self.compute_dtype)
+        h = self(x)
+        recon = self.visible_units.mean(self.visible_input(h), self.visible_bias)
+        pairs = tf.reshape(tf.stack([x, recon], axis=1), (-1, self.n_visible))  # data, reconstruction, ...
+        if self.persistent:
+            particles = self.persistent_chains[:100]
+        else:
+            particles = self._sample_chain(x, self.cd_k, self._next_seed())[1]
+        return {
+            "filters": (tf.transpose(self.kernel[:, :100]).numpy(), True),
+            "reconstructions": (pairs.numpy(), False),
+            "negative_particles": (tf.convert_to_tensor(particles).numpy(), False),
+        }
+
+    def summary_histograms(self, x):
+        """Tensors to histogram: parameters and the hidden activations E[h | x] on a data sample."""
+        hists = {"kernel": self.kernel, "visible_bias": self.visible_bias, "hidden_bias": self.hidden_bias,
+                 "hidden_activations": self(tf.convert_to_tensor(x, self.compute_dtype))}
+        if self.visible_units.kind == "gaussian":
+            hists["visible_sigma"] = self.visible_units.sigma()
+        return {name: tf.convert_to_tensor(t).numpy() for name, t in hists.items()}

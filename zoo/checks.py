@@ -36,8 +36,8 @@ def check_binary(arr, name="x"):
         example = arr[bad].flat[0]
         raise ValueError(
             f"{name} must be binary (0 or 1) for Bernoulli units, but {int(bad.sum())} entries are not "
-            f"(e.g. {example!r}); binarise the data first (e.g. dataset 'binarized_mnist'), or pass "
-            "allow_nonbinary=True to train on probabilities")
+            f"(e.g. {float(example):g}); binarise the data first (e.g. dataset 'binarized_mnist'), or allow "
+            "probabilities (BernoulliUnits(allow_nonbinary=True), CLI --allow-nonbinary)")
     return arr
 
 

@@ -172,6 +172,13 @@ class RBM(keras.Model):
             optimizer = keras.optimizers.SGD(learning_rate=0.05)
         super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **kwargs)
 
+    def compile_from_config(self, config):
+        """Restore the compiled state saved in a `.keras` file (optimizer and its variables)."""
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     @property
     def metrics(self):
         trackers = [self.reconstruction_tracker, self.free_energy_tracker]
@@ -289,14 +296,22 @@ class RBM(keras.Model):
             batch = 32 if batch_size is None else checks.check_positive_int(batch_size, "batch_size")
             if batch > len(x):
                 raise ValueError(f"batch_size {batch} is larger than the data ({len(x)} examples)")
-            if (self.visible_bias_init == "data" and self.optimizer is not None
-                    and int(self.optimizer.iterations.numpy()) == 0):
-                self.visible_bias.assign(self.visible_units.bias_from_mean(x.mean(0)).astype(np.float32))
+            if self.visible_bias_init == "data" and not self._has_trained():
+                self.initialize_visible_bias(x)
         if isinstance(validation_data, (np.ndarray, list)):
             validation_data = self.validate_data(validation_data, "validation_data")
         if self.optimizer is None:
             self.compile()
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
+
+    def _has_trained(self):
+        return self.optimizer is not None and int(self.optimizer.iterations.numpy()) > 0
+
+    def initialize_visible_bias(self, x):
+        """Set the visible biases so that independent visible units match the data's mean (e.g. b =
+        logit(mean) for Bernoulli units): the model starts from the data's base rate."""
+        x = checks.as_float_matrix(x, "x", width=self.n_visible)
+        self.visible_bias.assign(self.visible_units.bias_from_mean(x.mean(0)).astype(np.float32))
 
     def transform(self, v):
         """E[h | v] for each input (the features of the data itself)."""

@@ -1,0 +1,261 @@
+"""The `zoo` command: a thin face over the library. Bad input gives one line on stderr and exit code 2."""
+import argparse
+import datetime
+import json
+import os
+import shlex
+import shutil
+import sys
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(ValueError):
+    pass
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (no usage dump) with exit code 2."""
+
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _nonnegative_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _nonnegative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
+    return value
+
+
+def build_parser():
+    parser = Parser(prog="zoo", description="A model zoo of deep generative models with binary latent "
+                    "variables: train, sample and inspect them.",
+                    epilog="Run `zoo COMMAND --help` for the options of a command.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+
+    train = commands.add_parser("train", help="train a model", description="Train a model of the zoo.")
+    families = train.add_subparsers(dest="family", metavar="FAMILY", parser_class=Parser)
+    rbm = families.add_parser(
+        "rbm", help="restricted Boltzmann machine (CD-k or persistent CD)",
+        description="Train an RBM with CD-k or persistent CD and save it as a model folder "
+                    "(model.keras, card.json, samples.png, filters.png), with TensorBoard logs.",
+        epilog="example: zoo train rbm --dataset binarized_mnist --n-hidden 500 --cd-k 1 --persistent "
+               "--epochs 100 --batch-size 100 --lr 0.05 --out models/rbm500 --seed 0")
+    data = rbm.add_argument_group("data")
+    data.add_argument("--dataset", default="binarized_mnist", help="mnist, binarized_mnist or digits "
+                      "(default: %(default)s)")
+    data.add_argument("--dynamic-binarization", action="store_true",
+                      help="draw a fresh binary sample of the grey images every epoch")
+    model = rbm.add_argument_group("model")
+    model.add_argument("--n-hidden", type=_positive_int, default=500, help="hidden units (default: %(default)s)")
+    model.add_argument("--visible", default="bernoulli", help="bernoulli, gaussian or softmax (default: %(default)s)")
+    model.add_argument("--hidden", default="bernoulli", help="bernoulli or softmax (default: %(default)s)")
+    model.add_argument("--group-size", type=_positive_int, help="softmax hidden units: units per one-hot group")
+    model.add_argument("--sigma", type=float, default=1.0, help="gaussian visible units: standard deviation")
+    model.add_argument("--learn-sigma", action="store_true", help="gaussian visible units: learn sigma")
+    model.add_argument("--allow-nonbinary", action="store_true",
+                       help="bernoulli visible units: accept probabilities in [0, 1] as data")
+    algo = rbm.add_argument_group("training")
+    algo.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs steps per update (default: %(default)s)")
+    algo.add_argument("--cd-k-final", type=_positive_int, help="raise k linearly to this by the last epoch")
+    algo.add_argument("--persistent", action="store_true", help="persistent CD (fantasy particles)")
+    algo.add_argument("--n-chains", type=_positive_int, default=100, help="persistent chains (default: %(default)s)")
+    algo.add_argument("--epochs", type=_positive_int, default=10, help="(default: %(default)s)")
+    algo.add_argument("--batch-size", type=_positive_int, default=100, help="(default: %(default)s)")
+    algo.add_argument("--lr", type=_nonnegative_float, default=0.05, help="learning rate (default: %(default)s)")
+    algo.add_argument("--lr-final", type=_nonnegative_float, help="decay the learning rate linearly to this")
+    algo.add_argument("--momentum", type=_nonnegative_float, default=0.0, help="SGD momentum (default: %(default)s)")
+    algo.add_argument("--l2", type=_nonnegative_float, default=0.0, help="weight decay (default: %(default)s)")
+    algo.add_argument("--sparsity-target", type=_nonnegative_float, default=0.1, help="(default: %(default)s)")
+    algo.add_argument("--sparsity-cost", type=_nonnegative_float, default=0.0, help="(default: %(default)s)")
+    algo.add_argument("--dropout", type=_nonnegative_float, default=0.0, help="hidden dropout rate")
+    algo.add_argument("--max-norm", type=_nonnegative_float, help="bound on each hidden unit's weight norm")
+    algo.add_argument("--sample-visible", action="store_true",
+                      help="use sampled visible states, not probabilities, for the negative phase")
+    algo.add_argument("--no-visible-bias-init", action="store_true",
+                      help="start visible biases at zero instead of the data's means")
+    algo.add_argument("--seed", type=_nonnegative_int, help="seed for weights, sampling and shuffling")
+    out = rbm.add_argument_group("output")
+    out.add_argument("--out", required=True, help="model folder to write (must not exist unless --overwrite)")
+    out.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
+    out.add_argument("--logdir", help="TensorBoard folder (default: tensorboard/<name of --out>-<time>)")
+    out.add_argument("--log-every", type=_positive_int, default=1,
+                     help="write images and histograms every N epochs (default: %(default)s)")
+    out.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras progress output")
+
+    sample = commands.add_parser("sample", help="draw samples from a trained model into a PNG",
+                                 description="Run Gibbs chains in a trained model and tile the samples.")
+    sample.add_argument("model", help="model folder")
+    sample.add_argument("--n", type=_positive_int, default=100, help="number of samples (default: %(default)s)")
+    sample.add_argument("--steps", type=_nonnegative_int, default=1000, help="Gibbs steps (default: %(default)s)")
+    sample.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
+    sample.add_argument("--out", default="samples.png", help="PNG file (default: %(default)s)")
+    return parser
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_BAD_INPUT
+        if args.command == "train":
+            if args.family is None:
+                raise UsageError("zoo train: choose a model family: rbm (see zoo train --help)")
+            return train_rbm(args, argv)
+        if args.command == "sample":
+            return sample(args)
+    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+        print(f"zoo: error: {exc}" if not isinstance(exc, UsageError) else str(exc), file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def train_rbm(args, argv):
+    import keras
+
+    from zoo import data, export, training, units, viz
+    from zoo.models import RBM
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"output folder {out} already exists: choose another --out or pass --overwrite")
+    dataset = data.load(args.dataset)
+    visible_kwargs = {}
+    if args.visible == "gaussian":
+        visible_kwargs = {"sigma": args.sigma, "learn_sigma": args.learn_sigma}
+    elif args.visible == "bernoulli":
+        visible_kwargs = {"allow_nonbinary": args.allow_nonbinary}
+    hidden_kwargs = {"group_size": args.group_size} if args.hidden in ("softmax", "multinomial") else {}
+    visible = units.get(args.visible).__class__(**visible_kwargs)
+    hidden = units.get(args.hidden).__class__(**hidden_kwargs)
+    if args.seed is not None:
+        keras.utils.set_random_seed(args.seed)
+    model = RBM(args.n_hidden, visible=visible, hidden=hidden, n_visible=dataset.n_features, cd_k=args.cd_k,
+                persistent=args.persistent, n_chains=args.n_chains, l2=args.l2,
+                sparsity_target=args.sparsity_target, sparsity_cost=args.sparsity_cost, dropout=args.dropout,
+                max_norm=args.max_norm, sample_visible=args.sample_visible,
+                visible_bias_init="zeros" if args.no_visible_bias_init else "data", seed=args.seed)
+    train_x = dataset.train.x
+    if args.dynamic_binarization:
+        model.initialize_visible_bias(train_x)
+        x = dataset.train.pipeline(args.batch_size, seed=args.seed, dynamic_binarization=True)
+        validation_x = (dataset.validation.x > 0.5).astype("float32")
+    else:
+        x = model.validate_data(train_x, f"dataset {args.dataset!r} (training split)")
+        validation_x = model.validate_data(dataset.validation.x, f"dataset {args.dataset!r} (validation)")
+        if args.batch_size > len(x):
+            raise ValueError(f"--batch-size {args.batch_size} is larger than the training data ({len(x)})")
+
+    steps = args.epochs * -(-len(train_x) // args.batch_size)
+    lr = args.lr if args.lr_final is None else keras.optimizers.schedules.PolynomialDecay(
+        args.lr, steps, end_learning_rate=args.lr_final, power=1.0)
+    model.compile(keras.optimizers.SGD(learning_rate=lr, momentum=args.momentum))
+
+    run_name = f"{out.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    logdir = Path(args.logdir) if args.logdir else Path("tensorboard") / run_name
+    backup = _resume_folder(out, argv)
+    sample_n = min(1000, len(validation_x))
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        training.RaiseOnNaN(),
+        training.FreeEnergyGap(dataset.train.x[:sample_n] if not args.dynamic_binarization
+                               else (dataset.train.x[:sample_n] > 0.5).astype("float32"), validation_x[:sample_n]),
+        training.TensorBoardLogger(logdir, validation_x[:100], dataset.image_shape, every=args.log_every),
+    ]
+    if args.cd_k_final is not None:
+        callbacks.append(training.GibbsStepsSchedule(training.linear_steps(args.cd_k, args.cd_k_final, args.epochs)))
+    try:
+        history = model.fit(x, batch_size=None if args.dynamic_binarization else args.batch_size,
+                            epochs=args.epochs, validation_data=validation_x[:sample_n], callbacks=callbacks,
+                            verbose=args.verbose)
+    except KeyboardInterrupt:
+        print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
+        raise
+    except BaseException:
+        shutil.rmtree(backup, ignore_errors=True)  # a failed run is not worth resuming
+        raise
+    final = {k: float(v[-1]) for k, v in history.history.items()}
+    samples = model.sample(100, n_steps=1000, seed=0 if args.seed is None else args.seed)
+    card = export.make_card(
+        model, name=out.name, dataset=args.dataset, binarization=("dynamic (fresh Bernoulli sample every epoch)"
+                                                                   if args.dynamic_binarization
+                                                                   else dataset.binarization),
+        image_shape=list(dataset.image_shape), command="zoo " + shlex.join(argv), seed=args.seed,
+        epochs=args.epochs, final_metrics=final)
+    files = {
+        "samples.png": lambda p: viz.save_png(p, viz.tile(samples, dataset.image_shape)),
+        "filters.png": lambda p: viz.save_png(p, viz.tile(viz.filters_to_images(model.kernel.numpy()),
+                                                          dataset.image_shape, scale_each=True)),
+    }
+    export.save(model, out, card, files, overwrite=args.overwrite)
+    shutil.rmtree(backup, ignore_errors=True)
+    print(f"model folder: {out}  (model.keras, card.json, samples.png, filters.png)")
+    print("final metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(final.items())))
+    print(f"TensorBoard logs: {logdir}\n  watch them with: tensorboard --logdir {logdir}")
+    return 0
+
+
+def _resume_folder(out, argv):
+    """The backup folder of an interrupted run, `<out>.backup`: reused only by the very same command."""
+    backup = out.with_name(out.name + ".backup")
+    stamp = backup / "command.json"
+    command = json.dumps(argv)
+    if backup.exists():
+        if not stamp.is_file() or stamp.read_text() != command:
+            raise ValueError(f"{backup} holds an interrupted run with other settings: rerun that command "
+                             "to resume it, or delete the folder")
+        print(f"zoo: resuming the interrupted run from {backup}", file=sys.stderr)
+    else:
+        backup.mkdir(parents=True)
+        stamp.write_text(command)
+    return backup
+
+
+def sample(args):
+    from zoo import export, viz
+
+    model, card = export.load_folder(args.model)
+    image_shape = card.get("image_shape")
+    if not image_shape:
+        raise ValueError(f"{args.model}/card.json has no image_shape: cannot tile the samples")
+    if not args.out.lower().endswith(".png"):
+        raise ValueError(f"--out must name a .png file, got {args.out!r}")
+    samples = model.sample(args.n, n_steps=args.steps, seed=args.seed)
+    viz.save_png(args.out, viz.tile(samples, image_shape))
+    print(f"{args.n} samples after {args.steps} Gibbs steps: {os.path.abspath(args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Model folders: `model.keras` (the full Keras model) and `card.json` (what it is and how it was made),
+plus any PNGs, written atomically: everything goes to a temporary sibling folder that replaces the target
+only when complete, so a failure never leaves a half-written model folder."""
+import datetime
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+
+MODEL_FILE = "model.keras"
+CARD_FILE = "card.json"
+
+
+def library_versions():
+    import numpy
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    import zoo
+
+    return {"zoo": zoo.__version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "tensorflow_probability": tfp.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def make_card(model, **fields):
+    """A model card: the model's class and config, library versions, creation time, and `fields`."""
+    return {"format": "zoo-card/1", "model": type(model).__name__, "config": model.get_config(),
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "versions": library_versions(), **fields}
+
+
+def save(model, path, card, files=None, overwrite=False):
+    """Write `model.keras`, `card.json` and `files` ({name: callable(path)}) into the folder `path`."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ValueError(f"output folder {path} already exists: choose another or pass overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
+    try:
+        tmp.chmod(0o755)
+        model.save(tmp / MODEL_FILE)
+        (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=_jsonable) + "\n")
+        for name, write in (files or {}).items():
+            write(tmp / name)
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            os.replace(path, old)
+        os.replace(tmp, path)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def load_folder(path):
+    """(model, card) from a model folder, with a clear error for anything missing or corrupted."""
+    path = Path(path)
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a model folder (no such directory)")
+    for name in (MODEL_FILE, CARD_FILE):
+        if not (path / name).is_file():
+            raise ValueError(f"model folder {path} is missing {name}")
+    try:
+        card = json.loads((path / CARD_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path / CARD_FILE} does not parse as JSON: {exc}") from None
+    try:
+        model = keras.models.load_model(path / MODEL_FILE)
+    except Exception as exc:
+        raise ValueError(f"{path / MODEL_FILE} could not be loaded: {exc}") from None
+    return model, card
+
+
+def _jsonable(obj):
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)

@@ -79,8 +79,11 @@ class RBM(keras.Model):
             return
         n_visible = int(input_shape[-1])
         self.n_visible = n_visible
-        self.visible_units.build(n_visible)
-        self.hidden_units.build(self.n_hidden)
+        for layer, n in ((self.visible_units, n_visible), (self.hidden_units, self.n_hidden)):
+            if not layer.built:  # deserialised units arrive built
+                layer.build(n)
+            elif layer.n != n:
+                raise ValueError(f"{layer.kind} units were built for {layer.n} units, the model needs {n}")
         constraint = (None if self.max_norm is None
                       else keras.constraints.MaxNorm(max_value=self.max_norm, axis=0))
         self.kernel = self.add_weight(

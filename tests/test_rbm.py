@@ -1,0 +1,252 @@
+"""RBM: free energy by enumeration, the CD update against its formula, training, saving, seeds, bad input."""
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import special
+
+import zoo
+from zoo import units
+from zoo.models import RBM
+
+
+def _tiny(visible="bernoulli", hidden="bernoulli", n_visible=5, n_hidden=3, seed=0, **kwargs):
+    model = RBM(n_hidden, visible=visible, hidden=hidden, n_visible=n_visible, seed=seed,
+                weight_stddev=0.8, **kwargs)
+    rng = np.random.default_rng(seed)
+    model.visible_bias.assign(rng.normal(size=n_visible).astype(np.float32))
+    model.hidden_bias.assign(rng.normal(size=n_hidden).astype(np.float32))
+    return model
+
+
+def _hidden_states(model):
+    """Every hidden configuration of the model, enumerated independently of zoo.units."""
+    n = model.n_hidden
+    if model.hidden_units.kind == "bernoulli":
+        return np.array(list(itertools.product([0, 1], repeat=n)), np.float64)
+    size = model.hidden_units.size
+    groups = [np.eye(size)] * (n // size)
+    return np.array([np.concatenate(c) for c in itertools.product(*groups)], np.float64)
+
+
+def _numpy_energy(model, v, h):
+    """E(v, h) from the textbook formulas, written out in NumPy."""
+    W = model.kernel.numpy().astype(np.float64)
+    b = model.visible_bias.numpy().astype(np.float64)
+    c = model.hidden_bias.numpy().astype(np.float64)
+    if model.visible_units.kind == "gaussian":
+        s = model.visible_units.sigma(tf.float64).numpy()
+        return ((v - b) ** 2 / (2 * s**2)).sum(-1) - ((v / s) @ W * h).sum(-1) - h @ c
+    return -v @ b - h @ c - (v @ W * h).sum(-1)
+
+
+def _visible_data(model, n=6, seed=1):
+    rng = np.random.default_rng(seed)
+    if model.visible_units.kind == "gaussian":
+        return rng.normal(size=(n, model.n_visible))
+    return (rng.random((n, model.n_visible)) < 0.5).astype(np.float64)
+
+
+FAMILIES = [
+    ("bernoulli", "bernoulli", {}),
+    ("gaussian", "bernoulli", {}),
+    ("bernoulli", units.SoftmaxUnits(group_size=3), {"n_hidden": 6}),
+    (units.GaussianUnits(sigma=[0.5, 1.0, 2.0, 1.5, 0.7]), "bernoulli", {}),
+]
+
+
+@pytest.mark.parametrize("visible, hidden, kw", FAMILIES)
+def test_free_energy_equals_sum_over_hidden_states(visible, hidden, kw):
+    model = _tiny(visible, hidden, **kw)
+    v = _visible_data(model)
+    hs = _hidden_states(model)
+    energies = np.stack([_numpy_energy(model, v, np.broadcast_to(h, (len(v), len(h)))) for h in hs], 1)
+    expected = -special.logsumexp(-energies, axis=1)
+    np.testing.assert_allclose(model.free_energy(tf.constant(v)).numpy(), expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(model.energy(tf.constant(v), tf.constant(hs[:1].repeat(len(v), 0))).numpy(),
+                               energies[:, 0], rtol=1e-10, atol=1e-10)
+
+
+def test_conditionals_match_the_energy():
+    """p(h_j = 1 | v) = sigmoid(c_j + v W_j), the ratio of exp(-E) over h_j's two states."""
+    model = _tiny()
+    v = _visible_data(model)
+    W, c = model.kernel.numpy().astype(np.float64), model.hidden_bias.numpy().astype(np.float64)
+    np.testing.assert_allclose(model.transform(v.astype(np.float32)), special.expit(v @ W + c), rtol=1e-5)
+    h = (np.random.default_rng(3).random((len(v), 3)) < 0.5).astype(np.float64)
+    b = model.visible_bias.numpy().astype(np.float64)
+    np.testing.assert_allclose(model.visible_distribution(tf.constant(h)).mean().numpy(),
+                               special.expit(h @ W.T + b), rtol=1e-10)
+
+
+def test_cd_update_is_the_free_energy_difference_gradient():
+    """One PCD step with SGD(lr=1): the weights move by exactly <v h>_data - <v h>_model, where the model
+    statistics use the chain state left in `persistent_chains` (independent NumPy computation)."""
+    rng = np.random.default_rng(0)
+    v0 = (rng.random((8, 5)) < 0.5).astype(np.float32)
+    model = _tiny(persistent=True, n_chains=4, sample_visible=True, cd_k=3)
+    model.compile(keras.optimizers.SGD(learning_rate=1.0), steps_per_execution=1)
+    W, b, c = (t.numpy().astype(np.float64) for t in (model.kernel, model.visible_bias, model.hidden_bias))
+    model.fit(v0, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    vn = model.persistent_chains.numpy().astype(np.float64)
+    assert set(np.unique(vn)) <= {0.0, 1.0}
+    v0d = v0.astype(np.float64)
+    h_data, h_model = special.expit(v0d @ W + c), special.expit(vn @ W + c)
+    dW = v0d.T @ h_data / len(v0) - vn.T @ h_model / len(vn)
+    np.testing.assert_allclose(model.kernel.numpy() - W, dW, atol=2e-6)
+    # visible_bias_init="data" moved b to the data's base rate before the first step
+    b_init = np.log(np.clip(v0d.mean(0), 1e-3, 1 - 1e-3)) - np.log1p(-np.clip(v0d.mean(0), 1e-3, 1 - 1e-3))
+    np.testing.assert_allclose(model.visible_bias.numpy() - b_init, v0d.mean(0) - vn.mean(0), atol=2e-6)
+    np.testing.assert_allclose(model.hidden_bias.numpy() - c, h_data.mean(0) - h_model.mean(0), atol=2e-6)
+
+
+def test_l2_adds_weight_decay_to_the_update():
+    rng = np.random.default_rng(0)
+    v0 = (rng.random((8, 5)) < 0.5).astype(np.float32)
+    updates = []
+    for l2 in (0.0, 0.5):
+        model = _tiny(persistent=True, n_chains=4, sample_visible=True, l2=l2, visible_bias_init="zeros")
+        model.compile(keras.optimizers.SGD(learning_rate=0.1), steps_per_execution=1)
+        W = model.kernel.numpy()
+        model.fit(v0, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        updates.append((model.kernel.numpy() - W, W))
+    # the same seed gives the same chain, so the two updates differ by exactly -lr * l2 * W
+    np.testing.assert_allclose(updates[1][0] - updates[0][0], -0.1 * 0.5 * updates[0][1], atol=1e-6)
+
+
+def _binary_digits():
+    x = zoo.data.load("digits").train.x
+    return (x > 0.5).astype(np.float32)
+
+
+@pytest.mark.parametrize("kw", [{}, {"persistent": True, "cd_k": 2}, {"dropout": 0.1, "sparsity_cost": 1e-3}])
+def test_training_lowers_reconstruction_error_on_digits(kw):
+    x = _binary_digits()
+    model = RBM(64, seed=0, **kw)
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.5))
+    history = model.fit(x, batch_size=20, epochs=8, verbose=0).history
+    assert history["reconstruction_error"][-1] < 0.7 * history["reconstruction_error"][0]
+    assert history["pseudo_log_likelihood"][-1] > history["pseudo_log_likelihood"][0]
+
+
+def test_gaussian_and_multinomial_rbms_train():
+    x = zoo.data.load("digits").train.x
+    xs = (x - x.mean(0)) / (x.std(0) + 0.1)
+    model = RBM(32, visible="gaussian", seed=0)
+    model.compile(keras.optimizers.SGD(0.005))
+    h = model.fit(xs, batch_size=20, epochs=6, verbose=0).history
+    assert h["reconstruction_error"][-1] < h["reconstruction_error"][0]
+    model = RBM(20, hidden=units.SoftmaxUnits(group_size=10), seed=0)
+    model.compile(keras.optimizers.SGD(0.1))
+    h = model.fit(_binary_digits(), batch_size=20, epochs=6, verbose=0).history
+    assert h["reconstruction_error"][-1] < h["reconstruction_error"][0]
+    assert np.allclose(model.transform(_binary_digits()[:5]).reshape(5, 2, 10).sum(-1), 1, atol=1e-5)
+
+
+def test_max_norm_bounds_every_hidden_units_weights():
+    model = RBM(16, seed=0, max_norm=0.5)
+    model.compile(keras.optimizers.SGD(0.5))
+    model.fit(_binary_digits(), batch_size=20, epochs=2, verbose=0)
+    assert np.linalg.norm(model.kernel.numpy(), axis=0).max() <= 0.5 + 1e-5
+
+
+def test_sparsity_lowers_the_mean_hidden_activation():
+    x = _binary_digits()
+    means = []
+    for cost in (0.0, 0.05):
+        model = RBM(32, seed=0, sparsity_target=0.05, sparsity_cost=cost)
+        model.compile(keras.optimizers.SGD(0.1))
+        model.fit(x, batch_size=20, epochs=3, verbose=0)
+        means.append(model.transform(x).mean())
+    assert means[1] < means[0] - 0.05
+
+
+def test_gibbs_steps_schedule_sets_k():
+    model = RBM(8, seed=0)
+    model.compile()
+    schedule = zoo.training.GibbsStepsSchedule(zoo.training.linear_steps(1, 5, 3))
+    model.fit(_binary_digits(), batch_size=50, epochs=3, verbose=0, callbacks=[schedule])
+    assert int(model.cd_k.numpy()) == 5
+
+
+def test_sample_transform_reconstruct_shapes_and_ranges():
+    model = RBM(16, seed=0)
+    model.compile()
+    model.fit(_binary_digits(), batch_size=20, epochs=1, verbose=0)
+    s = model.sample(7, n_steps=20, seed=3)
+    assert s.shape == (7, 64) and s.min() >= 0 and s.max() <= 1
+    np.testing.assert_array_equal(s, model.sample(7, n_steps=20, seed=3))
+    assert model.reconstruct(_binary_digits()[:4]).shape == (4, 64)
+
+
+def _roundtrip(model, tmp_path):
+    path = tmp_path / "m.keras"
+    model.save(path)
+    return keras.models.load_model(path)
+
+
+@pytest.mark.parametrize("visible, hidden", [("bernoulli", "bernoulli"),
+                                             (units.GaussianUnits(sigma=0.7, learn_sigma=True), "bernoulli"),
+                                             ("bernoulli", units.SoftmaxUnits(group_size=4))])
+def test_keras_file_round_trip_gives_identical_free_energies(tmp_path, visible, hidden):
+    model = RBM(8, visible=visible, hidden=hidden, persistent=True, n_chains=5, seed=1)
+    model.compile()
+    x = _binary_digits()
+    model.fit(x, batch_size=20, epochs=1, verbose=0)
+    loaded = _roundtrip(model, tmp_path)
+    assert type(loaded) is RBM and loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.free_energy(tf.constant(x)).numpy(), model.free_energy(tf.constant(x)).numpy())
+    np.testing.assert_array_equal(loaded.persistent_chains.numpy(), model.persistent_chains.numpy())
+    loaded.fit(x, batch_size=20, epochs=1, verbose=0)  # training continues after loading
+
+
+def test_a_seed_reproduces_the_weights():
+    x = _binary_digits()
+    kernels = []
+    for _ in range(2):
+        keras.utils.set_random_seed(7)
+        model = RBM(16, seed=7, persistent=True)
+        model.compile()
+        model.fit(x, batch_size=20, epochs=2, verbose=0)
+        kernels.append(model.kernel.numpy())
+    np.testing.assert_array_equal(kernels[0], kernels[1])
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((4, 5), np.float32), "must have 64 columns"),
+    (np.zeros((4, 8, 8), np.float32), "must be 2-D"),
+    (np.full((4, 64), np.nan, np.float32), "NaN or infinite"),
+    (np.full((4, 64), 0.5, np.float32), "must be binary"),
+    (np.zeros((0, 64), np.float32), "empty"),
+    (np.array([["a"] * 64]), "numeric"),
+])
+def test_bad_data_is_refused(bad, message):
+    model = RBM(8, n_visible=64)
+    with pytest.raises(ValueError, match=message):
+        model.fit(bad, batch_size=1, verbose=0)
+
+
+def test_bad_settings_are_refused():
+    x = _binary_digits()
+    with pytest.raises(ValueError, match="batch_size 5000 is larger than the data"):
+        RBM(8).fit(x, batch_size=5000, verbose=0)
+    for kwargs, message in [({"n_hidden": 0}, "n_hidden"), ({"n_hidden": 4, "cd_k": 0}, "cd_k"),
+                            ({"n_hidden": 4, "dropout": 1.5}, "dropout"),
+                            ({"n_hidden": 4, "hidden": "softmax", "dropout": 0.5}, "Bernoulli hidden"),
+                            ({"n_hidden": 4, "visible": "ising"}, "unknown unit type"),
+                            ({"n_hidden": 4, "l2": -1}, "l2"), ({"n_hidden": 4, "max_norm": 0}, "max_norm")]:
+        with pytest.raises(ValueError, match=message):
+            RBM(**kwargs)
+    with pytest.raises(ValueError, match="no weights yet"):
+        RBM(4).sample(3)
+
+
+def test_probabilities_are_accepted_when_allowed():
+    x = zoo.data.load("digits").train.x
+    model = RBM(8, visible=units.BernoulliUnits(allow_nonbinary=True), seed=0)
+    model.compile()
+    model.fit(x, batch_size=50, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        model.transform(x * 2)

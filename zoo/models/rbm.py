@@ -301,6 +301,14 @@ class RBM(keras.Model):
                 raise ValueError(f"batch_size {batch} is larger than the data ({len(x)} examples)")
             if self.visible_bias_init == "data" and not self._has_trained():
                 self.initialize_visible_bias(x)
+        elif isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a pipeline shuffles itself (zoo.data.Split.pipeline)
+            spec = x.element_spec[0] if isinstance(x.element_spec, tuple) else x.element_spec
+            if spec.shape.rank != 2 or (self.built and spec.shape[-1] != self.n_visible):
+                raise ValueError(f"the dataset must yield batches of shape (batch, {self.n_visible or 'n_visible'}), "
+                                 f"got {spec.shape}")
+            if not self.built:
+                self.build(spec.shape)
         if isinstance(validation_data, (np.ndarray, list)):
             validation_data = self.validate_data(validation_data, "validation_data")
         if self.optimizer is None:

@@ -1,0 +1,131 @@
+"""The `zoo` command, run in-process: help, one-line errors with exit code 2, training, sampling, seeds,
+atomic output and resuming an interrupted run."""
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import cli, training
+
+TRAIN = ["train", "rbm", "--dataset", "digits", "--allow-nonbinary", "--n-hidden", "16", "--epochs", "3",
+         "--batch-size", "50", "--verbose", "0", "--seed", "0"]
+
+
+def _run(capsys, args):
+    code = cli.main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _train(tmp_path, capsys, name="m", extra=()):
+    out = tmp_path / name
+    code, stdout, err = _run(capsys, TRAIN + ["--out", str(out), "--logdir", str(tmp_path / "tb" / name)] + list(extra))
+    return code, out, stdout, err
+
+
+def test_help_reads_well(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "train" in text and "sample" in text
+    with pytest.raises(SystemExit):
+        cli.main(["train", "rbm", "--help"])
+    text = capsys.readouterr().out
+    for option in ("--persistent", "--cd-k", "--n-hidden", "--sparsity-target", "--max-norm", "--logdir"):
+        assert option in text
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "rbm", "--out", "x", "--n-hidden", "-3"], "--n-hidden: expected a positive integer"),
+    (["train", "rbm", "--out", "x", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["train", "rbm", "--out", "x", "--dataset", "digits", "--visible", "ising"], "unknown unit type 'ising'"),
+    (["train", "rbm", "--out", "x", "--dataset", "digits"], "must be binary"),
+    (["train", "rbm", "--out", "x", "--dataset", "digits", "--allow-nonbinary", "--batch-size", "5000"],
+     "larger than the training data"),
+    (["train", "rbm", "--out", "x", "--lr", "nan"], "--lr"),
+    (["train", "rbm"], "required: --out"),
+    (["train"], "choose a model family"),
+    (["sample", "no/such/folder"], "not a model folder"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(capsys, tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, args)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_train_writes_a_model_folder_and_sample_draws_from_it(tmp_path, capsys):
+    code, out, stdout, _ = _train(tmp_path, capsys)
+    assert code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "filters.png", "model.keras", "samples.png"]
+    assert "tensorboard --logdir" in stdout
+    card = json.loads((out / "card.json").read_text())
+    assert card["command"].startswith("zoo train rbm --dataset digits") and card["seed"] == 0
+    assert card["image_shape"] == [8, 8] and card["config"]["n_hidden"] == 16
+    assert list((tmp_path / "tb" / "m").glob("events.out.tfevents.*"))
+    assert not (tmp_path / "m.backup").exists()
+
+    png = tmp_path / "s.png"
+    code, stdout, _ = _run(capsys, ["sample", str(out), "--n", "9", "--steps", "10", "--out", str(png)])
+    assert code == 0
+    image = tf.io.decode_png(png.read_bytes()).numpy()
+    assert image.shape == (3 * 9 + 1, 3 * 9 + 1, 1)
+
+    code, _, err = _run(capsys, ["sample", str(out), "--out", str(tmp_path / "s.jpg")])
+    assert code == 2 and ".png" in err
+    code, _, _, err = _train(tmp_path, capsys)  # the folder exists now
+    assert code == 2 and "already exists" in err
+    (out / "card.json").write_text("{not json")
+    code, _, err = _run(capsys, ["sample", str(out)])
+    assert code == 2 and "does not parse" in err
+
+
+def test_a_seed_reproduces_the_weights(tmp_path, capsys):
+    kernels = []
+    for name in ("a", "b"):
+        code, out, _, _ = _train(tmp_path, capsys, name, ["--persistent"])
+        assert code == 0
+        kernels.append(keras.models.load_model(out / "model.keras").kernel.numpy())
+    np.testing.assert_array_equal(kernels[0], kernels[1])
+
+
+def test_a_failed_run_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+    def explode(self, epoch, logs=None):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", explode)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        _train(tmp_path, capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tb"]
+
+
+def test_an_interrupted_run_resumes_with_the_same_command(tmp_path, capsys, monkeypatch):
+    original = training.TensorBoardLogger.on_epoch_end
+
+    def interrupt_at_epoch_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", interrupt_at_epoch_2)
+    code, out, _, err = _train(tmp_path, capsys)
+    assert code == 130 and "resume" in err
+    assert not out.exists() and (tmp_path / "m.backup").is_dir()
+
+    code, _, _, err = _train(tmp_path, capsys, extra=["--lr", "0.01"])  # other settings: refused
+    assert code == 2 and "interrupted run with other settings" in err
+
+    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", original)
+    epochs_run = []
+    monkeypatch.setattr(training.RaiseOnNaN, "on_epoch_begin", lambda self, epoch, logs=None: epochs_run.append(epoch),
+                        raising=False)
+    code, out, _, err = _train(tmp_path, capsys)
+    assert code == 0 and "resuming the interrupted run" in err
+    assert epochs_run == [2]  # only the epoch that was lost
+    assert (out / "model.keras").is_file() and not (tmp_path / "m.backup").exists()

@@ -157,8 +157,8 @@ def test_pipeline_batches_and_labels(digits):
     np.testing.assert_array_equal(x.numpy(), s.x[:100])
     np.testing.assert_array_equal(y.numpy(), s.y[:100])
     assert y.dtype.name == "int64"
-    batches = s.pipeline(500, repeat=True, seed=0).take(5)  # repeat: batches run across epochs
-    assert [b.shape[0] for b in batches] == [500] * 5
+    batches = s.pipeline(500, repeat=True, seed=0).take(5)  # repeat: epoch after epoch, each with its remainder
+    assert [b.shape[0] for b in batches] == [500, 500, 197, 500, 500]
     with pytest.raises(ValueError, match="no labels"):
         data.Split(s.x).pipeline(10, labels=True)
 

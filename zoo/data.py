@@ -98,18 +98,44 @@ class Split:
             raise ValueError(f"dynamic_binarization needs x in [0, 1] (probabilities), got values in "
                              f"[{self.x.min()}, {self.x.max()}]")
 
-        ds = tf.data.Dataset.from_tensor_slices((self.x, self.y) if labels else self.x)
-        if shuffle:
-            ds = ds.shuffle(self.n, seed=seed, reshuffle_each_iteration=True)
-        if repeat:
-            ds = ds.repeat()
-        ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+        ds = batches((self.x, self.y) if labels else self.x, batch_size, shuffle=shuffle, seed=seed,
+                     drop_remainder=drop_remainder, repeat=repeat, prefetch=False)
         if dynamic_binarization:
             # one random int64 per batch, a different stream every epoch (rerandomize_each_iteration)
             rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
             ds = tf.data.Dataset.zip((ds, rand)).map(
                 _binarize_labelled if labels else _bernoulli, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def batches(arrays, batch_size, shuffle=True, seed=None, drop_remainder=False, repeat=False, prefetch=True):
+    """A `tf.data.Dataset` of batches of `arrays` (one array or a tuple of arrays with equal first dimension).
+
+    Shuffling draws one permutation per epoch (a fresh one at every iteration over the dataset, seeded by
+    `seed` or by `keras.utils.set_random_seed`) and gathers whole batches: no per-example work, which on two
+    cores costs as much as 15% of a small model's training step.
+    """
+    tensors = tuple(tf.convert_to_tensor(a) for a in (arrays if isinstance(arrays, tuple) else (arrays,)))
+    n = int(tensors[0].shape[0])
+    last = n - batch_size + 1 if drop_remainder else n
+    starts = tf.range(0, max(last, 0), batch_size, dtype=tf.int64)
+
+    def batch_indices(order):
+        return tf.data.Dataset.from_tensor_slices(starts).map(lambda s0: order[s0:s0 + batch_size])
+
+    if shuffle:
+        permutations = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
+            lambda r: tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([r, 0])))
+        indices = (permutations if repeat else permutations.take(1)).flat_map(batch_indices)
+    else:
+        indices = batch_indices(tf.range(n, dtype=tf.int64))
+        indices = indices.repeat() if repeat else indices
+    gather = (lambda data, i: tuple(tf.gather(t, i) for t in data)) if len(tensors) > 1 else \
+        (lambda data, i: tf.gather(data[0], i))
+    # the arrays enter once, by reference, as one repeated element (not as constants of the map function)
+    ds = tf.data.Dataset.zip((tf.data.Dataset.from_tensors(tensors).repeat(), indices)).map(
+        gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
 
 
 def _bernoulli(x, r):

@@ -13,7 +13,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo import checks
+from zoo import data as data_lib
 from zoo import units as units_lib
+from zoo.models.metrics import RunningMeans
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -44,6 +46,8 @@ class RBM(keras.Model):
         self.n_hidden = checks.check_positive_int(n_hidden, "n_hidden")
         self.visible_units = units_lib.get(visible)
         self.hidden_units = units_lib.get(hidden)
+        if self.hidden_units.kind not in ("bernoulli", "softmax"):
+            raise ValueError(f"hidden units must be 'bernoulli' or 'softmax', got {self.hidden_units.kind!r}")
         self.cd_k_init = checks.check_positive_int(cd_k, "cd_k")
         self.persistent = bool(persistent)
         self.n_chains = checks.check_positive_int(n_chains, "n_chains")
@@ -67,9 +71,10 @@ class RBM(keras.Model):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.n_visible = None
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_error")
-        self.free_energy_tracker = keras.metrics.Mean(name="free_energy")
-        self.pll_tracker = keras.metrics.Mean(name="pseudo_log_likelihood")
+        names = ["free_energy", "reconstruction_error"]
+        if self.visible_units.kind == "bernoulli":
+            names.append("pseudo_log_likelihood")
+        self.monitor = RunningMeans(names, name="monitor")
         if n_visible is not None:
             self.build((None, checks.check_positive_int(n_visible, "n_visible")))
 
@@ -169,7 +174,7 @@ class RBM(keras.Model):
         return self.hidden_units.mean(self.hidden_input(inputs), tf.cast(self.hidden_bias, inputs.dtype))
 
     # -- training ---------------------------------------------------------------------------------------
-    def compile(self, optimizer=None, steps_per_execution=25, **kwargs):
+    def compile(self, optimizer=None, steps_per_execution=100, **kwargs):
         """Default optimizer: SGD with learning rate 0.05 (momentum through `keras.optimizers.SGD`)."""
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.05)
@@ -184,76 +189,87 @@ class RBM(keras.Model):
 
     @property
     def metrics(self):
-        trackers = [self.reconstruction_tracker, self.free_energy_tracker]
-        if self.visible_units.kind == "bernoulli":
-            trackers.append(self.pll_tracker)
-        return trackers
+        return [self.monitor]
 
-    def _monitor(self, v0, h0_input, reconstruction, seed):
-        """Update the metrics: reconstruction error, free energy and a one-bit pseudo-log-likelihood."""
-        c = self.hidden_bias
-        free_energy = self.visible_units.self_energy(v0, self.visible_bias) - \
-            self.hidden_units.log_partition(h0_input, c)
-        self.free_energy_tracker.update_state(free_energy)
-        self.reconstruction_tracker.update_state(tf.reduce_sum(tf.square(v0 - reconstruction), axis=-1))
+    def _monitor(self, v0, h0_input, log_partition0, reconstruction, seed):
+        """Update the metrics: free energy, reconstruction error and a one-bit pseudo-log-likelihood, reusing
+        log_partition0 = log_partition_h(h0_input) of the update (these metrics cost a quarter of a step)."""
+        values = [self.visible_units.self_energy(v0, self.visible_bias) - log_partition0,
+                  tf.reduce_sum(tf.square(v0 - reconstruction), axis=-1)]
         if self.visible_units.kind == "bernoulli":
             # log PL(v) ~ n_v log sigmoid(F(v_flip) - F(v)) for one random bit i per example; flipping bit i
             # changes the hidden input by (1 - 2 v_i) W_i, so no new matrix product is needed.
             idx = tf.random.stateless_uniform(tf.shape(v0)[:1], seed, maxval=self.n_visible, dtype=tf.int32)
-            v_i = tf.gather(v0, idx, axis=1, batch_dims=1)
-            sign = 1.0 - 2.0 * v_i
+            sign = 1.0 - 2.0 * tf.gather(v0, idx, axis=1, batch_dims=1)
             flipped_input = h0_input + sign[:, None] * tf.gather(self.kernel, idx)
-            b_i = tf.gather(self.visible_bias, idx)
-            flipped_free_energy = free_energy - sign * b_i + self.hidden_units.log_partition(h0_input, c) - \
-                self.hidden_units.log_partition(flipped_input, c)
-            self.pll_tracker.update_state(
-                self.n_visible * tf.math.log_sigmoid(flipped_free_energy - free_energy))
+            flip_change = -sign * tf.gather(self.visible_bias, idx) + \
+                log_partition0 - self.hidden_units.log_partition(flipped_input, self.hidden_bias)
+            values.append(self.n_visible * tf.math.log_sigmoid(flip_change))
+        self.monitor.update_state(values)
 
     def train_step(self, data):
         v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         v0 = tf.cast(v0, self.compute_dtype)
         seed_mask, seed_h, seed_v, seed_chain, seed_pll = tfp.random.split_seed(self._next_seed(), 5)
         b, c = self.visible_bias, self.hidden_bias
-        with tf.GradientTape() as tape:
-            h0_input = self.hidden_input(v0)
-            if self.dropout:
-                keep = tf.cast(tf.random.stateless_uniform(tf.shape(h0_input), seed_mask) >= self.dropout,
-                               h0_input.dtype)
-                # A dropped unit is absent: its free-energy term vanishes and it sends nothing down.
-                positive_terms = tf.math.softplus(h0_input + c) * keep
-                positive = self.visible_units.self_energy(v0, b) - tf.reduce_sum(positive_terms, axis=-1)
-            else:
-                keep = None
-                positive = self.visible_units.self_energy(v0, b) - self.hidden_units.log_partition(h0_input, c)
+        v, h = self.visible_units, self.hidden_units
 
-            # Reconstruction: one down-pass from h0 ~ p(h | v0); it is also CD's first Gibbs step.
-            h0 = self.hidden_units.sample(tf.stop_gradient(h0_input), c, seed_h)
-            if keep is not None:
-                h0 = h0 * keep
-            v_input = self.visible_input(tf.stop_gradient(h0))
-            reconstruction = self.visible_units.mean(v_input, b)
-            if self.persistent:
-                v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain)
-                self.persistent_chains.assign(v_sample)
+        # Positive phase and reconstruction: one down-pass from h0 ~ p(h | v0), also CD's first Gibbs step.
+        a0 = self.hidden_input(v0)
+        keep = None
+        if self.dropout:  # a dropped hidden unit is absent for this example: no term, nothing sent down
+            keep = tf.cast(tf.random.stateless_uniform(tf.shape(a0), seed_mask) >= self.dropout, a0.dtype)
+        h0 = h.sample(a0, c, seed_h)
+        if keep is not None:
+            h0 *= keep
+        down = self.visible_input(h0)
+        reconstruction = v.mean(down, b)
+
+        # Negative phase: k Gibbs sweeps from the data (CD) or from the persistent chains (PCD).
+        if self.persistent:
+            v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain)
+            self.persistent_chains.assign(v_sample)
+        else:
+            v_sample = v.sample(down, b, seed_v) if self._chain_samples_visible() else reconstruction
+            v_sample, v_mean = self._run_chain(v_sample, self.cd_k - 1, seed_chain, reconstruction)
+        vn = v_sample if self.sample_visible else v_mean
+        an = self.hidden_input(vn)
+
+        # d/dW of mean F(v0) - mean F(vn) is I(v)^T dF/da summed over both batches: the tape differentiates
+        # with respect to the hidden inputs a = I(v) W only, and one matrix product gives the kernel's gradient.
+        with tf.GradientTape(persistent=bool(v.trainable_weights)) as tape:
+            tape.watch([a0, an])
+            if keep is None:
+                log_partition0 = h.log_partition(a0, c)
             else:
-                v_mean = reconstruction
-                v_sample = (self.visible_units.sample(v_input, b, seed_v) if self._chain_samples_visible()
-                            else v_mean)
-                v_sample, v_mean = self._run_chain(v_sample, self.cd_k - 1, seed_chain, v_mean)
-            v_negative = tf.stop_gradient(v_sample if self.sample_visible else v_mean)
-            negative = self.free_energy(v_negative)
-            objective = tf.reduce_mean(positive) - tf.reduce_mean(negative)
-            if self.l2:
-                objective += 0.5 * self.l2 * tf.reduce_sum(tf.square(self.kernel))
+                log_partition0 = tf.reduce_sum(tf.math.softplus(a0 + c) * keep, axis=-1)
+            objective = tf.reduce_mean(v.self_energy(v0, b) - log_partition0) - \
+                tf.reduce_mean(v.self_energy(vn, b) - h.log_partition(an, c))
             if self.sparsity_cost:
-                q = tf.reduce_mean(self.hidden_units.mean(h0_input, c), axis=0)
+                q = tf.reduce_mean(h.mean(a0, c), axis=0)
                 p = self.sparsity_target
                 objective += self.sparsity_cost * tf.reduce_sum(
                     -p * tf.math.log(q + 1e-7) - (1 - p) * tf.math.log(1 - q + 1e-7))
-        grads = tape.gradient(objective, self.trainable_variables)
-        self.optimizer.apply(grads, self.trainable_variables)
-        self._monitor(v0, tf.stop_gradient(h0_input), tf.stop_gradient(reconstruction), seed_pll)
-        return {m.name: m.result() for m in self.metrics}
+        unit_params = v.trainable_weights
+        g0, gn, g_b, g_c, *g_units = tape.gradient(objective, [a0, an, b, c] + unit_params)
+        g_kernel = tf.matmul(tf.concat([v.interaction(v0), v.interaction(vn)], 0), tf.concat([g0, gn], 0),
+                             transpose_a=True)
+        if self.l2:
+            g_kernel += self.l2 * self.kernel
+        if unit_params:  # a learned sigma also acts through I(v) = v / sigma inside a = I(v) W
+            with tf.GradientTape() as unit_tape:
+                interactions = [v.interaction(v0), v.interaction(vn)]
+            through_kernel = unit_tape.gradient(
+                interactions, unit_params, output_gradients=[tf.matmul(g, self.kernel, transpose_b=True)
+                                                             for g in (g0, gn)])
+            g_units = [g1 + g2 for g1, g2 in zip(g_units, through_kernel)]
+            del tape
+        grads = dict(zip([id(w) for w in [self.kernel, b, c] + unit_params], [g_kernel, g_b, g_c] + g_units))
+        self.optimizer.apply([grads[id(w)] for w in self.trainable_variables], self.trainable_variables)
+        if keep is not None:  # the metrics describe the whole model, not the thinned one
+            log_partition0 = h.log_partition(a0, c)
+        self._monitor(v0, a0, log_partition0, reconstruction, seed_pll)
+        return self.monitor.result()
 
     def _chain_samples_visible(self):
         # Chains carry probabilities only for non-persistent Bernoulli chains without sample_visible
@@ -278,11 +294,11 @@ class RBM(keras.Model):
         v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         v0 = tf.cast(v0, self.compute_dtype)
         seed_h, seed_pll = tfp.random.split_seed(self._next_seed(), 2)
-        h0_input = self.hidden_input(v0)
-        h0 = self.hidden_units.sample(h0_input, self.hidden_bias, seed_h)
+        a0 = self.hidden_input(v0)
+        h0 = self.hidden_units.sample(a0, self.hidden_bias, seed_h)
         reconstruction = self.visible_units.mean(self.visible_input(h0), self.visible_bias)
-        self._monitor(v0, h0_input, reconstruction, seed_pll)
-        return {m.name: m.result() for m in self.metrics}
+        self._monitor(v0, a0, self.hidden_units.log_partition(a0, self.hidden_bias), reconstruction, seed_pll)
+        return self.monitor.result()
 
     # -- public NumPy-facing API -------------------------------------------------------------------------
     def validate_data(self, x, name="x"):
@@ -301,14 +317,21 @@ class RBM(keras.Model):
                 raise ValueError(f"batch_size {batch} is larger than the data ({len(x)} examples)")
             if self.visible_bias_init == "data" and not self._has_trained():
                 self.initialize_visible_bias(x)
+            if kwargs.get("validation_split"):
+                raise ValueError("validation_split is not supported: pass validation_data")
+            # Our own pipeline: Keras' array adapter costs about 0.5 ms per step here, as much as a sixth of
+            # an RBM 784-500 update (scripts/bench_rbm.py).
+            x = data_lib.batches(x, batch, shuffle=kwargs.pop("shuffle", True))
+            batch_size = None
         elif isinstance(x, tf.data.Dataset):
-            kwargs.setdefault("shuffle", False)  # a pipeline shuffles itself (zoo.data.Split.pipeline)
             spec = x.element_spec[0] if isinstance(x.element_spec, tuple) else x.element_spec
             if spec.shape.rank != 2 or (self.built and spec.shape[-1] != self.n_visible):
                 raise ValueError(f"the dataset must yield batches of shape (batch, {self.n_visible or 'n_visible'}), "
                                  f"got {spec.shape}")
             if not self.built:
                 self.build(spec.shape)
+        if isinstance(x, tf.data.Dataset):
+            kwargs["shuffle"] = False  # a pipeline shuffles itself (zoo.data.Split.pipeline, above)
         if isinstance(validation_data, (np.ndarray, list)):
             validation_data = self.validate_data(validation_data, "validation_data")
         if self.optimizer is None:

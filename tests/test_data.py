@@ -241,3 +241,15 @@ def test_tfds_binarized_mnist_mocked(tmp_path, time_limit):
         assert set(np.unique(s.x)) == {0.0, 1.0}
     with pytest.raises(ValueError, match="no labels"):
         d.train.pipeline(4, labels=True)
+
+
+def test_batches_know_their_length_and_cover_every_example_once_per_epoch():
+    x = np.arange(23, dtype=np.float32).reshape(23, 1)
+    ds = data.batches(x, 5, seed=3)
+    assert int(ds.cardinality()) == 5  # Keras needs it to end an epoch after the last batch
+    epochs = [np.concatenate([b.numpy()[:, 0] for b in ds]) for _ in range(2)]
+    assert all(sorted(e) == list(range(23)) for e in epochs)
+    assert not np.array_equal(epochs[0], epochs[1])  # a fresh permutation each epoch
+    assert int(data.batches(x, 5, drop_remainder=True).cardinality()) == 4
+    xs, ys = next(iter(data.batches((x, x[:, 0].astype(np.int64)), 4, shuffle=False)))
+    np.testing.assert_array_equal(xs.numpy()[:, 0], ys.numpy())

@@ -111,30 +111,37 @@ class Split:
 def batches(arrays, batch_size, shuffle=True, seed=None, drop_remainder=False, repeat=False, prefetch=True):
     """A `tf.data.Dataset` of batches of `arrays` (one array or a tuple of arrays with equal first dimension).
 
-    Shuffling draws one permutation per epoch (a fresh one at every iteration over the dataset, seeded by
-    `seed` or by `keras.utils.set_random_seed`) and gathers whole batches: no per-example work, which on two
-    cores costs as much as 15% of a small model's training step.
+    Each epoch is prepared at once: one permutation (a fresh one at every iteration over the dataset,
+    seeded by `seed` or by `keras.utils.set_random_seed`), one gather of the whole split, then batches are
+    slices of it. Per-example or per-batch pipeline work competes with training for this machine's two
+    cores and cost up to 15% of an RBM 784-500 epoch (scripts/bench_rbm.py).
     """
     tensors = tuple(tf.convert_to_tensor(a) for a in (arrays if isinstance(arrays, tuple) else (arrays,)))
     n = int(tensors[0].shape[0])
-    last = n - batch_size + 1 if drop_remainder else n
-    starts = tf.range(0, max(last, 0), batch_size, dtype=tf.int64)
+    n_full = n // batch_size
+    remainder = 0 if drop_remainder else n - n_full * batch_size
 
-    def batch_indices(order):
-        return tf.data.Dataset.from_tensor_slices(starts).map(lambda s0: order[s0:s0 + batch_size])
+    def epoch(data, r):
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([r, 0]))
+        else:
+            order = tf.range(n, dtype=tf.int64)
+        full = tuple(tf.reshape(tf.gather(t, order[:n_full * batch_size]), [n_full, batch_size] + t.shape[1:])
+                     for t in data)
+        rest = tuple(tf.gather(t, order[n_full * batch_size:]) for t in data)
+        return full, rest
 
-    if shuffle:
-        permutations = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).map(
-            lambda r: tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([r, 0])))
-        indices = (permutations if repeat else permutations.take(1)).flat_map(batch_indices)
-    else:
-        indices = batch_indices(tf.range(n, dtype=tf.int64))
-        indices = indices.repeat() if repeat else indices
-    gather = (lambda data, i: tuple(tf.gather(t, i) for t in data)) if len(tensors) > 1 else \
-        (lambda data, i: tf.gather(data[0], i))
-    # the arrays enter once, by reference, as one repeated element (not as constants of the map function)
-    ds = tf.data.Dataset.zip((tf.data.Dataset.from_tensors(tensors).repeat(), indices)).map(
-        gather, num_parallel_calls=tf.data.AUTOTUNE)
+    def slices(full, rest):
+        unpack = (lambda *t: t) if len(tensors) > 1 else (lambda t: t)
+        ds = tf.data.Dataset.from_tensor_slices(unpack(*full))
+        return ds.concatenate(tf.data.Dataset.from_tensors(unpack(*rest))) if remainder else ds
+
+    # the arrays enter once, by reference, as a dataset element (not as constants of the map function)
+    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    epochs = tf.data.Dataset.zip((tf.data.Dataset.from_tensors(tensors).repeat(), randoms))
+    ds = (epochs if repeat else epochs.take(1)).map(epoch).flat_map(slices)
+    if not repeat:  # flat_map hides the length; Keras needs it to end an epoch cleanly
+        ds = ds.apply(tf.data.experimental.assert_cardinality(n_full + (1 if remainder else 0)))
     return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
 
 

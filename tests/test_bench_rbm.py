@@ -1,0 +1,89 @@
+"""scripts/bench_rbm.py: its NumPy reference does exactly CD-1, and the script runs end to end."""
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_rbm.py"
+
+
+def load_script():
+    """The script as a module (cheap: it imports only NumPy at module level)."""
+    spec = importlib.util.spec_from_file_location("bench_rbm", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = load_script()
+
+
+def sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def test_numpy_reference_epoch_follows_the_cd1_formulas():
+    rng = np.random.default_rng(0)
+    n, n_visible, n_hidden, batch_size, lr = 25, 12, 7, 10, 0.3  # the last batch has 5 examples
+    x = (rng.random((n, n_visible)) < 0.4).astype(np.float32)
+    model = bench.NumpyRBM(n_visible, n_hidden, seed=1, weight_stddev=0.5)
+    model.b[:] = rng.normal(size=n_visible)
+    model.c[:] = rng.normal(size=n_hidden)
+    W, b, c = (p.astype(np.float64) for p in (model.W, model.b, model.c))
+
+    error = model.fit_epoch(x, lr=lr, batch_size=batch_size)
+
+    # Direct float64 computation, replaying the model's documented random stream from the same seed.
+    replay = np.random.default_rng(1)
+    replay.standard_normal((n_visible, n_hidden), dtype=np.float32)  # the initial weights
+    order = replay.permutation(n)
+    total_error = 0.0
+    for start in range(0, n, batch_size):
+        v0 = x[order[start:start + batch_size]].astype(np.float64)
+        h0 = sigmoid(v0 @ W + c)
+        hs = (replay.random(h0.shape, dtype=np.float32) < h0).astype(np.float64)
+        v1 = sigmoid(hs @ W.T + b)
+        h1 = sigmoid(v1 @ W + c)
+        W = W + lr * (v0.T @ h0 - v1.T @ h1) / len(v0)
+        b = b + lr * np.mean(v0 - v1, axis=0)
+        c = c + lr * np.mean(h0 - h1, axis=0)
+        total_error += np.sum((v0 - v1) ** 2)
+
+    for got, want in ((model.W, W), (model.b, b), (model.c, c)):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(W, bench.NumpyRBM(n_visible, n_hidden, seed=1, weight_stddev=0.5).W)  # it moved
+    assert error == pytest.approx(total_error / n, rel=1e-5)
+
+
+def test_numpy_reference_saturated_units_stay_finite():
+    model = bench.NumpyRBM(4, 3, seed=0)
+    model.c[:] = -200.0  # exp(200) overflows float32: the sigmoid must still be 0, silently
+    with np.errstate(all="raise"):
+        model.fit_epoch(np.ones((4, 4), np.float32), batch_size=2)
+    assert np.isfinite(model.W).all() and np.isfinite(model.c).all()
+
+
+def test_bad_arguments_exit_2_with_one_line():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--repeats", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["bench_rbm.py: error: --repeats must be >= 1, got 0"]
+
+
+@pytest.mark.slow
+def test_smoke_run_prints_the_ratios():
+    result = subprocess.run([sys.executable, str(SCRIPT), "--n-examples", "2000", "--repeats", "1", "--json"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("zoo / NumPy: ") for line in lines)
+    assert any(line.startswith("zoo / scikit-learn: ") for line in lines)
+    assert any(line.startswith(("targets PASS", "targets FAIL")) for line in lines)
+    report = json.loads(lines[-1])
+    assert report["n_examples"] == 2000 and set(report["median"]) == {"zoo", "NumPy", "scikit-learn"}
+    assert all(rate > 0 for rate in report["median"].values())

@@ -129,3 +129,16 @@ def test_an_interrupted_run_resumes_with_the_same_command(tmp_path, capsys, monk
     assert code == 0 and "resuming the interrupted run" in err
     assert epochs_run == [2]  # only the epoch that was lost
     assert (out / "model.keras").is_file() and not (tmp_path / "m.backup").exists()
+
+
+def test_dynamic_binarization_and_schedules(tmp_path, capsys):
+    args = ["train", "rbm", "--dataset", "digits", "--dynamic-binarization", "--n-hidden", "8", "--epochs", "2",
+            "--batch-size", "100", "--verbose", "0", "--seed", "1", "--cd-k", "1", "--cd-k-final", "3",
+            "--lr-final", "0.001", "--momentum", "0.5", "--out", str(tmp_path / "d"),
+            "--logdir", str(tmp_path / "tb")]
+    code, stdout, err = _run(capsys, args)
+    assert code == 0, err
+    model = keras.models.load_model(tmp_path / "d" / "model.keras")
+    assert int(model.cd_k.numpy()) == 3
+    card = json.loads((tmp_path / "d" / "card.json").read_text())
+    assert card["binarization"].startswith("dynamic")

@@ -142,3 +142,10 @@ def test_dynamic_binarization_and_schedules(tmp_path, capsys):
     assert int(model.cd_k.numpy()) == 3
     card = json.loads((tmp_path / "d" / "card.json").read_text())
     assert card["binarization"].startswith("dynamic")
+
+
+def test_an_unwritable_output_folder_is_one_line(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, _, _, err = _train(tmp_path, capsys, name="file/m")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "zoo: error:" in err

@@ -120,7 +120,7 @@ def main(argv=None):
             return train_rbm(args, argv)
         if args.command == "sample":
             return sample(args)
-    except (ValueError, FileNotFoundError, FloatingPointError) as exc:
+    except (ValueError, OSError, FloatingPointError) as exc:  # OSError: unwritable or missing paths
         print(f"zoo: error: {exc}" if not isinstance(exc, UsageError) else str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -22,7 +22,11 @@ def as_float_matrix(x, name="x", width=None, dtype=np.float32, allow_empty=False
     if arr.shape[0] == 0 and not allow_empty:
         raise ValueError(f"{name} is empty: expected at least one example, got shape {arr.shape}")
     arr = arr.astype(dtype, copy=False)
-    if not np.all(np.isfinite(arr)):
+    # NaN and inf propagate into a float64 sum, which finite float32 values cannot overflow: one pass, no
+    # temporary array (checked once per fit call, on every training array).
+    with np.errstate(invalid="ignore", over="ignore"):
+        total = np.sum(arr, dtype=np.float64)
+    if not np.isfinite(total) and not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
         raise ValueError(f"{name} contains {bad} NaN or infinite values: expected finite numbers")
     return arr

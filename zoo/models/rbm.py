@@ -195,7 +195,7 @@ class RBM(keras.Model):
 
     def _monitor(self, v0, h0_input, log_partition0, reconstruction, seed):
         """Update the metrics: free energy, reconstruction error and a one-bit pseudo-log-likelihood, reusing
-        log_partition0 = log_partition_h(h0_input) of the update (these metrics cost a quarter of a step)."""
+        log_partition0 = log_partition_h(h0_input) of the update."""
         values = [self.visible_units.self_energy(v0, self.visible_bias) - log_partition0,
                   tf.reduce_sum(tf.square(v0 - reconstruction), axis=-1)]
         if self.visible_units.kind == "bernoulli":
@@ -217,7 +217,8 @@ class RBM(keras.Model):
         v, h = self.visible_units, self.hidden_units
 
         # Positive phase and reconstruction: one down-pass from h0 ~ p(h | v0), also CD's first Gibbs step.
-        a0 = self.hidden_input(v0)
+        i0 = v.interaction(v0)
+        a0 = tf.matmul(i0, self.kernel)
         keep = None
         if self.dropout:  # a dropped hidden unit is absent for this example: no term, nothing sent down
             keep = tf.cast(tf.random.stateless_uniform(tf.shape(a0), seed_mask) >= self.dropout, a0.dtype)
@@ -235,7 +236,8 @@ class RBM(keras.Model):
             v_sample = v.sample(down, b, seed_v) if self._chain_samples_visible() else reconstruction
             v_sample, v_mean = self._run_chain(v_sample, self.cd_k - 1, seed_chain, reconstruction)
         vn = v_sample if self.sample_visible else v_mean
-        an = self.hidden_input(vn)
+        i_n = v.interaction(vn)
+        an = tf.matmul(i_n, self.kernel)
 
         # d/dW of mean F(v0) - mean F(vn) is I(v)^T dF/da summed over both batches: the tape differentiates
         # with respect to the hidden inputs a = I(v) W only, and one matrix product gives the kernel's gradient.
@@ -254,8 +256,7 @@ class RBM(keras.Model):
                     -p * tf.math.log(q + 1e-7) - (1 - p) * tf.math.log(1 - q + 1e-7))
         unit_params = v.trainable_weights
         g0, gn, g_b, g_c, *g_units = tape.gradient(objective, [a0, an, b, c] + unit_params)
-        g_kernel = tf.matmul(tf.concat([v.interaction(v0), v.interaction(vn)], 0), tf.concat([g0, gn], 0),
-                             transpose_a=True)
+        g_kernel = tf.matmul(tf.concat([i0, i_n], 0), tf.concat([g0, gn], 0), transpose_a=True)
         if self.l2:
             g_kernel += self.l2 * self.kernel
         if unit_params:  # a learned sigma also acts through I(v) = v / sigma inside a = I(v) W
@@ -280,9 +281,11 @@ class RBM(keras.Model):
         # (Hinton's practical guide); persistent chains must hold real states to stay a Markov chain.
         return self.sample_visible or self.persistent or self.visible_units.kind != "bernoulli"
 
-    def _run_chain(self, v, n_steps, seed, v_mean=None):
-        """`n_steps` Gibbs sweeps from v; returns the last (sampled, mean) visible states."""
-        carry_samples = self._chain_samples_visible()
+    def _run_chain(self, v, n_steps, seed, v_mean=None, carry_samples=None):
+        """`n_steps` Gibbs sweeps from v; returns the last (sampled, mean) visible states. Sweeps start from
+        the sampled states, or from the means where `_chain_samples_visible` says so."""
+        if carry_samples is None:
+            carry_samples = self._chain_samples_visible()
 
         def sweep(i, v_sample, v_mean):
             v_sample, v_mean, _ = self.gibbs_step(v_sample if carry_samples else v_mean,
@@ -358,9 +361,10 @@ class RBM(keras.Model):
 
     def reconstruct(self, v):
         """E[v | h = E[h | v]]: a deterministic up-down pass."""
-        v = self.validate_data(v, "v")
-        h = self(tf.constant(v))
-        return self.visible_units.mean(self.visible_input(h), self.visible_bias).numpy()
+        return self._up_down(tf.constant(self.validate_data(v, "v"))).numpy()
+
+    def _up_down(self, v):
+        return self.visible_units.mean(self.visible_input(self(v)), self.visible_bias)
 
     def sample(self, n, n_steps=1000, seed=None, init=None):
         """`n` samples after `n_steps` Gibbs sweeps from independent visible units at the visible biases
@@ -381,17 +385,13 @@ class RBM(keras.Model):
 
     @tf.function
     def _sample_chain(self, v, n_steps, seed):
-        v_mean = self.visible_units.mean(self.visible_input(self(v)), self.visible_bias)
-        for i in tf.range(n_steps):
-            v, v_mean, _ = self.gibbs_step(v, tf.random.experimental.stateless_fold_in(seed, i))
-        return v, v_mean
+        return self._run_chain(v, n_steps, seed, v_mean=self._up_down(v), carry_samples=True)
 
     # -- what TensorBoard shows (zoo.training.TensorBoardLogger) -----------------------------------------
     def summary_images(self, x):
         """Flat images to show, as {name: (images, scale_each)}: filters, reconstructions, particles."""
         x = tf.convert_to_tensor(x[:50], self.compute_dtype)
-        h = self(x)
-        recon = self.visible_units.mean(self.visible_input(h), self.visible_bias)
+        recon = self._up_down(x)
         pairs = tf.reshape(tf.stack([x, recon], axis=1), (-1, self.n_visible))  # data, reconstruction, ...
         if self.persistent:
             particles = self.persistent_chains[:100]

@@ -158,12 +158,14 @@ def train_rbm(args, argv):
     if args.dynamic_binarization:
         model.initialize_visible_bias(train_x)
         x = dataset.train.pipeline(args.batch_size, seed=args.seed, dynamic_binarization=True)
-        validation_x = (dataset.validation.x > 0.5).astype("float32")
+        # training sees fresh samples; the metrics and the free-energy gap use one fixed thresholded view
+        monitor_train_x, validation_x = ((s.x > 0.5).astype("float32") for s in (dataset.train, dataset.validation))
     else:
         x = model.validate_data(train_x, f"dataset {args.dataset!r} (training split)")
         validation_x = model.validate_data(dataset.validation.x, f"dataset {args.dataset!r} (validation)")
         if args.batch_size > len(x):
             raise ValueError(f"--batch-size {args.batch_size} is larger than the training data ({len(x)})")
+        monitor_train_x = x
 
     steps = args.epochs * -(-len(train_x) // args.batch_size)
     lr = args.lr if args.lr_final is None else keras.optimizers.schedules.PolynomialDecay(
@@ -177,8 +179,7 @@ def train_rbm(args, argv):
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),
         training.RaiseOnNaN(),
-        training.FreeEnergyGap(dataset.train.x[:sample_n] if not args.dynamic_binarization
-                               else (dataset.train.x[:sample_n] > 0.5).astype("float32"), validation_x[:sample_n]),
+        training.FreeEnergyGap(monitor_train_x[:sample_n], validation_x[:sample_n]),
         training.TensorBoardLogger(logdir, validation_x[:100], dataset.image_shape, every=args.log_every),
     ]
     if args.cd_k_final is not None:

@@ -32,11 +32,17 @@ def as_float_matrix(x, name="x", width=None, dtype=np.float32, allow_empty=False
     return arr
 
 
+def is_binary(arr):
+    """True when every entry of `arr` is 0 or 1."""
+    arr = np.asarray(arr)
+    return not np.any((arr != 0) & (arr != 1))
+
+
 def check_binary(arr, name="x"):
     """Raise ValueError unless every entry of `arr` is 0 or 1."""
     arr = np.asarray(arr)
-    bad = (arr != 0) & (arr != 1)
-    if np.any(bad):
+    if not is_binary(arr):
+        bad = (arr != 0) & (arr != 1)
         example = arr[bad].flat[0]
         raise ValueError(
             f"{name} must be binary (0 or 1) for Bernoulli units, but {int(bad.sum())} entries are not "

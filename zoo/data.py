@@ -286,7 +286,7 @@ def _read_cache(path):
 def _write_cache(path, splits):
     arrays = {}
     for k, (x, y) in splits.items():
-        arrays[f"x_{k}"] = x.astype(np.uint8) if np.all((x == 0) | (x == 1)) else x
+        arrays[f"x_{k}"] = x.astype(np.uint8) if checks.is_binary(x) else x
         if y is not None:
             arrays[f"y_{k}"] = y
     tmp = None

@@ -85,5 +85,5 @@ def test_smoke_run_prints_the_ratios():
     assert any(line.startswith("zoo / scikit-learn: ") for line in lines)
     assert any(line.startswith(("targets PASS", "targets FAIL")) for line in lines)
     report = json.loads(lines[-1])
-    assert report["n_examples"] == 2000 and set(report["median"]) == {"zoo", "NumPy", "scikit-learn"}
+    assert report["n_examples"] == 2000 and set(report["median"]) == {"zoo", "NumPy", "scikit-learn", "bound"}
     assert all(rate > 0 for rate in report["median"].values())

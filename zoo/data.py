@@ -103,9 +103,8 @@ class Split:
         if dynamic_binarization:
             # one random int64 per batch, a different stream every epoch (rerandomize_each_iteration)
             rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-            ds = tf.data.Dataset.zip((ds, rand)).map(
-                _binarize_labelled if labels else _bernoulli, num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.prefetch(tf.data.AUTOTUNE)
+            ds = tf.data.Dataset.zip((ds, rand)).map(_binarize_labelled if labels else _bernoulli)
+        return _prefetch(ds)
 
 
 def batches(arrays, batch_size, shuffle=True, seed=None, drop_remainder=False, repeat=False, prefetch=True):
@@ -142,7 +141,16 @@ def batches(arrays, batch_size, shuffle=True, seed=None, drop_remainder=False, r
     ds = (epochs if repeat else epochs.take(1)).map(epoch).flat_map(slices)
     if not repeat:  # flat_map hides the length; Keras needs it to end an epoch cleanly
         ds = ds.apply(tf.data.experimental.assert_cardinality(n_full + (1 if remainder else 0)))
-    return ds.prefetch(tf.data.AUTOTUNE) if prefetch else ds
+    return _prefetch(ds) if prefetch else ds
+
+
+def _prefetch(ds, buffer_size=2):
+    """Prefetch a fixed number of batches with tf.data's autotuning off. Autotuning's background thread
+    sleeps for doubling periods (10 ms, 20 ms, ..., 1.28 s) and deleting the iterator waits for its next
+    wake-up: a 1.8 s `fit` epoch of scripts/bench_rbm.py returned at 2.55 s, one in two times."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(buffer_size).with_options(options)
 
 
 def _bernoulli(x, r):

@@ -38,7 +38,7 @@ class RBM(keras.Model):
       seed: seeds the initial weights and all sampling.
     """
 
-    MONITORED_EXAMPLES = 20
+    MONITORED_EXAMPLES = 10
 
     def __init__(self, n_hidden, visible="bernoulli", hidden="bernoulli", n_visible=None, cd_k=1,
                  persistent=False, n_chains=100, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
@@ -166,9 +166,9 @@ class RBM(keras.Model):
         """One sweep v -> h ~ p(h|v) -> v' ~ p(v|h); returns (v', E[v'|h], h)."""
         seed_h, seed_v = tfp.random.split_seed(seed, 2)
         h = self.hidden_units.sample(self.hidden_input(v), tf.cast(self.hidden_bias, v.dtype), seed_h)
-        v_input = self.visible_input(h)
-        b = tf.cast(self.visible_bias, v.dtype)
-        return (self.visible_units.sample(v_input, b, seed_v), self.visible_units.mean(v_input, b), h)
+        v_sample, v_mean = self.visible_units.sample_and_mean(self.visible_input(h),
+                                                              tf.cast(self.visible_bias, v.dtype), seed_v)
+        return v_sample, v_mean, h
 
     def call(self, inputs):
         """E[h | v]: the hidden representation (what `transform` returns)."""
@@ -219,43 +219,47 @@ class RBM(keras.Model):
         # Positive phase and reconstruction: one down-pass from h0 ~ p(h | v0), also CD's first Gibbs step.
         i0 = v.interaction(v0)
         a0 = tf.matmul(i0, self.kernel)
-        keep = None
+        h0, h0_mean = h.sample_and_mean(a0, c, seed_h)
         if self.dropout:  # a dropped hidden unit is absent for this example: no term, nothing sent down
             keep = tf.cast(tf.random.stateless_uniform(tf.shape(a0), seed_mask) >= self.dropout, a0.dtype)
-        h0 = h.sample(a0, c, seed_h)
-        if keep is not None:
-            h0 *= keep
+            h0, h0_mean = h0 * keep, h0_mean * keep
         down = self.visible_input(h0)
-        reconstruction = v.mean(down, b)
+        if self._chain_samples_visible() and not self.persistent:
+            v1_sample, reconstruction = v.sample_and_mean(down, b, seed_v)
+        else:
+            v1_sample, reconstruction = None, v.mean(down, b)
 
         # Negative phase: k Gibbs sweeps from the data (CD) or from the persistent chains (PCD).
         if self.persistent:
             v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain)
             self.persistent_chains.assign(v_sample)
         else:
-            v_sample = v.sample(down, b, seed_v) if self._chain_samples_visible() else reconstruction
-            v_sample, v_mean = self._run_chain(v_sample, self.cd_k - 1, seed_chain, reconstruction)
+            v_start = reconstruction if v1_sample is None else v1_sample
+            v_sample, v_mean = self._run_chain(v_start, self.cd_k - 1, seed_chain, reconstruction)
         vn = v_sample if self.sample_visible else v_mean
         i_n = v.interaction(vn)
         an = tf.matmul(i_n, self.kernel)
 
-        # d/dW of mean F(v0) - mean F(vn) is I(v)^T dF/da summed over both batches: the tape differentiates
-        # with respect to the hidden inputs a = I(v) W only, and one matrix product gives the kernel's gradient.
-        with tf.GradientTape(persistent=bool(v.trainable_weights)) as tape:
-            tape.watch([a0, an])
-            if keep is None:
-                log_partition0 = h.log_partition(a0, c)
-            else:
-                log_partition0 = tf.reduce_sum(tf.math.softplus(a0 + c) * keep, axis=-1)
-            objective = tf.reduce_mean(v.self_energy(v0, b) - log_partition0) - \
-                tf.reduce_mean(v.self_energy(vn, b) - h.log_partition(an, c))
+        # Objective mean F(v0) - mean F(vn) with F(v) = self_energy(v; b) - log_partition_h(I(v) W + c).
+        # d log_partition_h / da = E[h | a] for every unit family, so the gradient with respect to the hidden
+        # inputs is analytic, and one matrix product I(v)^T dF/da over both batches gives the kernel's.
+        # The tape covers the rest: visible self energies, the sparsity penalty, a learned sigma.
+        g0 = -h0_mean / tf.cast(tf.shape(v0)[0], a0.dtype)
+        gn = h.mean(an, c) / tf.cast(tf.shape(vn)[0], an.dtype)
+        unit_params = v.trainable_weights
+        with tf.GradientTape() as tape:
+            tape.watch(a0)
+            objective = tf.reduce_mean(v.self_energy(v0, b)) - tf.reduce_mean(v.self_energy(vn, b))
             if self.sparsity_cost:
                 q = tf.reduce_mean(h.mean(a0, c), axis=0)
                 p = self.sparsity_target
                 objective += self.sparsity_cost * tf.reduce_sum(
                     -p * tf.math.log(q + 1e-7) - (1 - p) * tf.math.log(1 - q + 1e-7))
-        unit_params = v.trainable_weights
-        g0, gn, g_b, g_c, *g_units = tape.gradient(objective, [a0, an, b, c] + unit_params)
+        g_b, g_sparsity, *g_units = tape.gradient(objective, [b, a0] + unit_params,
+                                                  unconnected_gradients="zero")
+        if self.sparsity_cost:
+            g0 += g_sparsity
+        g_c = tf.reduce_sum(g0, axis=0) + tf.reduce_sum(gn, axis=0)  # hidden biases enter as a + c
         g_kernel = tf.matmul(tf.concat([i0, i_n], 0), tf.concat([g0, gn], 0), transpose_a=True)
         if self.l2:
             g_kernel += self.l2 * self.kernel
@@ -266,14 +270,12 @@ class RBM(keras.Model):
                 interactions, unit_params, output_gradients=[tf.matmul(g, self.kernel, transpose_b=True)
                                                              for g in (g0, gn)])
             g_units = [g1 + g2 for g1, g2 in zip(g_units, through_kernel)]
-            del tape
         grads = dict(zip([id(w) for w in [self.kernel, b, c] + unit_params], [g_kernel, g_b, g_c] + g_units))
         self.optimizer.apply([grads[id(w)] for w in self.trainable_variables], self.trainable_variables)
         # Training metrics are estimated on the first MONITORED_EXAMPLES of each (shuffled) batch: on all of
         # it they cost a sixth of an RBM 784-500 step; `evaluate` and validation use every example.
         m = tf.minimum(tf.shape(v0)[0], self.MONITORED_EXAMPLES)
-        log_partition0 = log_partition0[:m] if keep is None else h.log_partition(a0[:m], c)  # whole model
-        self._monitor(v0[:m], a0[:m], log_partition0, reconstruction[:m], seed_pll)
+        self._monitor(v0[:m], a0[:m], h.log_partition(a0[:m], c), reconstruction[:m], seed_pll)
         return self.monitor.result()
 
     def _chain_samples_visible(self):
@@ -328,15 +330,12 @@ class RBM(keras.Model):
                 raise ValueError("validation_split is not supported: pass validation_data")
             # Our own pipeline: Keras' array adapter costs about 0.5 ms per step here, as much as a sixth of
             # an RBM 784-500 update (scripts/bench_rbm.py).
+            if self.visible_units.kind == "bernoulli" and not self.visible_units.allow_nonbinary:
+                x = x.astype(np.uint8)  # checked binary: a quarter of the bytes to copy and gather per epoch
             x = data_lib.batches(x, batch, shuffle=kwargs.pop("shuffle", True))
             batch_size = None
         elif isinstance(x, tf.data.Dataset):
-            spec = x.element_spec[0] if isinstance(x.element_spec, tuple) else x.element_spec
-            if spec.shape.rank != 2 or (self.built and spec.shape[-1] != self.n_visible):
-                raise ValueError(f"the dataset must yield batches of shape (batch, {self.n_visible or 'n_visible'}), "
-                                 f"got {spec.shape}")
-            if not self.built:
-                self.build(spec.shape)
+            self._check_dataset(x)
         if isinstance(x, tf.data.Dataset):
             kwargs["shuffle"] = False  # a pipeline shuffles itself (zoo.data.Split.pipeline, above)
         if isinstance(validation_data, (np.ndarray, list)):
@@ -344,6 +343,25 @@ class RBM(keras.Model):
         if self.optimizer is None:
             self.compile()
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        """Keras `evaluate` (every example counts in the metrics); arrays are checked first."""
+        if isinstance(x, (np.ndarray, list)) or hasattr(x, "numpy"):
+            x = self.validate_data(x)
+        elif isinstance(x, tf.data.Dataset):
+            self._check_dataset(x)
+        if self.optimizer is None:
+            self.compile()
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+    def _check_dataset(self, ds):
+        """Batches of a dataset must be (batch, n_visible); an unbuilt model is built from them."""
+        spec = ds.element_spec[0] if isinstance(ds.element_spec, tuple) else ds.element_spec
+        if spec.shape.rank != 2 or (self.built and spec.shape[-1] != self.n_visible):
+            raise ValueError(f"the dataset must yield batches of shape (batch, {self.n_visible or 'n_visible'}), "
+                             f"got {spec.shape}")
+        if not self.built:
+            self.build(spec.shape)
 
     def _has_trained(self):
         return self.optimizer is not None and int(self.optimizer.iterations.numpy()) > 0

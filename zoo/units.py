@@ -112,11 +112,10 @@ class BernoulliUnits(Units):
         return self.sample_and_mean(inputs, bias, seed)[0]
 
     def sample_and_mean(self, inputs, bias, seed):
-        # x = [u < sigmoid(a + b)], u ~ U[0, 1): the law of `distribution(...).sample()`, sharing the sigmoid
-        # with the mean; tfp's sampler adds ~0.15 ms per call to an RBM 784-500 step (scripts/bench_rbm.py).
+        # one sigmoid for both: tfp's sampler given `logits` would compute its own (an RBM 784-500 step
+        # paid ~0.15 ms for it, scripts/bench_rbm.py)
         mean = tf.sigmoid(inputs + bias)
-        uniform = tf.random.stateless_uniform(tf.shape(mean), seed, dtype=mean.dtype)
-        return tf.cast(uniform < mean, mean.dtype), mean
+        return tfd.Bernoulli(probs=mean, dtype=mean.dtype).sample(seed=seed), mean
 
     def mean(self, inputs, bias):
         return tf.sigmoid(inputs + bias)

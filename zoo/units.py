@@ -79,6 +79,16 @@ class Units(keras.layers.Layer):
         zeros = tf.zeros((batch, self.n), dtype)
         return self.sample(zeros, tf.zeros((self.n,), dtype), seed)
 
+    # -- enumeration (discrete families; exact log Z on small models) ------------------------------------
+    def log_n_states(self):
+        """log of the number of joint states of the layer (inf for continuous units)."""
+        return math.inf
+
+    def states(self, start, stop, dtype=tf.float64):
+        """The joint states numbered start, ..., stop - 1 (a fixed order over all of them), shape
+        (stop - start, n)."""
+        raise ValueError(f"{self.kind} units are continuous: their states cannot be enumerated")
+
     # -- data checks and initialisation (NumPy, at the public boundary) --------------------------------
     def validate(self, x, name="x"):
         """Raise ValueError if the float array `x` cannot be states of these units."""
@@ -130,6 +140,14 @@ class BernoulliUnits(Units):
                                  f"[{x.min():g}, {x.max():g}]")
             return x
         return checks.check_binary(x, name)
+
+    def log_n_states(self):
+        return self.n * math.log(2)
+
+    def states(self, start, stop, dtype=tf.float64):
+        codes = tf.range(start, stop, dtype=tf.int64)[:, None]
+        bits = tf.bitwise.right_shift(codes, tf.range(self.n, dtype=tf.int64)[None, :]) % 2
+        return tf.cast(bits, dtype)
 
     def bias_from_mean(self, mean):
         p = np.clip(np.asarray(mean, np.float64), 1e-3, 1 - 1e-3)
@@ -230,6 +248,15 @@ class SoftmaxUnits(Units):
 
     def log_partition(self, inputs, bias):
         return tf.reduce_sum(tf.reduce_logsumexp(self._grouped(inputs + bias), axis=-1), axis=-1)
+
+    def log_n_states(self):
+        return self.n_groups * math.log(self.size)
+
+    def states(self, start, stop, dtype=tf.float64):
+        codes = tf.range(start, stop, dtype=tf.int64)[:, None]
+        places = tf.constant([self.size ** g for g in range(self.n_groups)], tf.int64)[None, :]
+        digits = (codes // places) % self.size  # (states, groups): which unit of each group is on
+        return self._flatten(tf.one_hot(digits, self.size, dtype=dtype))
 
     def validate(self, x, name="x"):
         grouped = x.reshape(x.shape[0], self.n_groups, self.size)

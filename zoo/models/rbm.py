@@ -405,6 +405,26 @@ class RBM(keras.Model):
     def _sample_chain(self, v, n_steps, seed):
         return self._run_chain(v, n_steps, seed, v_mean=self._up_down(v), carry_samples=True)
 
+    # -- partition function (zoo.evaluation) -------------------------------------------------------------
+    def enumerable_layers(self):
+        """{name: units} of the layers whose states can be summed over for exact log Z."""
+        return {name: u for name, u in (("visible", self.visible_units), ("hidden", self.hidden_units))
+                if u.discrete}
+
+    def unnormalized_log_marginal(self, states, layer):
+        """log sum_other exp(-E) for states of `layer`: -F(v) for "visible", -F_h(h) for "hidden"."""
+        kernel, b, c = self._params(states.dtype)
+        if layer == "visible":
+            return -self.free_energy(states)
+        return -self.hidden_units.self_energy(states, c) + self.visible_units.log_partition(
+            tf.matmul(self.hidden_units.interaction(states), kernel, transpose_b=True), b)
+
+    def annealing_path(self, base_bias, dtype=tf.float64):
+        """The path of AIS from independent visible units with biases `base_bias` to this model."""
+        if not self.built:
+            raise ValueError("the model has no weights yet: fit it or give n_visible")
+        return AnnealingPath(self, base_bias, dtype)
+
     # -- what TensorBoard shows (zoo.training.TensorBoardLogger) -----------------------------------------
     def summary_images(self, x):
         """Flat images to show, as {name: (images, scale_each)}: filters, reconstructions, particles."""
@@ -428,3 +448,47 @@ class RBM(keras.Model):
         if self.visible_units.kind == "gaussian":
             hists["visible_sigma"] = self.visible_units.sigma()
         return {name: tf.convert_to_tensor(t).numpy() for name, t in hists.items()}
+
+
+class AnnealingPath:
+    """Geometric path from a base RBM A (zero weights, visible biases b_A, the model's units) to the model B:
+
+        log f_beta(v) = -(1 - beta) se_v(v; b_A) - beta se_v(v; b_B) + log_partition_h(beta I(v) W, beta c)
+
+    (B's hidden units summed out; at beta = 0 they add the constant log_partition_h(0, 0) to log Z_0). Its
+    Gibbs transition at beta: h ~ p_h(. | beta I(v) W, beta c), v ~ p_v(. | beta I(h) W^T, b_beta) with
+    b_beta = (1 - beta) b_A + beta b_B, since mixing two self energies of a family (linear or quadratic
+    with a shared sigma) moves the bias linearly and adds a constant in v. Transitions use the parameters
+    of their own temperature.
+    """
+
+    def __init__(self, model, base_bias, dtype):
+        self.visible, self.hidden = model.visible_units, model.hidden_units
+        self.kernel, self.bias, self.hidden_bias = model._params(dtype)
+        self.base_bias = tf.cast(base_bias, dtype)
+        self.dtype = dtype
+        self.n_visible, self.n_hidden = model.n_visible, model.n_hidden
+
+    def hidden_input(self, v):
+        return tf.matmul(self.visible.interaction(v), self.kernel)
+
+    def log_f(self, v, hidden_input, beta):
+        """log f_beta(v) given hidden_input = I(v) W."""
+        return (-(1 - beta) * self.visible.self_energy(v, self.base_bias) - beta * self.visible.self_energy(v, self.bias)
+                + self.hidden.log_partition(beta * hidden_input, beta * self.hidden_bias))
+
+    def transition(self, v, hidden_input, beta, seed):
+        """One Gibbs sweep that leaves f_beta invariant (and is reversible with respect to it)."""
+        seed_h, seed_v = tfp.random.split_seed(seed, 2)
+        h = self.hidden.sample(beta * hidden_input, beta * self.hidden_bias, seed_h)
+        visible_input = beta * tf.matmul(self.hidden.interaction(h), self.kernel, transpose_b=True)
+        return self.visible.sample(visible_input, (1 - beta) * self.base_bias + beta * self.bias, seed_v)
+
+    def base_log_partition(self):
+        """log Z_0 = log_partition_v(0; b_A) + log_partition_h(0; 0)."""
+        return (self.visible.log_partition(tf.zeros((1, self.n_visible), self.dtype), self.base_bias)[0]
+                + self.hidden.log_partition(tf.zeros((1, self.n_hidden), self.dtype),
+                                            tf.zeros((self.n_hidden,), self.dtype))[0])
+
+    def base_sample(self, n, seed):
+        return self.visible.sample(tf.zeros((n, self.n_visible), self.dtype), self.base_bias, seed)

@@ -5,7 +5,7 @@ _import_tensorflow_quietly()
 
 from zoo import checks, data, units, viz  # noqa: E402
 from zoo import models  # noqa: E402
-from zoo import training  # noqa: E402
+from zoo import evaluation, training  # noqa: E402
 from zoo import export  # noqa: E402
 from zoo.models import RBM  # noqa: E402
 

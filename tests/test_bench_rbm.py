@@ -1,4 +1,4 @@
-"""scripts/bench_rbm.py: its NumPy reference does exactly CD-1, and the script runs end to end."""
+"""scripts/bench_rbm.py and bench_ais.py: the NumPy reference does exactly CD-1; both scripts run end to end."""
 import importlib.util
 import json
 import subprocess
@@ -87,3 +87,23 @@ def test_smoke_run_prints_the_ratios():
     report = json.loads(lines[-1])
     assert report["n_examples"] == 2000 and set(report["median"]) == {"zoo", "NumPy", "scikit-learn", "bound"}
     assert all(rate > 0 for rate in report["median"].values())
+
+
+AIS_SCRIPT = SCRIPT.with_name("bench_ais.py")
+
+
+def test_bench_ais_bad_arguments_exit_2_with_one_line():
+    result = subprocess.run([sys.executable, str(AIS_SCRIPT), "--n-betas", "1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["bench_ais.py: error: --n-betas must be >= 2, got 1"]
+
+
+@pytest.mark.slow
+def test_bench_ais_smoke_run_prints_the_ratio():
+    result = subprocess.run([sys.executable, str(AIS_SCRIPT), "--n-betas", "200", "--json"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any(line.startswith("AIS / bound: ") for line in result.stdout.splitlines())
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["n_betas"] == 200 and report["ratio"] > 0

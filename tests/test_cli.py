@@ -149,3 +149,130 @@ def test_an_unwritable_output_folder_is_one_line(tmp_path, capsys):
     blocker.write_text("not a folder")
     code, _, _, err = _train(tmp_path, capsys, name="file/m")
     assert code == 2 and len(err.strip().splitlines()) == 1 and "zoo: error:" in err
+
+
+# ---- zoo eval: a tiny RBM on digits, small enough for exact log Z (8 hidden units: 256 states)
+
+EVAL = ["--ais-betas", "200", "--ais-chains", "16", "--reverse-examples", "10"]
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    args = ["train", "rbm", "--dataset", "digits", "--allow-nonbinary", "--n-hidden", "8", "--epochs", "2",
+            "--batch-size", "50", "--verbose", "0", "--seed", "0", "--log-z-every", "1",
+            "--out", str(root / "tiny"), "--logdir", str(root / "tb")]
+    assert cli.main(args) == 0
+    return root / "tiny"
+
+
+def _exact_log_z(folder):
+    from zoo import evaluation, export
+    return evaluation.exact_log_partition(export.load_folder(folder)[0])
+
+
+def test_train_with_log_z_every_records_the_bracket(tiny_model):
+    final = json.loads((tiny_model / "card.json").read_text())["final_metrics"]
+    for name in ("log_z/forward", "log_z/reverse", "log_z/ess", "validation_nll/lower", "validation_nll/upper"):
+        assert np.isfinite(final[name]), name
+
+
+def test_eval_json_agrees_with_exact_log_z(tiny_model, capsys):
+    code, out, err = _run(capsys, ["eval", str(tiny_model), "--json"] + EVAL)
+    assert code == 0, err
+    assert "forward AIS:" not in err  # progress only on a terminal
+    report = json.loads(out)
+    assert report["dataset"] == "digits"  # from the card
+    assert (report["n_train"], report["n_test"]) == (1197, 300)
+    exact, forward = report["log_z_exact"], report["forward"]
+    assert abs(report["log_z_forward"] - exact) < 4 * forward["log_z_std"] + 1e-3
+    assert report["log_z_reverse"] == pytest.approx(exact, abs=0.05)
+    for split in ("train", "test"):
+        nll = report["nll"][split]
+        assert nll["lower"] <= nll["upper"] + 0.05 and nll["exact"] == pytest.approx(nll["lower"], abs=0.05)
+    settings = forward["settings"]
+    assert (settings["n_betas"], settings["n_chains"], settings["base"], settings["seed"]) == (200, 16, "data", 0)
+    assert report["reverse"]["settings"]["n_examples"] == 10 and report["seconds"] > 0
+
+
+def test_eval_prints_a_table(tiny_model, capsys):
+    code, out, err = _run(capsys, ["eval", str(tiny_model), "--exact", "--reverse-betas", "100",
+                                   "--base", "uniform", "--dtype", "float32", "--seed", "3"] + EVAL)
+    assert code == 0, err
+    for text in ("forward AIS", "reverse (RAISE)", "exact", "log(Z-3sd)", "ESS", "NLL (nats/example)",
+                 "train", "test", "200 betas", "16 chains", "base uniform", "float32", "seed 3",
+                 "RAISE 100 betas on 10 test examples", "time"):
+        assert text in out, text
+    exact_row = next(line for line in out.splitlines() if line.startswith("exact"))
+    assert float(exact_row.split()[1]) == pytest.approx(_exact_log_z(tiny_model), abs=1e-3)
+
+    # one chain and one example: no standard error, infinite bounds shown as such
+    code, out, err = _run(capsys, ["eval", str(tiny_model), "--ais-betas", "50", "--ais-chains", "1",
+                                   "--reverse-examples", "1"])
+    assert code == 0, err
+    forward_row = next(line for line in out.splitlines() if line.startswith("forward AIS"))
+    assert forward_row.split()[3:5] == ["-inf", "inf"] and "+- inf" in out
+
+
+def test_eval_exact_on_a_large_model_names_ais(tmp_path, capsys):
+    from zoo import export
+    from zoo.models import RBM
+
+    from zoo.units import BernoulliUnits
+
+    model = RBM(30, BernoulliUnits(allow_nonbinary=True), n_visible=64, seed=0)  # 2^30 and 2^64 states
+    export.save(model, tmp_path / "big", export.make_card(model, dataset="digits", image_shape=[8, 8]))
+    code, out, err = _run(capsys, ["eval", str(tmp_path / "big"), "--exact"] + EVAL)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and "too large for exact enumeration" in err
+    assert "drop --exact to estimate log Z by AIS" in err
+
+
+def test_eval_on_data_the_model_cannot_take(tmp_path, capsys):
+    from zoo import export
+    from zoo.models import RBM
+
+    model = RBM(4, n_visible=10, seed=0)
+    export.save(model, tmp_path / "m", export.make_card(model, dataset="digits"))
+    code, out, err = _run(capsys, ["eval", str(tmp_path / "m")] + EVAL)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "10 visible units but dataset 'digits' has 64 features" in err
+
+    model = RBM(4, n_visible=64, seed=0)  # binary units without --allow-nonbinary: digits are grey
+    export.save(model, tmp_path / "b", export.make_card(model, dataset="digits"))
+    code, out, err = _run(capsys, ["eval", str(tmp_path / "b")] + EVAL)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "dataset 'digits' (train split) must be binary" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--ais-betas", "1"], "--ais-betas: expected an integer >= 2"),
+    (["--reverse-betas", "0"], "--reverse-betas: expected an integer >= 2"),
+    (["--ais-chains", "0"], "--ais-chains: expected a positive integer"),
+    (["--reverse-examples", "-1"], "--reverse-examples: expected a positive integer"),
+    (["--base", "gaussian"], "invalid choice"),
+    (["--dtype", "float16"], "invalid choice"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+])
+def test_eval_bad_arguments_give_one_line_and_exit_2(tiny_model, capsys, args, message):
+    code, out, err = _run(capsys, ["eval", str(tiny_model)] + EVAL + args)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1, err
+    assert message in err
+
+
+def test_eval_of_a_missing_folder(tmp_path, capsys):
+    code, _, err = _run(capsys, ["eval", str(tmp_path / "nothing")])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a model folder" in err
+
+
+def test_eval_progress_rewrites_one_line_per_run():
+    import io
+
+    stream = io.StringIO()
+    progress = cli._Progress(stream)
+    for done, total in ((500, 1000), (1000, 1000), (500, 600), (600, 600)):
+        progress(done, total)
+    assert stream.getvalue().split("\n") == [
+        "\rforward AIS: 500/1000 steps\rforward AIS: 1000/1000 steps",
+        "\rreverse AIS (RAISE): 500/600 steps\rreverse AIS (RAISE): 600/600 steps", ""]

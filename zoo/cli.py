@@ -38,6 +38,7 @@ def _number(convert, minimum, what):
 _positive_int = _number(int, 1, "a positive integer")
 _nonnegative_int = _number(int, 0, "an integer >= 0")
 _nonnegative_float = _number(float, 0.0, "a finite number >= 0")
+_n_betas = _number(int, 2, "an integer >= 2 (inverse temperatures from 0 to 1)")
 
 
 def build_parser():
@@ -94,6 +95,9 @@ def build_parser():
     out.add_argument("--logdir", help="TensorBoard folder (default: tensorboard/<name of --out>-<time>)")
     out.add_argument("--log-every", type=_positive_int, default=1,
                      help="write images and histograms every N epochs (default: %(default)s)")
+    out.add_argument("--log-z-every", type=_nonnegative_int, default=0, metavar="N",
+                     help="every N epochs, log Z by a cheap AIS (1000 temperatures, 32 chains) and RAISE, and "
+                          "the validation NLL bracket, into TensorBoard and the card (default: 0, off)")
     out.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras progress output")
 
     sample = commands.add_parser("sample", help="draw samples from a trained model into a PNG",
@@ -103,6 +107,33 @@ def build_parser():
     sample.add_argument("--steps", type=_nonnegative_int, default=1000, help="Gibbs steps (default: %(default)s)")
     sample.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
     sample.add_argument("--out", default="samples.png", help="PNG file (default: %(default)s)")
+
+    ev = commands.add_parser(
+        "eval", help="log Z and the train/test NLL bracket by forward and reverse AIS",
+        description="Estimate log Z of a trained model by forward AIS (too low on average) and by reverse "
+                    "AIS from test examples (RAISE, too high on average), exactly when the model is small "
+                    "enough, and the train/test negative log-likelihood they bracket, in nats per example.",
+        epilog="example: zoo eval models/rbm500 --ais-betas 14501 --ais-chains 100 --json")
+    ev.add_argument("model", help="model folder")
+    ev.add_argument("--dataset", metavar="NAME", help="mnist, binarized_mnist or digits (default: the card's dataset, "
+                    "binarized_mnist for a model trained on mnist with dynamic binarisation)")
+    ev.add_argument("--ais-betas", type=_n_betas, default=14501, metavar="N",
+                    help="forward AIS inverse temperatures (default: %(default)s, Salakhutdinov & Murray)")
+    ev.add_argument("--ais-chains", type=_positive_int, default=100, metavar="M",
+                    help="forward AIS chains (default: %(default)s)")
+    ev.add_argument("--reverse-betas", type=_n_betas, metavar="N",
+                    help="RAISE inverse temperatures (default: --ais-betas)")
+    ev.add_argument("--reverse-examples", type=_positive_int, default=100, metavar="E",
+                    help="test examples annealed back by RAISE (default: %(default)s)")
+    ev.add_argument("--exact", action="store_true", help="require exact log Z (only for models whose smaller "
+                    "layer has about 20 units; without it, exact log Z is added when possible)")
+    ev.add_argument("--base", choices=("data", "uniform"), default="data", help="base model: visible biases "
+                    "fitted to the training means, or uniform (default: %(default)s)")
+    ev.add_argument("--schedule", choices=("salakhutdinov", "linear"), default="salakhutdinov",
+                    help="spacing of the temperatures (default: %(default)s)")
+    ev.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="(default: %(default)s)")
+    ev.add_argument("--seed", type=_nonnegative_int, default=0, metavar="S", help="(default: %(default)s)")
+    ev.add_argument("--json", action="store_true", help="print one JSON object with every number instead")
     return parser
 
 
@@ -120,6 +151,11 @@ def main(argv=None):
             return train_rbm(args, argv)
         if args.command == "sample":
             return sample(args)
+        if args.command == "eval":
+            return evaluate(args)
+    except BrokenPipeError:  # `zoo eval --json | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
+        return 1
     except (ValueError, OSError, FloatingPointError) as exc:  # OSError: unwritable or missing paths
         print(f"zoo: error: {exc}" if not isinstance(exc, UsageError) else str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -182,6 +218,11 @@ def train_rbm(args, argv):
         training.FreeEnergyGap(monitor_train_x[:sample_n], validation_x[:sample_n]),
         training.TensorBoardLogger(logdir, validation_x[:100], dataset.image_shape, every=args.log_every),
     ]
+    if args.log_z_every:
+        # before the logger, which writes the scalars it adds to `logs`; on the validation split, not the test
+        callbacks.insert(-1, training.LogPartitionMonitor(validation_x, train_x=monitor_train_x,
+                                                          every=args.log_z_every, seed=args.seed or 0,
+                                                          split="validation"))
     if args.cd_k_final is not None:
         callbacks.append(training.GibbsStepsSchedule(training.linear_steps(args.cd_k, args.cd_k_final, args.epochs)))
     try:
@@ -244,6 +285,91 @@ def sample(args):
     viz.save_png(args.out, viz.tile(samples, image_shape))
     print(f"{args.n} samples after {args.steps} Gibbs steps: {os.path.abspath(args.out)}")
     return 0
+
+
+def evaluate(args):
+    from zoo import data, evaluation, export
+
+    model, card = export.load_folder(args.model)
+    dataset = data.load(args.dataset or _trained_on(card))
+    if dataset.n_features != model.n_visible:
+        raise ValueError(f"the model has {model.n_visible} visible units but dataset {dataset.name!r} has "
+                         f"{dataset.n_features} features: choose the dataset it was trained on (--dataset)")
+    # every failure before the AIS runs, not after it
+    for split in ("train", "test"):
+        model.validate_data(getattr(dataset, split).x, f"dataset {dataset.name!r} ({split} split)")
+    if args.exact:
+        try:
+            evaluation.exact_log_partition(model)
+        except ValueError as exc:
+            message = str(exc).removesuffix("; use zoo.evaluation.ais")
+            raise ValueError(f"--exact: {message}; drop --exact to estimate log Z by AIS") from None
+    progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
+    result = evaluation.evaluate(
+        model, dataset, n_betas=args.ais_betas, n_chains=args.ais_chains, reverse_betas=args.reverse_betas,
+        reverse_examples=args.reverse_examples, exact=True if args.exact else None, base=args.base,
+        schedule=args.schedule, dtype=args.dtype, seed=args.seed, progress=progress)
+    summary = f"{type(model).__name__}, {model.n_visible} visible and {model.n_hidden} hidden units"
+    report = {"model": str(args.model), "model_summary": summary, "n_train": dataset.train.n,
+              "n_test": dataset.test.n, **result.to_dict(arrays=False)}
+    print(json.dumps(report, indent=2, allow_nan=False) if args.json else _eval_table(report))
+    return 0
+
+
+def _trained_on(card):
+    """The dataset a model card names: a model trained on fresh samples of mnist's grey values every epoch
+    is measured on binarized_mnist, one fixed sample of them."""
+    name = card.get("dataset") if isinstance(card, dict) else None
+    if name == "mnist" and str(card.get("binarization", "")).startswith("dynamic"):
+        return "binarized_mnist"
+    return name or "binarized_mnist"
+
+
+class _Progress:
+    """Annealing steps done, on one rewritten stderr line per AIS run (evaluate runs forward, then reverse)."""
+
+    def __init__(self, stream):
+        self.stream, self.last, self.phases = stream, None, iter(("forward AIS", "reverse AIS (RAISE)"))
+
+    def __call__(self, done, total):
+        if self.last is None or done <= self.last:  # counts rise within a run: a fall starts the next one
+            self.phase = next(self.phases, "AIS")
+        self.last = done
+        print(f"\r{self.phase}: {done}/{total} steps", end="\n" if done == total else "",
+              file=self.stream, flush=True)
+
+
+def _eval_table(r):
+    """The report of `zoo eval` as aligned text, in nats; its numbers come in JSON form (`to_dict`): None
+    for what was not computed (shown "-"), "inf"/"-inf" for infinite bounds (a single chain or example)."""
+    def num(x, width=12):
+        text = "-" if x is None else x if isinstance(x, str) else f"{x:.4f}"
+        return f"{text:>{width}}"
+
+    fwd, rev, nll = r["forward"], r["reverse"], r["nll"]
+    s = fwd["settings"]
+    lines = [
+        f"model    {r['model']} ({r['model_summary']})",
+        f"dataset  {r['dataset']} ({r['n_train']} train, {r['n_test']} test examples)",
+        "",
+        f"{'log Z':<22}{'estimate':>12}{'log(Z-3sd)':>12}{'log(Z+3sd)':>12}   ESS",
+        f"{'forward AIS':<22}{num(r['log_z_forward'])}{num(fwd['log_z_lower'])}{num(fwd['log_z_upper'])}   "
+        f"{fwd['ess']:.1f} of {s['n_chains']} chains",
+        f"{'reverse (RAISE)':<22}{num(r['log_z_reverse'])}   implied by {rev['settings']['n_examples']} test "
+        f"examples: mean log p >= {num(rev['log_likelihood'], 0)} +- {num(rev['log_likelihood_std'], 0)}",
+        f"{'exact':<22}{num(r['log_z_exact'])}",
+        "",
+        f"{'NLL (nats/example)':<22}{'lower':>12}{'upper':>12}{'exact':>12}",
+        *(f"{split:<22}{num(nll[split]['lower'])}{num(nll[split]['upper'])}{num(nll[split]['exact'])}"
+          for split in ("train", "test")),
+        "  lower: forward AIS log Z (optimistic); upper: RAISE log Z (conservative)",
+        "",
+        f"settings {s['n_betas']} betas ({s['schedule']} schedule), {s['n_chains']} chains, base {s['base']}, "
+        f"{s['dtype']}, seed {s['seed']}; RAISE {rev['settings']['n_betas']} betas on "
+        f"{rev['settings']['n_examples']} test examples",
+        f"time     {r['seconds']:.1f} s (forward {fwd['seconds']:.1f} s, reverse {rev['seconds']:.1f} s)",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Partition functions and likelihoods of energy-based models: exact log Z, AIS, reverse AIS (RAISE).
 
 One engine for every model that exposes an annealing path (`model.annealing_path(base_bias, dtype)`, an
-object with `hidden_input`, `log_f`, `transition`, `base_log_partition`, `base_sample`) and, for exact
+object with `terms`, `log_f`, `transition`, `base_log_partition`, `base_sample`) and, for exact
 enumeration, `enumerable_layers()` and `unnormalized_log_marginal(states, layer)`.
 
 Both sides of the truth:
@@ -199,9 +199,9 @@ def _forward_block(model, dtype, state, start, stop, betas, base_bias, key):
     path = model.annealing_path(base_bias, dtype)
 
     def body(k, v, log_w):
-        a = path.hidden_input(v)
-        log_w += path.log_f(v, a, betas[k + 1]) - path.log_f(v, a, betas[k])
-        return k + 1, path.transition(v, a, betas[k + 1], tf.random.experimental.stateless_fold_in(key, k)), log_w
+        terms = path.terms(v)
+        log_w += path.log_f(terms, betas[k + 1]) - path.log_f(terms, betas[k])
+        return k + 1, path.transition(v, terms, betas[k + 1], tf.random.experimental.stateless_fold_in(key, k)), log_w
     _, v, log_w = tf.while_loop(lambda k, *_: k < stop, body, (start,) + tuple(state))
     return v, log_w
 
@@ -211,13 +211,13 @@ def _reverse_block(model, dtype, state, start, stop, betas, base_bias, key):
     path = model.annealing_path(base_bias, dtype)
     n_steps = tf.shape(betas)[0] - 1
 
-    def body(i, v, a, log_w):
+    def body(i, v, terms, log_w):
         k = n_steps - i
-        v = path.transition(v, a, betas[k], tf.random.experimental.stateless_fold_in(key, k))
-        a = path.hidden_input(v)
-        return i + 1, v, a, log_w + path.log_f(v, a, betas[k - 1]) - path.log_f(v, a, betas[k])
-    _, v, a, log_w = tf.while_loop(lambda i, *_: i < stop, body, (start,) + tuple(state))
-    return v, a, log_w
+        v = path.transition(v, terms, betas[k], tf.random.experimental.stateless_fold_in(key, k))
+        terms = path.terms(v)
+        return i + 1, v, terms, log_w + path.log_f(terms, betas[k - 1]) - path.log_f(terms, betas[k])
+    _, v, terms, log_w = tf.while_loop(lambda i, *_: i < stop, body, (start,) + tuple(state))
+    return v, terms, log_w
 
 
 def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, schedule="salakhutdinov",
@@ -281,11 +281,11 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
     key = tf.constant([seed, 1], tf.int32)
     begin = time.perf_counter()
     v = tf.constant(x, dtype)
-    a = path.hidden_input(v)
-    log_f_data = path.log_f(v, a, betas_t[-1])
+    terms = path.terms(v)
+    log_f_data = path.log_f(terms, betas_t[-1])
     step = _compiled(model, _reverse_block, dtype)
     _, _, log_p = _run_blocks(lambda state, start, stop: step(state, start, stop, betas_t, base_bias, key),
-                              (v, a, log_f_data - path.base_log_partition()), len(betas) - 1, progress)
+                              (v, terms, log_f_data - path.base_log_partition()), len(betas) - 1, progress)
     log_p = log_p.numpy().astype(np.float64)
     minus_free_energy = log_f_data.numpy().astype(np.float64)
     std = float(log_p.std(ddof=1) / math.sqrt(len(log_p))) if len(log_p) > 1 else math.inf
@@ -335,7 +335,8 @@ class Evaluation(_Result):
 
 def evaluate(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_betas=None, reverse_examples=100,
              exact=None, base="data", schedule="salakhutdinov", dtype=tf.float64, seed=0, progress=None):
-    """Everything at once on `dataset` (a name, a zoo.data.Dataset or {"train": x, "test": x}): forward AIS (n_betas, n_chains), RAISE on `reverse_examples` test examples
+    """Everything at once on `dataset` (a name, a zoo.data.Dataset or {"train": x, "test": x}): forward
+    AIS (n_betas, n_chains, base fitted on the training split), RAISE on `reverse_examples` test examples
     (reverse_betas temperatures, default n_betas), exact log Z when the model is small enough (exact=None:
     when possible; True: required), and the train/test NLL bracket."""
     if isinstance(dataset, str):
@@ -347,18 +348,18 @@ def evaluate(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_beta
     else:
         name, train, test = dataset.name, dataset.train.x, dataset.test.x
     begin = time.perf_counter()
-    forward = ais(model, n_betas=n_betas, n_chains=n_chains, base=base, data=train, schedule=schedule,
-                  dtype=dtype, seed=seed, progress=progress)
-    reverse = reverse_ais(model, test, n_betas=n_betas if reverse_betas is None else reverse_betas,
-                          n_examples=reverse_examples, base=base, base_data=train, schedule=schedule,
-                          dtype=dtype, seed=seed, progress=progress)
     log_z_exact = math.nan
-    if exact or exact is None:
+    if exact or exact is None:  # first: a model too large for exact=True fails before the long runs
         try:
             log_z_exact = exact_log_partition(model)
         except ValueError:
             if exact:
                 raise
+    forward = ais(model, n_betas=n_betas, n_chains=n_chains, base=base, data=train, schedule=schedule,
+                  dtype=dtype, seed=seed, progress=progress)
+    reverse = reverse_ais(model, test, n_betas=n_betas if reverse_betas is None else reverse_betas,
+                          n_examples=reverse_examples, base=base, base_data=train, schedule=schedule,
+                          dtype=dtype, seed=seed, progress=progress)
     nll = {}
     for split, x in (("train", train), ("test", test)):
         mean_free_energy = -log_likelihood(model, x, 0.0).mean

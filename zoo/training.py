@@ -1,12 +1,12 @@
 """Training helpers shared by every model: schedules and callbacks (TensorBoard scalars, images,
-histograms; free-energy gap; NaN guard)."""
+histograms; log Z and the test NLL bracket by AIS; free-energy gap; NaN guard)."""
 import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import checks, viz
+from zoo import checks, evaluation, viz
 
 
 class GibbsStepsSchedule(keras.callbacks.Callback):
@@ -57,21 +57,40 @@ class RaiseOnNaN(keras.callbacks.Callback):
             raise FloatingPointError(f"training diverged at epoch {epoch + 1}: {bad}; lower the learning rate")
 
 
-class TensorBoardLogger(keras.callbacks.Callback):
-    """Write TensorBoard summaries under `logdir`: every epoch the scalars of `logs` and the learning rate;
-    every `every` epochs the model's images (`summary_images`) and histograms (`summary_histograms`) on
-    the data sample `x`. Images are tiled with `image_shape`."""
+class _SummaryCallback(keras.callbacks.Callback):
+    """Shared TensorBoard plumbing: `logdir` is a folder (a writer opened at the start of training and
+    closed at its end), a `tf.summary.SummaryWriter` owned by the caller (used, never closed), or None (no
+    writing); `due(epoch)` is True on the first epoch, every `every` epochs and on the last one."""
 
-    def __init__(self, logdir, x, image_shape, every=1):
+    def __init__(self, logdir, every):
         super().__init__()
-        self.logdir = os.fspath(logdir)
-        self.x = np.asarray(x, np.float32)
-        self.image_shape = tuple(image_shape)
         self.every = checks.check_positive_int(every, "every")
-        self.writer = None
+        self.writer = logdir if isinstance(logdir, tf.summary.SummaryWriter) else None
+        self.logdir = None if logdir is None or self.writer is not None else os.fspath(logdir)
 
     def on_train_begin(self, logs=None):
-        self.writer = tf.summary.create_file_writer(self.logdir)
+        if self.logdir is not None:
+            self.writer = tf.summary.create_file_writer(self.logdir)
+
+    def on_train_end(self, logs=None):
+        if self.logdir is not None and self.writer is not None:
+            self.writer.close()
+
+    def due(self, epoch):
+        return epoch % self.every == 0 or epoch + 1 == self.params.get("epochs")
+
+
+class TensorBoardLogger(_SummaryCallback):
+    """Write TensorBoard summaries under `logdir` (a folder or a `tf.summary.SummaryWriter`): every epoch
+    the scalars of `logs` and the learning rate; every `every` epochs the model's images (`summary_images`)
+    and histograms (`summary_histograms`) on the data sample `x`. Images are tiled with `image_shape`."""
+
+    def __init__(self, logdir, x, image_shape, every=1):
+        if logdir is None:
+            raise ValueError("logdir must be a folder or a tf.summary.SummaryWriter, got None")
+        super().__init__(logdir, every)
+        self.x = np.asarray(x, np.float32)
+        self.image_shape = tuple(image_shape)
 
     def on_epoch_end(self, epoch, logs=None):
         step = epoch + 1
@@ -80,7 +99,7 @@ class TensorBoardLogger(keras.callbacks.Callback):
                 tf.summary.scalar(name, float(value))
             lr = self.model.optimizer.learning_rate
             tf.summary.scalar("learning_rate", float(keras.ops.convert_to_numpy(lr)))
-            if epoch % self.every == 0 or step == self.params.get("epochs"):
+            if self.due(epoch):
                 self.write_images_and_histograms()
         self.writer.flush()
 
@@ -91,6 +110,71 @@ class TensorBoardLogger(keras.callbacks.Callback):
         for name, values in self.model.summary_histograms(self.x).items():
             tf.summary.histogram(name, values)
 
-    def on_train_end(self, logs=None):
+
+class LogPartitionMonitor(_SummaryCallback):
+    """Every `every` epochs (and on the first and last), log Z from both sides and the NLL bracket on test_x:
+
+        test_nll/lower = mean F(test) + log Z-hat (forward AIS: log Z-hat too low on average, so optimistic)
+        test_nll/upper = mean F(test) + log Z-hat_RAISE (reverse AIS on `reverse_examples` test examples:
+                         too high on average, so conservative)
+
+    Scalars `log_z/forward`, `log_z/reverse`, `log_z/ess` (effective sample size of the forward weights,
+    out of `n_chains`), `test_nll/lower`, `test_nll/upper` (`split` renames "test", e.g. "validation" for
+    a held-out split watched during training), at step epoch + 1 as TensorBoardLogger. They go into `logs`:
+    into Keras' history, and into the scalars of a TensorBoardLogger placed after this callback (leave
+    logdir=None then, or they are written twice); a folder or writer as `logdir` writes them there.
+
+    The base model of the annealing has its visible biases fitted to `train_x`'s means when train_x is
+    given (Salakhutdinov & Murray), else it is uniform: never fitted to test data, whose means would pull
+    the coarse annealing path towards the test set and flatter the bound. `base` overrides the choice.
+    Every estimate uses the same `seed` (common random numbers): changes between epochs come from the
+    model, not from the sampling noise. The defaults (1,000 temperatures, 32 chains) are a cheap monitor,
+    not a number to publish: use zoo.evaluation.evaluate (or `zoo eval`) on the final model.
+    """
+
+    def __init__(self, test_x, train_x=None, every=5, n_betas=1000, n_chains=32, reverse_examples=20,
+                 logdir=None, seed=0, base=None, schedule="salakhutdinov", dtype=tf.float64, split="test"):
+        super().__init__(logdir, every)
+        self.split = str(split)
+        self.test_x = checks.as_float_matrix(test_x, "test_x")
+        self.train_x = None if train_x is None else checks.as_float_matrix(train_x, "train_x")
+        self.base = checks.check_choice(base or ("uniform" if train_x is None else "data"), "base",
+                                        ("data", "uniform"))
+        if self.base == "data" and train_x is None:
+            raise ValueError("base='data' needs train_x to fit the base model's visible biases")
+        self.n_betas = checks.check_positive_int(n_betas, "n_betas", minimum=2)
+        self.n_chains = checks.check_positive_int(n_chains, "n_chains")
+        self.reverse_examples = checks.check_positive_int(reverse_examples, "reverse_examples")
+        self.seed = checks.check_positive_int(seed, "seed", minimum=0)
+        self.schedule, self.dtype = schedule, dtype
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        # the model's own checks (width, binary data for Bernoulli units) before the first epoch, not after it
+        self.model.validate_data(self.test_x, "test_x")
+        if self.train_x is not None:
+            self.model.validate_data(self.train_x, "train_x")
+
+    def estimate(self):
+        """The scalars of one evaluation, as {name: float}."""
+        common = dict(n_betas=self.n_betas, base=self.base, schedule=self.schedule, dtype=self.dtype,
+                      seed=self.seed)
+        forward = evaluation.ais(self.model, n_chains=self.n_chains, data=self.train_x, **common)
+        reverse = evaluation.reverse_ais(self.model, self.test_x, n_examples=self.reverse_examples,
+                                         base_data=self.train_x, **common)
+        mean_free_energy = -evaluation.log_likelihood(self.model, self.test_x, 0.0).mean
+        return {"log_z/forward": forward.log_z, "log_z/reverse": reverse.log_z, "log_z/ess": forward.ess,
+                f"{self.split}_nll/lower": mean_free_energy + forward.log_z,
+                f"{self.split}_nll/upper": mean_free_energy + reverse.log_z}
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.due(epoch):
+            return
+        scalars = self.estimate()
+        if logs is not None:
+            logs.update(scalars)
         if self.writer is not None:
-            self.writer.close()
+            with self.writer.as_default(step=epoch + 1):
+                for name, value in scalars.items():
+                    tf.summary.scalar(name, value)
+            self.writer.flush()

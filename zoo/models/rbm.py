@@ -470,21 +470,22 @@ class AnnealingPath:
         self.n_visible, self.n_hidden = model.n_visible, model.n_hidden
 
     def terms(self, v):
-        """What log f_beta(v) needs at any beta: (I(v) W, se_v(v; b_A), se_v(v; b_B)); one matrix product."""
-        return (tf.matmul(self.visible.interaction(v), self.kernel),
+        """What log f_beta(v) needs at any beta: (I(v) W + c, se_v(v; b_A), se_v(v; b_B)); one matrix
+        product. Hidden inputs and biases enter every family as their sum, scaled by beta together."""
+        return (tf.matmul(self.visible.interaction(v), self.kernel) + self.hidden_bias,
                 self.visible.self_energy(v, self.base_bias), self.visible.self_energy(v, self.bias))
 
     def log_f(self, terms, beta):
         """log f_beta(v) from `terms(v)`."""
-        hidden_input, base_self_energy, self_energy = terms
+        pre_activation, base_self_energy, self_energy = terms
         return (-(1 - beta) * base_self_energy - beta * self_energy
-                + self.hidden.log_partition(beta * hidden_input, beta * self.hidden_bias))
+                + self.hidden.log_partition(beta * pre_activation, 0.0))
 
     def transition(self, v, terms, beta, seed):
         """One Gibbs sweep from v (with terms = terms(v)) that leaves f_beta invariant and is reversible
         with respect to it."""
         seed_h, seed_v = tfp.random.split_seed(seed, 2)
-        h = self.hidden.sample(beta * terms[0], beta * self.hidden_bias, seed_h)
+        h = self.hidden.sample(beta * terms[0], 0.0, seed_h)
         visible_input = beta * tf.matmul(self.hidden.interaction(h), self.kernel, transpose_b=True)
         return self.visible.sample(visible_input, (1 - beta) * self.base_bias + beta * self.bias, seed_v)
 

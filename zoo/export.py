@@ -1,6 +1,8 @@
-"""Model folders: `model.keras` (the full Keras model) and `card.json` (what it is and how it was made),
-plus any PNGs, written atomically: everything goes to a temporary sibling folder that replaces the target
-only when complete, so a failure never leaves a half-written model folder."""
+"""Model folders: `model.keras` (the full Keras model, for `keras.models.load_model` after `import zoo`),
+`saved_model/` (a TF SavedModel with named signatures, loadable by `tf.saved_model.load` without zoo) and
+`card.json` (what it is, how it was made, what it measured), plus any PNGs. Written atomically: everything
+goes to a temporary sibling folder that replaces the target only when complete, so a failure never leaves a
+half-written model folder."""
 import datetime
 import json
 import os
@@ -13,6 +15,18 @@ import keras
 
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
+SAVED_MODEL_DIR = "saved_model"
+
+
+def export_saved_model(model, path):
+    """Write a SavedModel of `model` to `path` with one signature per `model.serving_endpoints()`."""
+    if not hasattr(model, "serving_endpoints"):
+        raise ValueError(f"{type(model).__name__} defines no serving_endpoints to export")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (function, signature) in model.serving_endpoints().items():
+        archive.add_endpoint(name, function, input_signature=signature)
+    archive.write_out(str(path), verbose=False)
 
 
 def library_versions():
@@ -34,8 +48,10 @@ def make_card(model, **fields):
             "versions": library_versions(), **fields}
 
 
-def save(model, path, card, files=None, overwrite=False):
-    """Write `model.keras`, `card.json` and `files` ({name: callable(path)}) into the folder `path`."""
+def save(model, path, card=None, files=None, overwrite=False, saved_model=True):
+    """Write `model.keras`, `saved_model/` (unless saved_model=False), `card.json` (`make_card(model)` by
+    default) and `files` ({name: callable(path)}) into the folder `path`."""
+    card = make_card(model) if card is None else card
     path = Path(path)
     if path.exists() and not overwrite:
         raise ValueError(f"output folder {path} already exists: choose another or pass overwrite")
@@ -44,6 +60,8 @@ def save(model, path, card, files=None, overwrite=False):
     try:
         tmp.chmod(0o755)
         model.save(tmp / MODEL_FILE)
+        if saved_model:
+            export_saved_model(model, tmp / SAVED_MODEL_DIR)
         (tmp / CARD_FILE).write_text(json.dumps(card, indent=2, sort_keys=True, default=_jsonable) + "\n")
         for name, write in (files or {}).items():
             write(tmp / name)

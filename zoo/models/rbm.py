@@ -425,6 +425,24 @@ class RBM(keras.Model):
             raise ValueError("the model has no weights yet: fit it or give n_visible")
         return AnnealingPath(self, base_bias, dtype)
 
+    # -- SavedModel (zoo.export) ------------------------------------------------------------------------
+    def serving_endpoints(self):
+        """{name: (function, input_signature)} for a SavedModel that loads without zoo: free_energy,
+        transform (E[h | v]), reconstruct and sample(n, n_steps, seed) (E[v | h] after n_steps sweeps)."""
+        v = [tf.TensorSpec([None, self.n_visible], tf.float32, name="v")]
+        scalars = [tf.TensorSpec([], tf.int32, name=name) for name in ("n", "n_steps", "seed")]
+
+        def sample(n, n_steps, seed):
+            key = tf.stack([seed, 0])
+            start = self.visible_units.sample(tf.zeros(tf.stack([n, self.n_visible])), self.visible_bias,
+                                              tf.random.experimental.stateless_fold_in(key, -1))
+            return {"samples": self._sample_chain(start, n_steps, key)[1]}
+
+        return {"free_energy": (lambda v: {"free_energy": self.free_energy(v)}, v),
+                "transform": (lambda v: {"hidden_mean": self(v)}, v),
+                "reconstruct": (lambda v: {"reconstruction": self._up_down(v)}, v),
+                "sample": (sample, scalars)}
+
     # -- what TensorBoard shows (zoo.training.TensorBoardLogger) -----------------------------------------
     def summary_images(self, x):
         """Flat images to show, as {name: (images, scale_each)}: filters, reconstructions, particles."""

@@ -63,7 +63,7 @@ def test_bad_arguments_give_one_line_and_exit_2(capsys, tmp_path, monkeypatch, a
 def test_train_writes_a_model_folder_and_sample_draws_from_it(tmp_path, capsys):
     code, out, stdout, _ = _train(tmp_path, capsys)
     assert code == 0
-    assert sorted(p.name for p in out.iterdir()) == ["card.json", "filters.png", "model.keras", "samples.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "filters.png", "model.keras", "samples.png", "saved_model"]
     assert "tensorboard --logdir" in stdout
     card = json.loads((out / "card.json").read_text())
     assert card["command"].startswith("zoo train rbm --dataset digits") and card["seed"] == 0
@@ -193,6 +193,21 @@ def test_eval_json_agrees_with_exact_log_z(tiny_model, capsys):
     settings = forward["settings"]
     assert (settings["n_betas"], settings["n_chains"], settings["base"], settings["seed"]) == (200, 16, "data", 0)
     assert report["reverse"]["settings"]["n_examples"] == 10 and report["seconds"] > 0
+
+
+def test_eval_write_card_records_metrics_and_the_command(tiny_model, tmp_path, capsys):
+    import shutil
+    folder = tmp_path / "tiny-copy"
+    shutil.copytree(tiny_model, folder)
+    code, out, err = _run(capsys, ["eval", str(folder), "--json", "--write-card"] + EVAL)
+    assert code == 0, err
+    report = json.loads(out)
+    metrics = json.loads((folder / "card.json").read_text())["metrics"]
+    assert metrics["test_nll"] == report["nll"]["test"] and metrics["log_z"]["forward"] == report["log_z_forward"]
+    assert metrics["settings"]["forward"]["n_betas"] == 200
+    assert metrics["command"] == "zoo eval tiny-copy --json " + " ".join(EVAL)
+    code, _, err = _run(capsys, ["eval", "some-name", "--write-card"] + EVAL)
+    assert code == 2 and len(err.strip().splitlines()) == 1
 
 
 def test_eval_prints_a_table(tiny_model, capsys):

@@ -6,8 +6,10 @@ _import_tensorflow_quietly()
 from zoo import checks, data, units, viz  # noqa: E402
 from zoo import models  # noqa: E402
 from zoo import evaluation, training  # noqa: E402
-from zoo import export  # noqa: E402
+from zoo import export, hub  # noqa: E402
+from zoo.export import save  # noqa: E402
+from zoo.hub import load  # noqa: E402
 from zoo.models import RBM  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["checks", "data", "units", "viz", "models", "training", "export", "RBM"]
+__all__ = ["checks", "data", "units", "viz", "models", "training", "export", "hub", "RBM", "load", "save"]

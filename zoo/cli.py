@@ -102,7 +102,7 @@ def build_parser():
 
     sample = commands.add_parser("sample", help="draw samples from a trained model into a PNG",
                                  description="Run Gibbs chains in a trained model and tile the samples.")
-    sample.add_argument("model", help="model folder")
+    sample.add_argument("model", help="model folder or registered name (see zoo list)")
     sample.add_argument("--n", type=_positive_int, default=100, help="number of samples (default: %(default)s)")
     sample.add_argument("--steps", type=_nonnegative_int, default=1000, help="Gibbs steps (default: %(default)s)")
     sample.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
@@ -114,7 +114,7 @@ def build_parser():
                     "AIS from test examples (RAISE, too high on average), exactly when the model is small "
                     "enough, and the train/test negative log-likelihood they bracket, in nats per example.",
         epilog="example: zoo eval models/rbm500 --ais-betas 14501 --ais-chains 100 --json")
-    ev.add_argument("model", help="model folder")
+    ev.add_argument("model", help="model folder or registered name (see zoo list; fetched if needed)")
     ev.add_argument("--dataset", metavar="NAME", help="mnist, binarized_mnist or digits (default: the card's dataset, "
                     "binarized_mnist for a model trained on mnist with dynamic binarisation)")
     ev.add_argument("--ais-betas", type=_n_betas, default=14501, metavar="N",
@@ -134,6 +134,29 @@ def build_parser():
     ev.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="(default: %(default)s)")
     ev.add_argument("--seed", type=_nonnegative_int, default=0, metavar="S", help="(default: %(default)s)")
     ev.add_argument("--json", action="store_true", help="print one JSON object with every number instead")
+    ev.add_argument("--write-card", action="store_true",
+                    help="record the numbers, their settings and this command as the metrics of the model "
+                         "folder's card.json (a folder path, not a fetched name)")
+
+    registry_help = "registry.json to read (default: the bundled pretrained/registry.json)"
+    ls = commands.add_parser("list", help="list the pretrained models with their measured metrics",
+                             description="List the registered pretrained models: name, model, dataset, metrics, "
+                                         "archive size.")
+    ls.add_argument("--json", action="store_true", help="print the registry entries as JSON")
+    ls.add_argument("--registry", metavar="FILE", help=registry_help)
+
+    fetch = commands.add_parser(
+        "fetch", help="download pretrained models into the cache (sha256 checked)",
+        description="Fetch registered models into $ZOO_HOME/models/NAME (default ~/.cache/zoo/models): from "
+                    "--mirror, else $ZOO_MODELS_URL, else the archives bundled in pretrained/. Each archive must "
+                    "match the registry's sha256 before it is unpacked; a model already fetched is not "
+                    "downloaded again.",
+        epilog="example: zoo fetch rbm500-bmnist --mirror https://example.org/zoo-models")
+    fetch.add_argument("names", nargs="*", metavar="NAME", help="registered model names (see zoo list)")
+    fetch.add_argument("--all", action="store_true", help="every registered model")
+    fetch.add_argument("--mirror", metavar="URL", help="base URL (or local folder) holding NAME.tar.gz archives")
+    fetch.add_argument("--force", action="store_true", help="download and unpack again even if cached")
+    fetch.add_argument("--registry", metavar="FILE", help=registry_help)
     return parser
 
 
@@ -152,7 +175,11 @@ def main(argv=None):
         if args.command == "sample":
             return sample(args)
         if args.command == "eval":
-            return evaluate(args)
+            return evaluate(args, argv)
+        if args.command == "list":
+            return list_models(args)
+        if args.command == "fetch":
+            return fetch(args)
     except BrokenPipeError:  # `zoo eval --json | head`: the reader left, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit flush cannot fail again
         return 1
@@ -275,7 +302,7 @@ def _resume_folder(out, argv):
 def sample(args):
     from zoo import export, viz
 
-    model, card = export.load_folder(args.model)
+    model, card = export.load_folder(_model_folder(args.model))
     image_shape = card.get("image_shape")
     if not image_shape:
         raise ValueError(f"{args.model}/card.json has no image_shape: cannot tile the samples")
@@ -287,10 +314,13 @@ def sample(args):
     return 0
 
 
-def evaluate(args):
+def evaluate(args, argv):
     from zoo import data, evaluation, export
 
-    model, card = export.load_folder(args.model)
+    folder = _model_folder(args.model)
+    if args.write_card and not Path(args.model).is_dir():
+        raise ValueError(f"--write-card needs a model folder path, got the registered name {args.model!r}")
+    model, card = export.load_folder(folder)
     dataset = data.load(args.dataset or _trained_on(card))
     if dataset.n_features != model.n_visible:
         raise ValueError(f"the model has {model.n_visible} visible units but dataset {dataset.name!r} has "
@@ -313,7 +343,68 @@ def evaluate(args):
     report = {"model": str(args.model), "model_summary": summary, "n_train": dataset.train.n,
               "n_test": dataset.test.n, **result.to_dict(arrays=False)}
     print(json.dumps(report, indent=2, allow_nan=False) if args.json else _eval_table(report))
+    if args.write_card:
+        # by the folder's name, which is also its registry name: `zoo eval NAME ...` reproduces the numbers
+        command = ["zoo", "eval", Path(folder).name] + [a for a in argv[1:] if a not in (args.model, "--write-card")]
+        export.update_card(folder, metrics={
+            "dataset": result.dataset, "test_nll": result.nll["test"], "train_nll": result.nll["train"],
+            "log_z": {"forward": result.log_z_forward, "forward_lower": result.forward["log_z_lower"],
+                      "forward_upper": result.forward["log_z_upper"], "ess": result.forward["ess"],
+                      "reverse": result.log_z_reverse, "exact": result.log_z_exact},
+            "raise_test_log_likelihood": {"mean": result.reverse["log_likelihood"],
+                                          "std": result.reverse["log_likelihood_std"]},
+            "settings": {"forward": result.forward["settings"], "reverse": result.reverse["settings"]},
+            "seconds": result.seconds, "command": shlex.join(command)})
+        print(f"metrics written to {Path(folder) / export.CARD_FILE}", file=sys.stderr)
     return 0
+
+
+def list_models(args):
+    from zoo import hub
+
+    models = hub.list_models(args.registry)
+    if args.json:
+        print(json.dumps(models, indent=2))
+    elif not models:
+        print(_no_models(args.registry))
+    else:
+        rows = [("name", "model", "dataset", "metrics", "size")] + [
+            (m["name"], str(m["summary"].get("model") or "-"), str(m["summary"].get("dataset") or "-"),
+             hub.describe_metrics(m["summary"].get("metrics")) or "-", hub.format_size(m["size"]))
+            for m in models]
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[-1])
+    return 0
+
+
+def fetch(args):
+    from zoo import hub
+
+    if args.all and args.names:
+        raise UsageError("zoo fetch: pass model names or --all, not both")
+    if not (args.all or args.names):
+        raise UsageError("zoo fetch: name the models to fetch, or pass --all (see zoo list)")
+    names = [m["name"] for m in hub.list_models(args.registry)] if args.all else args.names
+    if not names:
+        raise ValueError(_no_models(args.registry))
+    for name in names:
+        path = hub.fetch(name, mirror=args.mirror, registry=args.registry, force=args.force)
+        print(f"{name}  {path}")
+    return 0
+
+
+def _no_models(registry):
+    from zoo import hub
+
+    return f"no models registered yet ({registry or hub.REGISTRY} does not exist or lists none)"
+
+
+def _model_folder(name_or_path):
+    """A model folder as given, or the cached folder of a registered model name (fetched if needed)."""
+    from zoo import hub
+
+    return hub.resolve(name_or_path)
 
 
 def _trained_on(card):

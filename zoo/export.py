@@ -78,6 +78,25 @@ def save(model, path, card=None, files=None, overwrite=False, saved_model=True):
     return path
 
 
+def update_card(path, **fields):
+    """Set `fields` in the card.json of the model folder `path`, atomically (write aside, then replace)."""
+    card_path = Path(path) / CARD_FILE
+    try:
+        card = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"model folder {path} is missing {CARD_FILE}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{card_path} does not parse as JSON: {exc}") from None
+    card.update(fields)
+    tmp = card_path.with_name(f".{CARD_FILE}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(card, indent=2, sort_keys=True, default=_jsonable, allow_nan=True) + "\n")
+        os.replace(tmp, card_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return card
+
+
 def load_folder(path):
     """(model, card) from a model folder, with a clear error for anything missing or corrupted."""
     path = Path(path)

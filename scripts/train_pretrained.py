@@ -1,0 +1,67 @@
+"""The recipes of the pretrained checkpoints: each is a `zoo train rbm` command (resumable: interrupt it and
+run the same line again) followed by `zoo eval --write-card`, which measures the model with forward AIS
+and RAISE and records the numbers, their settings and the eval command in the model's card.json.
+
+    .venv/bin/python scripts/train_pretrained.py rbm500-bmnist      # trains models/rbm500-bmnist
+    .venv/bin/python scripts/train_pretrained.py grbm-digits
+    .venv/bin/python scripts/train_pretrained.py --list
+    .venv/bin/python scripts/make_registry.py models/rbm500-bmnist models/grbm-digits   # then bundle them
+
+An existing model folder is not retrained (only measured again) unless --retrain is given.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+RECIPES = {
+    "rbm500-bmnist": {
+        "about": "Bernoulli RBM 784-500, persistent CD-1 on binarised MNIST (the fixed sample of zoo.data)",
+        "train": ["--dataset", "binarized_mnist", "--n-hidden", "500", "--persistent", "--n-chains", "100",
+                  "--cd-k", "1", "--epochs", "500", "--batch-size", "100", "--lr", "0.05", "--lr-final", "0.001",
+                  "--momentum", "0.5", "--l2", "0.0001", "--seed", "0", "--log-every", "10", "--verbose", "2"],
+        "eval": ["--ais-betas", "14501", "--ais-chains", "100", "--reverse-betas", "14501",
+                 "--reverse-examples", "500", "--seed", "0"],
+    },
+    "grbm-digits": {
+        "about": "Gaussian-Bernoulli RBM 64-16 with learned sigma on scikit-learn's 8x8 digits (grey values)",
+        "train": ["--dataset", "digits", "--visible", "gaussian", "--learn-sigma", "--sigma", "0.3",
+                  "--n-hidden", "16", "--persistent", "--n-chains", "100", "--epochs", "300", "--batch-size", "20",
+                  "--lr", "0.01", "--lr-final", "0.0001", "--momentum", "0.5", "--seed", "0", "--log-every", "50",
+                  "--verbose", "0"],
+        "eval": ["--ais-betas", "14501", "--ais-chains", "100", "--reverse-examples", "300", "--exact",
+                 "--seed", "0"],
+    },
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Train and measure a pretrained checkpoint of the zoo.")
+    parser.add_argument("name", nargs="?", choices=sorted(RECIPES), help="which checkpoint")
+    parser.add_argument("--list", action="store_true", help="list the recipes and their commands")
+    parser.add_argument("--retrain", action="store_true", help="train again even if the folder exists")
+    parser.add_argument("--models-dir", default=str(ROOT / "models"), help="where model folders go")
+    args = parser.parse_args(argv)
+    if args.list or args.name is None:
+        for name, recipe in RECIPES.items():
+            print(f"{name}: {recipe['about']}\n  zoo train rbm {' '.join(recipe['train'])} --out models/{name}\n"
+                  f"  zoo eval models/{name} {' '.join(recipe['eval'])} --write-card")
+        return 0
+
+    from zoo import cli
+
+    recipe, out = RECIPES[args.name], Path(args.models_dir) / args.name
+    if args.retrain or not out.exists():
+        train = ["train", "rbm", *recipe["train"], "--out", str(out), "--logdir",
+                 str(ROOT / "tensorboard" / args.name)] + (["--overwrite"] if args.retrain else [])
+        print("$ zoo " + " ".join(train), flush=True)
+        if cli.main(train):
+            return 1
+    evaluate = ["eval", str(out), *recipe["eval"], "--write-card"]
+    print("$ zoo " + " ".join(evaluate), flush=True)
+    return cli.main(evaluate)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

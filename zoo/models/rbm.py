@@ -216,25 +216,30 @@ class RBM(keras.Model):
         b, c = self.visible_bias, self.hidden_bias
         v, h = self.visible_units, self.hidden_units
 
-        # Positive phase and reconstruction: one down-pass from h0 ~ p(h | v0), also CD's first Gibbs step.
+        # Positive phase. CD's first Gibbs step goes down from h0 ~ p(h | v0), and its mean is the
+        # reconstruction; PCD needs only the hidden means, and reconstructs the monitored examples alone.
         i0 = v.interaction(v0)
         a0 = tf.matmul(i0, self.kernel)
-        h0, h0_mean = h.sample_and_mean(a0, c, seed_h)
+        m = tf.minimum(tf.shape(v0)[0], self.MONITORED_EXAMPLES)
+        keep = None
         if self.dropout:  # a dropped hidden unit is absent for this example: no term, nothing sent down
             keep = tf.cast(tf.random.stateless_uniform(tf.shape(a0), seed_mask) >= self.dropout, a0.dtype)
-            h0, h0_mean = h0 * keep, h0_mean * keep
-        down = self.visible_input(h0)
-        if self._chain_samples_visible() and not self.persistent:
-            v1_sample, reconstruction = v.sample_and_mean(down, b, seed_v)
-        else:
-            v1_sample, reconstruction = None, v.mean(down, b)
-
-        # Negative phase: k Gibbs sweeps from the data (CD) or from the persistent chains (PCD).
         if self.persistent:
+            h0_mean, h0 = h.mean(a0, c), h.sample(a0[:m], c, seed_h)
+            if keep is not None:
+                h0_mean, h0 = h0_mean * keep, h0 * keep[:m]
+            reconstruction = v.mean(self.visible_input(h0), b)
             v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain)
             self.persistent_chains.assign(v_sample)
         else:
-            v_start = reconstruction if v1_sample is None else v1_sample
+            h0, h0_mean = h.sample_and_mean(a0, c, seed_h)
+            if keep is not None:
+                h0, h0_mean = h0 * keep, h0_mean * keep
+            down = self.visible_input(h0)
+            if self._chain_samples_visible():
+                v_start, reconstruction = v.sample_and_mean(down, b, seed_v)
+            else:
+                reconstruction = v_start = v.mean(down, b)
             v_sample, v_mean = self._run_chain(v_start, self.cd_k - 1, seed_chain, reconstruction)
         vn = v_sample if self.sample_visible else v_mean
         i_n = v.interaction(vn)
@@ -274,7 +279,6 @@ class RBM(keras.Model):
         self.optimizer.apply([grads[id(w)] for w in self.trainable_variables], self.trainable_variables)
         # Training metrics are estimated on the first MONITORED_EXAMPLES of each (shuffled) batch: on all of
         # it they cost a sixth of an RBM 784-500 step; `evaluate` and validation use every example.
-        m = tf.minimum(tf.shape(v0)[0], self.MONITORED_EXAMPLES)
         self._monitor(v0[:m], a0[:m], h.log_partition(a0[:m], c), reconstruction[:m], seed_pll)
         return self.monitor.result()
 

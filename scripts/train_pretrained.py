@@ -25,11 +25,12 @@ RECIPES = {
                  "--reverse-examples", "500", "--seed", "0"],
     },
     "grbm-digits": {
-        "about": "Gaussian-Bernoulli RBM 64-16 with learned sigma on scikit-learn's 8x8 digits (grey values)",
-        "train": ["--dataset", "digits", "--visible", "gaussian", "--learn-sigma", "--sigma", "0.3",
-                  "--n-hidden", "16", "--persistent", "--n-chains", "100", "--epochs", "300", "--batch-size", "20",
-                  "--lr", "0.01", "--lr-final", "0.0001", "--momentum", "0.5", "--seed", "0", "--log-every", "50",
-                  "--verbose", "0"],
+        "about": "Gaussian-Bernoulli RBM 64-16, fixed sigma 0.2, on scikit-learn's 8x8 digits (grey values in "
+                 "[0, 1]); small enough for exact log Z (2^16 hidden states). A learned-sigma trial (start 0.3, "
+                 "lr 0.01) ended with a test NLL of 108.8 against about 0 with sigma fixed, so it is fixed.",
+        "train": ["--dataset", "digits", "--visible", "gaussian", "--sigma", "0.2", "--n-hidden", "16",
+                  "--persistent", "--n-chains", "100", "--epochs", "200", "--batch-size", "20", "--lr", "0.003",
+                  "--momentum", "0.5", "--seed", "0", "--log-every", "50", "--verbose", "0"],
         "eval": ["--ais-betas", "14501", "--ais-chains", "100", "--reverse-examples", "300", "--exact",
                  "--seed", "0"],
     },

@@ -259,6 +259,25 @@ def test_probabilities_are_accepted_when_allowed():
         model.transform(x * 2)
 
 
+def _assert_one_step_matches_autodiff(model, v0, penalty=lambda model: 0.0):
+    """One PCD step with SGD(lr=1) moves the weights by minus the autodiff gradient of
+    mean F(v0) - mean F(vn) + penalty(model), with vn the chain state that step used."""
+    model.compile(keras.optimizers.SGD(learning_rate=1.0), steps_per_execution=1)
+    before = [w.numpy().copy() for w in model.trainable_variables]
+    model.fit(v0, batch_size=len(v0), epochs=1, shuffle=False, verbose=0)
+    vn = tf.constant(model.persistent_chains.numpy())
+    after = [w.numpy().copy() for w in model.trainable_variables]
+    for w, value in zip(model.trainable_variables, before):
+        w.assign(value)
+    with tf.GradientTape() as tape:
+        objective = tf.reduce_mean(model.free_energy(tf.constant(v0))) - tf.reduce_mean(model.free_energy(vn)) \
+            + penalty(model)
+    grads = tape.gradient(objective, model.trainable_variables)
+    for w0, w1, g in zip(before, after, grads):
+        np.testing.assert_allclose(w1 - w0, -g.numpy(), atol=2e-5)
+    return grads
+
+
 def test_fused_update_matches_autodiff_for_a_gaussian_rbm_with_learned_sigma():
     """The update differentiates through the hidden inputs and one fused matrix product; a plain
     GradientTape over mean F(v0) - mean F(vn) (with the chain state vn it used) must agree, sigma included."""
@@ -266,20 +285,8 @@ def test_fused_update_matches_autodiff_for_a_gaussian_rbm_with_learned_sigma():
     v0 = rng.normal(size=(8, 5)).astype(np.float32)
     model = _tiny(units.GaussianUnits(sigma=[0.5, 1.0, 2.0, 1.5, 0.7], learn_sigma=True), persistent=True,
                   n_chains=4, sample_visible=True, visible_bias_init="zeros", l2=0.1)
-    model.compile(keras.optimizers.SGD(learning_rate=1.0), steps_per_execution=1)
-    before = [w.numpy().copy() for w in model.trainable_variables]
-    model.fit(v0, batch_size=8, epochs=1, shuffle=False, verbose=0)
-    vn = tf.constant(model.persistent_chains.numpy())
-    after = [w.numpy().copy() for w in model.trainable_variables]
-    for w, value in zip(model.trainable_variables, before):
-        w.assign(value)
-    with tf.GradientTape() as tape:
-        objective = tf.reduce_mean(model.free_energy(tf.constant(v0))) - tf.reduce_mean(model.free_energy(vn)) \
-            + 0.05 * tf.reduce_sum(tf.square(model.kernel))
-    grads = tape.gradient(objective, model.trainable_variables)
+    grads = _assert_one_step_matches_autodiff(model, v0, lambda m: 0.05 * tf.reduce_sum(tf.square(m.kernel)))
     assert len(grads) == 4  # kernel, visible_bias, hidden_bias, log_sigma
-    for w0, w1, g in zip(before, after, grads):
-        np.testing.assert_allclose(w1 - w0, -g.numpy(), atol=2e-5)
 
 
 def test_update_with_sparsity_matches_autodiff():
@@ -289,18 +296,8 @@ def test_update_with_sparsity_matches_autodiff():
     v0 = (rng.random((8, 5)) < 0.5).astype(np.float32)
     model = _tiny(persistent=True, n_chains=4, sample_visible=True, visible_bias_init="zeros",
                   sparsity_target=0.1, sparsity_cost=0.5)
-    model.compile(keras.optimizers.SGD(learning_rate=1.0), steps_per_execution=1)
-    before = [w.numpy().copy() for w in model.trainable_variables]
-    model.fit(v0, batch_size=8, epochs=1, shuffle=False, verbose=0)
-    vn = tf.constant(model.persistent_chains.numpy())
-    after = [w.numpy().copy() for w in model.trainable_variables]
-    for w, value in zip(model.trainable_variables, before):
-        w.assign(value)
-    with tf.GradientTape() as tape:
+
+    def penalty(model):
         q = tf.reduce_mean(model(tf.constant(v0)), axis=0)
-        penalty = tf.reduce_sum(-0.1 * tf.math.log(q + 1e-7) - 0.9 * tf.math.log(1 - q + 1e-7))
-        objective = tf.reduce_mean(model.free_energy(tf.constant(v0))) - tf.reduce_mean(model.free_energy(vn)) \
-            + 0.5 * penalty
-    grads = tape.gradient(objective, model.trainable_variables)
-    for w0, w1, g in zip(before, after, grads):
-        np.testing.assert_allclose(w1 - w0, -g.numpy(), atol=2e-5)
+        return 0.5 * tf.reduce_sum(-0.1 * tf.math.log(q + 1e-7) - 0.9 * tf.math.log(1 - q + 1e-7))
+    _assert_one_step_matches_autodiff(model, v0, penalty)

@@ -81,12 +81,7 @@ def save(model, path, card=None, files=None, overwrite=False, saved_model=True):
 def update_card(path, **fields):
     """Set `fields` in the card.json of the model folder `path`, atomically (write aside, then replace)."""
     card_path = Path(path) / CARD_FILE
-    try:
-        card = json.loads(card_path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"model folder {path} is missing {CARD_FILE}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{card_path} does not parse as JSON: {exc}") from None
+    card = read_card(path)
     card.update(fields)
     tmp = card_path.with_name(f".{CARD_FILE}.tmp-{os.getpid()}")
     try:
@@ -94,6 +89,22 @@ def update_card(path, **fields):
         os.replace(tmp, card_path)
     finally:
         tmp.unlink(missing_ok=True)
+    return card
+
+
+def read_card(path):
+    """The card.json of the model folder `path` as a dict, with a clear error if missing or not JSON."""
+    card_path = Path(path) / CARD_FILE
+    if not Path(path).is_dir():
+        raise ValueError(f"{path} is not a model folder (no such directory)")
+    try:
+        card = json.loads(card_path.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"model folder {path} is missing {CARD_FILE}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{card_path} does not parse as JSON: {exc}") from None
+    if not isinstance(card, dict):
+        raise ValueError(f"{card_path} is not a model card (a JSON object)")
     return card
 
 
@@ -105,10 +116,7 @@ def load_folder(path):
     for name in (MODEL_FILE, CARD_FILE):
         if not (path / name).is_file():
             raise ValueError(f"model folder {path} is missing {name}")
-    try:
-        card = json.loads((path / CARD_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path / CARD_FILE} does not parse as JSON: {exc}") from None
+    card = read_card(path)
     try:
         model = keras.models.load_model(path / MODEL_FILE)
     except Exception as exc:

@@ -83,7 +83,7 @@ def build_registry(folders, out_dir="pretrained", mirrors=(), command=None):
     names = [f.name for f in folders]
     if len(set(names)) != len(names):
         raise ValueError(f"two model folders share a name: {', '.join(sorted(names))}")
-    cards = [_read_card(folder) for folder in folders]  # every folder checked before anything is written
+    cards = [export.read_card(folder) for folder in folders]  # every folder checked before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".registry.tmp-"))
     try:  # all archives first, then they replace the old ones: no registry points at a half-made set
@@ -229,19 +229,6 @@ def _entry(models, name, registry):
     if name not in models:
         raise ValueError(f"unknown model {name!r}: {_known(models, registry)}")
     return models[name]
-
-
-def _read_card(folder):
-    path = Path(folder) / export.CARD_FILE
-    try:
-        card = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ValueError(f"{folder} is not a model folder: it has no {export.CARD_FILE}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} does not parse as JSON: {exc}") from None
-    if not isinstance(card, dict):
-        raise ValueError(f"{path} is not a model card (a JSON object)")
-    return card
 
 
 def _registry_readme(models, command):

@@ -13,6 +13,7 @@ import tarfile
 import threading
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
@@ -346,3 +347,23 @@ def test_zoo_eval_resolves_a_registered_name(registry, home, capsys, monkeypatch
     code, _, err = _run(capsys, ["eval", NAME, "--dataset", "digits"])
     assert code == 2 and "the model has 6 visible units" in err
     assert (home / "models" / NAME / export.MODEL_FILE).is_file()
+
+
+def test_zoo_eval_of_a_name_reproduces_its_card(tmp_path, home, capsys, monkeypatch):
+    """The card's `metrics.command`, run by name on the fetched model, gives the card's numbers again."""
+    digits = zoo.data.load("digits").train.x
+    model = zoo.RBM(5, n_visible=64, seed=0, visible=zoo.units.BernoulliUnits(allow_nonbinary=True))
+    model.compile(keras.optimizers.SGD(0.1))
+    model.fit(digits, batch_size=50, epochs=1, verbose=0)
+    folder = export.save(model, tmp_path / "models" / "digits-rbm", export.make_card(model, dataset="digits"))
+    assert cli.main(["eval", str(folder), "--ais-betas", "100", "--ais-chains", "8", "--reverse-examples", "5",
+                     "--json", "--write-card"]) == 0
+    capsys.readouterr()
+    metrics = export.read_card(folder)["metrics"]
+    monkeypatch.setattr(hub, "REGISTRY", hub.build_registry([folder], tmp_path / "reg"))
+    command = metrics["command"].split()
+    assert command[:3] == ["zoo", "eval", "digits-rbm"]
+    code, out, err = _run(capsys, command[1:])
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["nll"]["test"] == metrics["test_nll"] and again["log_z_forward"] == metrics["log_z"]["forward"]

@@ -381,6 +381,19 @@ class RBM(keras.Model):
         v = self.validate_data(v, "v")
         return self(tf.constant(v)).numpy()
 
+    def encoder_layers(self):
+        """The encoder interface of `zoo.finetune`: [(kernel, bias)] as NumPy arrays of the sigmoid layer
+        sigmoid(v kernel + bias) = E[h | v], i.e. (W, hidden_bias); Gaussian visible units fold their 1/sigma
+        into the kernel. Softmax hidden units are not a sigmoid layer: ValueError."""
+        if not self.built:
+            raise ValueError("the model has no weights yet: fit it or give n_visible")
+        if self.hidden_units.kind != "bernoulli":
+            raise ValueError(f"an RBM with {self.hidden_units.kind} hidden units cannot encode as a sigmoid layer")
+        kernel = self.kernel.numpy()
+        if self.visible_units.kind == "gaussian":  # interaction_v(v) = v / sigma
+            kernel = kernel / self.visible_units.sigma().numpy()[:, None]
+        return [(kernel, self.hidden_bias.numpy())]
+
     def reconstruct(self, v):
         """E[v | h = E[h | v]]: a deterministic up-down pass."""
         return self._up_down(tf.constant(self.validate_data(v, "v"))).numpy()

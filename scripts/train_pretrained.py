@@ -19,7 +19,7 @@ RECIPES = {
     "rbm500-bmnist": {
         "about": "Bernoulli RBM 784-500, persistent CD-1 on binarised MNIST (the fixed sample of zoo.data)",
         "train": ["--dataset", "binarized_mnist", "--n-hidden", "500", "--persistent", "--n-chains", "100",
-                  "--cd-k", "1", "--epochs", "500", "--batch-size", "100", "--lr", "0.05", "--lr-final", "0.001",
+                  "--cd-k", "1", "--epochs", "300", "--batch-size", "100", "--lr", "0.05", "--lr-final", "0.001",
                   "--momentum", "0.5", "--l2", "0.0001", "--seed", "0", "--log-every", "10", "--verbose", "2"],
         "eval": ["--ais-betas", "14501", "--ais-chains", "100", "--reverse-betas", "14501",
                  "--reverse-examples", "500", "--seed", "0"],

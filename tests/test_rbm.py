@@ -301,3 +301,10 @@ def test_update_with_sparsity_matches_autodiff():
         q = tf.reduce_mean(model(tf.constant(v0)), axis=0)
         return 0.5 * tf.reduce_sum(-0.1 * tf.math.log(q + 1e-7) - 0.9 * tf.math.log(1 - q + 1e-7))
     _assert_one_step_matches_autodiff(model, v0, penalty)
+
+
+def test_fit_and_evaluate_without_compile_use_the_default_optimizer():
+    model = RBM(8, seed=0)
+    model.fit(_binary_digits(), batch_size=50, epochs=1, verbose=0)
+    assert isinstance(model.optimizer, keras.optimizers.SGD) and int(model.optimizer.iterations.numpy()) > 0
+    assert np.isfinite(RBM(8, seed=0).evaluate(_binary_digits(), verbose=0, return_dict=True)["free_energy"])

@@ -41,6 +41,13 @@ _nonnegative_float = _number(float, 0.0, "a finite number >= 0")
 _n_betas = _number(int, 2, "an integer >= 2 (inverse temperatures from 0 to 1)")
 
 
+def _labels_per_class(text):
+    """An argparse type: a positive integer or 'all'."""
+    if text == "all":
+        return text
+    return _number(int, 1, "a positive integer or 'all'")(text)
+
+
 def build_parser():
     parser = Parser(prog="zoo", description="A model zoo of deep generative models with binary latent "
                     "variables: train, sample and inspect them.",
@@ -138,6 +145,39 @@ def build_parser():
                     help="record the numbers, their settings and this command as the metrics of the model "
                          "folder's card.json (a folder path, not a fetched name)")
 
+    ft = commands.add_parser(
+        "finetune", help="few-shot classification: fine-tune a pretrained model against random initialisation",
+        description="Draw N labelled examples per class from the train split (class-balanced, one draw per seed), "
+                    "fine-tune a classifier initialised from the model's encoder (sigmoid layers plus a new softmax "
+                    "layer) and the same net from random initialisation, fit logistic regression on the frozen "
+                    "features, and report test accuracy on the whole test split (mean +- std over seeds). 20 % of "
+                    "each draw is held out for early stopping; with 1 label per class there is no validation and "
+                    "the nets train --fixed-epochs epochs.",
+        epilog="example: zoo finetune rbm500-bmnist --labels-per-class 1 10 100 --seeds 5 --json")
+    ft.add_argument("model", help="model folder or registered name (see zoo list; fetched if needed)")
+    ft.add_argument("--labels-per-class", nargs="+", type=_labels_per_class, default=[1, 10, 100], metavar="N",
+                    help="labelled examples per class, or 'all' for the whole train split (default: 1 10 100)")
+    ft.add_argument("--seeds", type=_positive_int, default=5, help="draws per N: seeds 0..S-1 (default: %(default)s)")
+    ft.add_argument("--dataset", metavar="NAME", help="mnist, binarized_mnist or digits (default: the card's dataset)")
+    ft.add_argument("--epochs", type=_positive_int, default=200, help="most epochs with early stopping "
+                    "(default: %(default)s)")
+    ft.add_argument("--patience", type=_positive_int, default=20, help="epochs without a better validation "
+                    "accuracy before stopping (default: %(default)s)")
+    ft.add_argument("--fixed-epochs", type=_positive_int, default=100, help="epochs when there is no validation "
+                    "set (1 label per class) (default: %(default)s)")
+    ft.add_argument("--lr", type=_nonnegative_float, default=1e-3, help="learning rate (default: %(default)s)")
+    ft.add_argument("--lr-multiplier", type=_nonnegative_float, default=0.1,
+                    help="learning-rate factor of the pretrained layers (default: %(default)s)")
+    ft.add_argument("--l2", type=_nonnegative_float, default=1e-5,
+                    help="L2 penalty on the kernels (default: %(default)s)")
+    ft.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
+    ft.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="(default: %(default)s)")
+    ft.add_argument("--json", action="store_true", help="print one JSON object with every number instead")
+    ft.add_argument("--save", metavar="DIR", help="save the pretrained classifier of the first seed of the largest N "
+                    "as a model folder (model.keras, SavedModel with a classify signature, card.json)")
+    ft.add_argument("--overwrite", action="store_true", help="replace an existing --save folder")
+    ft.add_argument("--logdir", metavar="DIR", help="TensorBoard folder (default: tensorboard/finetune-<model>-<time>)")
+
     registry_help = "registry.json to read (default: the bundled pretrained/registry.json)"
     ls = commands.add_parser("list", help="list the pretrained models with their measured metrics",
                              description="List the registered pretrained models: name, model, dataset, metrics, "
@@ -176,6 +216,8 @@ def main(argv=None):
             return sample(args)
         if args.command == "eval":
             return evaluate(args, argv)
+        if args.command == "finetune":
+            return finetune(args, argv)
         if args.command == "list":
             return list_models(args)
         if args.command == "fetch":
@@ -356,6 +398,68 @@ def evaluate(args, argv):
             "settings": {"forward": result.forward["settings"], "reverse": result.reverse["settings"]},
             "seconds": result.seconds, "command": shlex.join(command)})
         print(f"metrics written to {Path(folder) / export.CARD_FILE}", file=sys.stderr)
+    return 0
+
+
+def finetune(args, argv):
+    from zoo import data, export
+    from zoo import finetune as finetune_lib
+
+    if args.save and Path(args.save).exists() and not args.overwrite:
+        raise ValueError(f"--save folder {args.save} already exists: choose another or pass --overwrite")
+    folder = _model_folder(args.model)
+    model, card = export.load_folder(folder)
+    dataset = data.load(args.dataset or _trained_on(card))
+    logdir = Path(args.logdir) if args.logdir else \
+        Path("tensorboard") / f"finetune-{Path(folder).name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    layers = finetune_lib.encoder_layers(model)  # a model that cannot encode fails here, before any work
+    sizes = "-".join(str(n) for n in [layers[0][0].shape[0]] + [kernel.shape[1] for kernel, _ in layers])
+    # say what was loaded: a silently skipped or substituted model would make the table meaningless
+    print(f"zoo finetune: {type(model).__name__} {sizes} from {folder} (trained on {card.get('dataset')!r}: "
+          f"{card.get('command', 'no command recorded')}); classifier data: {dataset.name}", file=sys.stderr)
+
+    def progress(k, seed, scores):
+        print(f"  {k} per class, seed {seed}: " + ", ".join(f"{row} {100 * acc:.2f} %" for row, acc in scores.items()),
+              file=sys.stderr, flush=True)
+
+    result = finetune_lib.few_shot(
+        model, dataset, labels_per_class=args.labels_per_class, seeds=args.seeds, fixed_epochs=args.fixed_epochs,
+        epochs=args.epochs, patience=args.patience, lr=args.lr, pretrained_lr_multiplier=args.lr_multiplier,
+        l2=args.l2, batch_size=args.batch_size, optimizer=args.optimizer, logdir=logdir,
+        keep_classifier=bool(args.save), progress=progress)
+    report = {"command": "zoo " + shlex.join(argv), "model": str(args.model), "model_folder": str(folder),
+              "model_summary": f"{type(model).__name__} {sizes}", "model_card_command": card.get("command"),
+              "logdir": str(logdir), **result.to_dict()}
+    if args.save:
+        k, seed = result.labels_per_class[-1], result.seeds[0]
+        classifier_card = export.make_card(
+            result.classifier, name=Path(args.save).name, dataset=dataset.name, binarization=dataset.binarization,
+            image_shape=list(dataset.image_shape), command=report["command"], seed=seed,
+            pretrained_from={"model": str(args.model), "folder": str(folder), "command": card.get("command")},
+            labels_per_class=k, n_labelled=report["n_labelled"][str(k)],
+            test_accuracy=result.accuracy["pretrained"][k][0], finetune_settings=result.settings)
+        export.save(result.classifier, args.save, classifier_card, overwrite=args.overwrite)
+        report["saved"] = str(args.save)
+    if args.json:
+        print(json.dumps(report, indent=2, allow_nan=False))
+    else:
+        s = result.settings
+        print(f"model    {args.model} ({report['model_summary']}, folder {folder})")
+        print(f"data     {dataset.name}: labelled examples drawn from the {dataset.train.n} train images, "
+              f"test accuracy (%) on all {s['n_test']} test images, mean ± std over seeds "
+              f"{', '.join(map(str, result.seeds))}")
+        print()
+        print(finetune_lib.format_table(report))
+        print()
+        print(f"settings {s['optimizer']} lr {s['lr']:g} (pretrained layers x{s['pretrained_lr_multiplier']:g}), "
+              f"L2 {s['l2']:g}, batch {s['batch_size']}, early stopping on {100 * s['validation_fraction']:g} % of "
+              f"each draw (patience "
+              f"{s['patience']}, at most {s['max_epochs']} epochs; {s['fixed_epochs_without_validation']} epochs "
+              "without validation)")
+        print(f"time     {result.seconds:.0f} s; TensorBoard logs: {logdir}")
+        if args.save:
+            print(f"saved    {args.save} (pretrained classifier, {result.labels_per_class[-1]} per class, "
+                  f"seed {result.seeds[0]})")
     return 0
 
 

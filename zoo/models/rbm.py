@@ -344,7 +344,7 @@ class RBM(keras.Model):
             kwargs["shuffle"] = False  # a pipeline shuffles itself (zoo.data.Split.pipeline, above)
         if isinstance(validation_data, (np.ndarray, list)):
             validation_data = self.validate_data(validation_data, "validation_data")
-        if self.optimizer is None:
+        if getattr(self, "optimizer", None) is None:  # Keras sets it only in compile
             self.compile()
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
 
@@ -354,7 +354,7 @@ class RBM(keras.Model):
             x = self.validate_data(x)
         elif isinstance(x, tf.data.Dataset):
             self._check_dataset(x)
-        if self.optimizer is None:
+        if getattr(self, "optimizer", None) is None:  # Keras sets it only in compile
             self.compile()
         return super().evaluate(x, y, batch_size=batch_size, **kwargs)
 
@@ -368,7 +368,8 @@ class RBM(keras.Model):
             self.build(spec.shape)
 
     def _has_trained(self):
-        return self.optimizer is not None and int(self.optimizer.iterations.numpy()) > 0
+        optimizer = getattr(self, "optimizer", None)
+        return optimizer is not None and int(optimizer.iterations.numpy()) > 0
 
     def initialize_visible_bias(self, x):
         """Set the visible biases so that independent visible units match the data's mean (e.g. b =

@@ -1,0 +1,68 @@
+"""Print the README's few-shot fine-tuning table (Markdown) with the exact command that produced it.
+
+    python scripts/finetune_table.py rbm500-bmnist --labels-per-class 1 10 100 --seeds 5   # runs zoo finetune
+    python scripts/finetune_table.py --json result.json     # reads `zoo finetune ... --json > result.json`
+
+Any arguments but --json go to `zoo finetune` (which gets --json added). The numbers come from the run's
+JSON only, so the table and the command under it cannot disagree.
+"""
+import contextlib
+import io
+import json
+import shlex
+import sys
+
+from zoo import cli, finetune
+
+
+def render(report):
+    """The Markdown block for a `zoo finetune --json` report: a caption, the table, the command."""
+    s = report["settings"]
+    seeds = report["seeds"]
+    fixed = s["fixed_epochs_without_validation"]
+    args = [a for a in shlex.split(report["command"])[2:] if a != "--json"]  # drop "zoo finetune"
+    caption = (f"Test accuracy (%) on all {s['n_test']:,} test images of `{s['dataset']}`, mean ± std over "
+               f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} (each seed draws its own class-balanced "
+               f"labelled examples from the train split), {report['model_summary']} from `{report['model']}`. "
+               f"{100 * s['validation_fraction']:g} % of each draw is held out for early stopping; with 1 label "
+               f"per class there is none and the nets train {fixed} epochs. Gain: pretrained - random, paired "
+               "by seed.")
+    return "\n".join([caption, "", finetune.markdown_table(report), "",
+                      f"Produced by `{report['command']}` ({report['seconds']:.0f} s; optimizer {s['optimizer']}, "
+                      f"lr {s['lr']:g}, pretrained layers x{s['pretrained_lr_multiplier']:g}, L2 {s['l2']:g}, "
+                      f"batch {s['batch_size']}, patience {s['patience']}).",
+                      "", f"Regenerate with `python scripts/finetune_table.py {shlex.join(args)}`."])
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        if argv[:1] == ["--json"]:
+            if len(argv) != 2:
+                raise cli.UsageError("finetune_table.py: --json takes one file and nothing else")
+            try:
+                with open(argv[1]) as f:
+                    report = json.load(f)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{argv[1]} is not the JSON of `zoo finetune --json`: {exc}") from None
+        else:
+            if not argv or argv[0].startswith("-"):
+                raise cli.UsageError("finetune_table.py: give a model (and zoo finetune options) or --json FILE")
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = cli.main(["finetune", *argv, "--json"])
+            if code:
+                return code  # zoo finetune has reported the error
+            report = json.loads(out.getvalue())
+        missing = {"command", "settings", "accuracy", "gain", "labels_per_class", "seeds"} - set(report)
+        if missing:
+            raise ValueError(f"the report lacks {', '.join(sorted(missing))}: not from `zoo finetune --json`")
+        print(render(report))
+    except (ValueError, OSError) as exc:
+        print(exc if isinstance(exc, cli.UsageError) else f"finetune_table.py: error: {exc}", file=sys.stderr)
+        return cli.EXIT_BAD_INPUT
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

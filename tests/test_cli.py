@@ -131,6 +131,23 @@ def test_an_interrupted_run_resumes_with_the_same_command(tmp_path, capsys, monk
     assert (out / "model.keras").is_file() and not (tmp_path / "m.backup").exists()
 
 
+def test_a_failure_after_training_keeps_the_trained_model(tmp_path, capsys, monkeypatch):
+    from zoo.models import RBM
+
+    def broken_sample(self, *args, **kwargs):
+        raise ValueError("sampling broke")
+    monkeypatch.setattr(RBM, "sample", broken_sample)
+    code, out, _, err = _train(tmp_path, capsys)
+    assert code == 2 and "sampling broke" in err and not out.exists()
+    assert (tmp_path / "m.backup" / "trained.keras").is_file()
+
+    monkeypatch.undo()
+    monkeypatch.setattr(RBM, "fit", lambda *a, **k: pytest.fail("the finished training ran again"))
+    code, out, _, err = _train(tmp_path, capsys)
+    assert code == 0 and "training had finished" in err
+    assert (out / "model.keras").is_file() and not (tmp_path / "m.backup").exists()
+
+
 def test_dynamic_binarization_and_schedules(tmp_path, capsys):
     args = ["train", "rbm", "--dataset", "digits", "--dynamic-binarization", "--n-hidden", "8", "--epochs", "2",
             "--batch-size", "100", "--verbose", "0", "--seed", "1", "--cd-k", "1", "--cd-k-final", "3",

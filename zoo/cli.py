@@ -294,17 +294,29 @@ def train_rbm(args, argv):
                                                           split="validation"))
     if args.cd_k_final is not None:
         callbacks.append(training.GibbsStepsSchedule(training.linear_steps(args.cd_k, args.cd_k_final, args.epochs)))
-    try:
-        history = model.fit(x, batch_size=None if args.dynamic_binarization else args.batch_size,
-                            epochs=args.epochs, validation_data=validation_x[:sample_n], callbacks=callbacks,
-                            verbose=args.verbose)
-    except KeyboardInterrupt:
-        print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
-        raise
-    except BaseException:
-        shutil.rmtree(backup, ignore_errors=True)  # a failed run is not worth resuming
-        raise
-    final = {k: float(v[-1]) for k, v in history.history.items()}
+    trained, metrics_file = backup / "trained.keras", backup / "final_metrics.json"
+    if trained.is_file():  # a rerun after the training finished but the folder was not written
+        print(f"zoo: the training had finished; writing the model folder from {trained}", file=sys.stderr)
+        model, final = keras.models.load_model(trained), json.loads(metrics_file.read_text())
+    else:
+        try:
+            history = model.fit(x, batch_size=None if args.dynamic_binarization else args.batch_size,
+                                epochs=args.epochs, validation_data=validation_x[:sample_n], callbacks=callbacks,
+                                verbose=args.verbose)
+        except KeyboardInterrupt:
+            print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
+            raise
+        except BaseException:
+            shutil.rmtree(backup, ignore_errors=True)  # a failed run is not worth resuming
+            raise
+        final = {k: float(v[-1]) for k, v in history.history.items()}
+        # kept until the folder is written: a failure after the training (sampling, disk) loses no epoch;
+        # Keras removes its backup folder when the training ends, so it is made again with its stamp
+        backup.mkdir(parents=True, exist_ok=True)
+        (backup / "command.json").write_text(json.dumps(argv))
+        metrics_file.write_text(json.dumps(final))
+        model.save(backup / "partial.keras")
+        os.replace(backup / "partial.keras", trained)
     samples = model.sample(100, n_steps=1000, seed=0 if args.seed is None else args.seed)
     card = export.make_card(
         model, name=out.name, dataset=args.dataset, binarization=("dynamic (fresh Bernoulli sample every epoch)"

@@ -179,6 +179,8 @@ def describe_metrics(metrics):
     anything else (settings) is left to the registry's JSON."""
     parts = []
     for key, value in (metrics.items() if isinstance(metrics, dict) else ()):
+        if key == "seconds":  # how long the measurement took is not a property of the model
+            continue
         if _is_number(value):
             parts.append(f"{key} {_format(value)}")
         elif isinstance(value, dict) and _is_number(value.get("lower")) and _is_number(value.get("upper")):

@@ -17,10 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 RECIPES = {
     "rbm500-bmnist": {
-        "about": "Bernoulli RBM 784-500, persistent CD-1 on binarised MNIST (the fixed sample of zoo.data)",
-        "train": ["--dataset", "binarized_mnist", "--n-hidden", "500", "--persistent", "--n-chains", "100",
-                  "--cd-k", "1", "--epochs", "300", "--batch-size", "100", "--lr", "0.05", "--lr-final", "0.001",
-                  "--momentum", "0.5", "--l2", "0.0001", "--seed", "0", "--log-every", "10", "--verbose", "2"],
+        "about": "Bernoulli RBM 784-500, persistent CD-1 on MNIST with dynamic binarisation (a fresh Bernoulli "
+                 "sample of the grey images every epoch), measured on binarized_mnist (the fixed sample of "
+                 "zoo.data). A 300-epoch run on the fixed sample, otherwise the same, measured a test NLL of 109 "
+                 "nats and a train-test gap of 8 (this one: 102 and 1).",
+        "train": ["--dataset", "mnist", "--dynamic-binarization", "--n-hidden", "500", "--persistent",
+                  "--n-chains", "100", "--cd-k", "1", "--epochs", "100", "--batch-size", "100", "--lr", "0.05",
+                  "--lr-final", "0.001", "--momentum", "0.5", "--l2", "0.0001", "--seed", "0", "--log-every", "10",
+                  "--verbose", "2"],
         "eval": ["--ais-betas", "14501", "--ais-chains", "100", "--reverse-betas", "14501",
                  "--reverse-examples", "500", "--seed", "0"],
     },

@@ -17,7 +17,6 @@ import gzip
 import importlib.metadata
 import os
 import pickle
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from zoo import checks
+from zoo import checks, files
 
 KNOWN_DATASETS = ("mnist", "binarized_mnist", "digits")
 TFDS_DATASETS = ("mnist", "binarized_mnist", "cifar10", "svhn_cropped")
@@ -297,17 +296,14 @@ def _write_cache(path, splits):
         arrays[f"x_{k}"] = x.astype(np.uint8) if checks.is_binary(x) else x
         if y is not None:
             arrays[f"y_{k}"] = y
-    tmp = None
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: np.savez would append .npz to a name
+            np.savez(f, **arrays)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
+        files.write_atomically(path, write)
     except OSError as exc:
         warnings.warn(f"could not write the data cache {path} ({exc}); continuing without it")
-        if tmp is not None and os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # ---- tensorflow-datasets

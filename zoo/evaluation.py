@@ -82,10 +82,9 @@ def _seed(seed):
     return checks.check_positive_int(seed, "seed", minimum=0)
 
 
-def _log_mean_exp(x):
-    x = np.asarray(x, np.float64)
-    top = np.max(x)
-    return float(top + np.log(np.mean(np.exp(x - top))))
+def _standard_error(x):
+    """Standard error of the mean of `x` (sample std / sqrt(n)); inf for a single value."""
+    return float(np.std(x, ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.inf
 
 
 def effective_sample_size(log_weights):
@@ -245,7 +244,7 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
     base_log_z = float(path.base_log_partition().numpy())
     top = log_w.max()
     w = np.exp(log_w - top)
-    mean, sem = w.mean(), (w.std(ddof=1) / math.sqrt(n_chains) if n_chains > 1 else math.inf)
+    mean, sem = w.mean(), _standard_error(w)
     shift = base_log_z + top
     with np.errstate(divide="ignore"):
         lower = shift + (math.log(mean - 3 * sem) if mean - 3 * sem > 0 else -math.inf)
@@ -288,7 +287,7 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
                               (v, terms, log_f_data - path.base_log_partition()), len(betas) - 1, progress)
     log_p = log_p.numpy().astype(np.float64)
     minus_free_energy = log_f_data.numpy().astype(np.float64)
-    std = float(log_p.std(ddof=1) / math.sqrt(len(log_p))) if len(log_p) > 1 else math.inf
+    std = _standard_error(log_p)
     return RAISEResult(
         log_likelihood=float(log_p.mean()), log_likelihood_std=std,
         log_z=float(np.mean(minus_free_energy - log_p)), per_example=log_p,
@@ -306,6 +305,11 @@ class LogLikelihood(_Result):
     log_z: float = 0.0
 
 
+def mean_free_energy(model, x):
+    """mean_v F(v) over the rows of x, in float64: the NLL of x is this plus log Z."""
+    return -log_likelihood(model, x, 0.0).mean
+
+
 def log_likelihood(model, x, log_z):
     """log p(v) = -F(v) - log Z for each row of x, with its mean and standard error."""
     if not hasattr(model, "free_energy"):
@@ -315,7 +319,7 @@ def log_likelihood(model, x, log_z):
         raise ValueError(f"log_z must be finite, got {log_z}")
     v = model.validate_data(x, "x")
     per_example = -model.free_energy(tf.constant(v, tf.float64)).numpy() - log_z
-    std = float(per_example.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else math.inf
+    std = _standard_error(per_example)
     return LogLikelihood(mean=float(per_example.mean()), std=std, per_example=per_example, log_z=log_z)
 
 
@@ -362,9 +366,9 @@ def evaluate(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_beta
                           dtype=dtype, seed=seed, progress=progress)
     nll = {}
     for split, x in (("train", train), ("test", test)):
-        mean_free_energy = -log_likelihood(model, x, 0.0).mean
-        nll[split] = {"lower": mean_free_energy + forward.log_z, "upper": mean_free_energy + reverse.log_z,
-                      "exact": mean_free_energy + log_z_exact}
+        free_energy = mean_free_energy(model, x)
+        nll[split] = {"lower": free_energy + forward.log_z, "upper": free_energy + reverse.log_z,
+                      "exact": free_energy + log_z_exact}
     return Evaluation(dataset=name, log_z_forward=forward.log_z, log_z_reverse=reverse.log_z,
                       log_z_exact=log_z_exact, nll=nll, forward=forward.to_dict(arrays=False),
                       reverse=reverse.to_dict(arrays=False), seconds=time.perf_counter() - begin)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import keras
 
+from zoo import files
+
 MODEL_FILE = "model.keras"
 CARD_FILE = "card.json"
 SAVED_MODEL_DIR = "saved_model"
@@ -83,12 +85,8 @@ def update_card(path, **fields):
     card_path = Path(path) / CARD_FILE
     card = read_card(path)
     card.update(fields)
-    tmp = card_path.with_name(f".{CARD_FILE}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(card, indent=2, sort_keys=True, default=_jsonable, allow_nan=True) + "\n")
-        os.replace(tmp, card_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    text = json.dumps(card, indent=2, sort_keys=True, default=_jsonable, allow_nan=True) + "\n"
+    files.write_atomically(card_path, lambda tmp: tmp.write_text(text))
     return card
 
 

@@ -251,13 +251,8 @@ class _ScalarLogger(_SummaryCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        with self.writer.as_default(step=epoch + 1):
-            for name, value in (logs or {}).items():
-                tf.summary.scalar(name, float(value))
-            tf.summary.scalar("learning_rate", lr)
-            for layer, m in zip(self.model.dense, self.model.lr_multipliers):
-                tf.summary.scalar(f"learning_rate/{layer.name}", lr * m)
-        self.writer.flush()
+        self.write_scalars(epoch, {**(logs or {}), "learning_rate": lr, **{
+            f"learning_rate/{layer.name}": lr * m for layer, m in zip(self.model.dense, self.model.lr_multipliers)}})
 
 
 def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, lr=1e-3, l2=1e-5, epochs=200,
@@ -512,13 +507,18 @@ def _cell(stats):
     return f"{100 * stats['mean']:.2f} ± {100 * stats['std']:.2f}"
 
 
+def _accuracy_rows(report, ks):
+    """[title, cell per k] for the three rows and the gain, shared by the text and Markdown tables."""
+    rows = [[ROW_TITLES[row]] + [_cell(report["accuracy"][row][k]) for k in ks] for row in ROWS]
+    rows.append(["gain (pretrained - random)"] + [f"{100 * report['gain'][k]['mean']:+.2f} ± "
+                                                  f"{100 * report['gain'][k]['std']:.2f}" for k in ks])
+    return rows
+
+
 def format_table(report):
     """The text table of a `FewShotResult.to_dict()` (test accuracy in %, mean ± std over seeds)."""
     ks = [str(k) for k in report["labels_per_class"]]
-    rows = [["labels per class"] + ks]
-    rows += [[ROW_TITLES[row]] + [_cell(report["accuracy"][row][k]) for k in ks] for row in ROWS]
-    rows.append(["gain (pretrained - random)"] + [f"{100 * report['gain'][k]['mean']:+.2f} ± "
-                                                  f"{100 * report['gain'][k]['std']:.2f}" for k in ks])
+    rows = [["labels per class"] + ks] + _accuracy_rows(report, ks)
     rows.append(["labelled (train + validation)"] + [
         f"{n['train']} + {n['validation']}" for n in (report["n_labelled"][k] for k in ks)])
     widths = [max(len(r[i]) for r in rows) for i in range(len(ks) + 1)]
@@ -530,8 +530,5 @@ def markdown_table(report):
     """The same table in Markdown, for the README."""
     ks = [str(k) for k in report["labels_per_class"]]
     lines = ["| labels per class | " + " | ".join(ks) + " |", "|---|" + "---:|" * len(ks)]
-    lines += [f"| {ROW_TITLES[row]} | " + " | ".join(_cell(report["accuracy"][row][k]) for k in ks) + " |"
-              for row in ROWS]
-    lines.append("| gain (pretrained - random) | " + " | ".join(
-        f"{100 * report['gain'][k]['mean']:+.2f} ± {100 * report['gain'][k]['std']:.2f}" for k in ks) + " |")
+    lines += ["| " + " | ".join(row) + " |" for row in _accuracy_rows(report, ks)]
     return "\n".join(lines)

@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from zoo import data, export
+from zoo import data, export, files
 
 FORMAT = "zoo-registry/1"
 REGISTRY_FILE = "registry.json"
@@ -64,7 +64,7 @@ def pack(folder, out_dir):
                     with open(path, "rb") as f:
                         tar.addfile(info, f)
 
-    _write_atomically(out, write)
+    files.write_atomically(out, write)
     return out
 
 
@@ -103,9 +103,9 @@ def build_registry(folders, out_dir="pretrained", mirrors=(), command=None):
     if command is None:
         command = f"zoo.hub.build_registry({[str(f) for f in folders]!r}, out_dir={str(out_dir)!r})"
     text = json.dumps(registry, indent=2, sort_keys=True, default=export._jsonable) + "\n"
-    _write_atomically(out_dir / REGISTRY_FILE, lambda p: p.write_text(text))
+    files.write_atomically(out_dir / REGISTRY_FILE, lambda p: p.write_text(text))
     readme = _registry_readme(registry["models"], command)
-    _write_atomically(out_dir / "README.md", lambda p: p.write_text(readme))
+    files.write_atomically(out_dir / "README.md", lambda p: p.write_text(readme))
     return out_dir / REGISTRY_FILE
 
 
@@ -370,20 +370,6 @@ def _sha256(path):
 
 def _join(base, file):
     return base.rstrip("/") + "/" + file
-
-
-def _write_atomically(path, write):
-    """`write(tmp)` to a temporary file in `path`'s folder, then replace `path` with it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-")
-    os.close(fd)
-    tmp = Path(tmp)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _is_number(x):

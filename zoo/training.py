@@ -79,6 +79,13 @@ class _SummaryCallback(keras.callbacks.Callback):
     def due(self, epoch):
         return epoch % self.every == 0 or epoch + 1 == self.params.get("epochs")
 
+    def write_scalars(self, epoch, scalars):
+        """{name: number} at step epoch + 1 (the epoch's number as Keras prints it)."""
+        with self.writer.as_default(step=epoch + 1):
+            for name, value in scalars.items():
+                tf.summary.scalar(name, float(value))
+        self.writer.flush()
+
 
 class TensorBoardLogger(_SummaryCallback):
     """Write TensorBoard summaries under `logdir` (a folder or a `tf.summary.SummaryWriter`): every epoch
@@ -93,15 +100,12 @@ class TensorBoardLogger(_SummaryCallback):
         self.image_shape = tuple(image_shape)
 
     def on_epoch_end(self, epoch, logs=None):
-        step = epoch + 1
-        with self.writer.as_default(step=step):
-            for name, value in (logs or {}).items():
-                tf.summary.scalar(name, float(value))
-            lr = self.model.optimizer.learning_rate
-            tf.summary.scalar("learning_rate", float(keras.ops.convert_to_numpy(lr)))
-            if self.due(epoch):
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        self.write_scalars(epoch, {**(logs or {}), "learning_rate": lr})
+        if self.due(epoch):
+            with self.writer.as_default(step=epoch + 1):
                 self.write_images_and_histograms()
-        self.writer.flush()
+            self.writer.flush()
 
     def write_images_and_histograms(self):
         for name, (images, scale_each) in self.model.summary_images(self.x).items():
@@ -162,7 +166,7 @@ class LogPartitionMonitor(_SummaryCallback):
         forward = evaluation.ais(self.model, n_chains=self.n_chains, data=self.train_x, **common)
         reverse = evaluation.reverse_ais(self.model, self.test_x, n_examples=self.reverse_examples,
                                          base_data=self.train_x, **common)
-        mean_free_energy = -evaluation.log_likelihood(self.model, self.test_x, 0.0).mean
+        mean_free_energy = evaluation.mean_free_energy(self.model, self.test_x)
         return {"log_z/forward": forward.log_z, "log_z/reverse": reverse.log_z, "log_z/ess": forward.ess,
                 f"{self.split}_nll/lower": mean_free_energy + forward.log_z,
                 f"{self.split}_nll/upper": mean_free_energy + reverse.log_z}
@@ -174,7 +178,4 @@ class LogPartitionMonitor(_SummaryCallback):
         if logs is not None:
             logs.update(scalars)
         if self.writer is not None:
-            with self.writer.as_default(step=epoch + 1):
-                for name, value in scalars.items():
-                    tf.summary.scalar(name, value)
-            self.writer.flush()
+            self.write_scalars(epoch, scalars)

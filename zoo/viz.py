@@ -1,9 +1,10 @@
 """Image tiles of samples and filters, and PNG files (written atomically, with TensorFlow's encoder)."""
 import math
 import os
-import tempfile
 
 import numpy as np
+
+from zoo import files
 
 
 def tile(images, image_shape, n_cols=None, scale_each=False, padding=1):
@@ -54,16 +55,6 @@ def save_png(path, grid):
     import tensorflow as tf
 
     data = tf.io.encode_png(to_uint8(grid)).numpy()
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    files.write_atomically(path, lambda tmp: tmp.write_bytes(data))
     return path

@@ -412,12 +412,16 @@ class RBM(keras.Model):
         seed = (self._next_seed() if seed is None
                 else tf.constant([checks.check_positive_int(seed, "seed", minimum=0), 0], tf.int32))
         if init is None:
-            v = self.visible_units.sample(tf.zeros((n, self.n_visible)), self.visible_bias,
-                                          tf.random.experimental.stateless_fold_in(seed, -1))
+            v = self._chain_start(n, seed)
         else:
             v = tf.constant(self.validate_data(init, "init"))
         _, v_mean = self._sample_chain(v, tf.constant(n_steps), seed)
         return v_mean.numpy()
+
+    def _chain_start(self, n, seed):
+        """`n` (an int or a scalar tensor) independent visible states at the visible biases."""
+        return self.visible_units.sample(tf.zeros(tf.stack([n, self.n_visible])), self.visible_bias,
+                                         tf.random.experimental.stateless_fold_in(seed, -1))
 
     @tf.function
     def _sample_chain(self, v, n_steps, seed):
@@ -452,9 +456,7 @@ class RBM(keras.Model):
 
         def sample(n, n_steps, seed):
             key = tf.stack([seed, 0])
-            start = self.visible_units.sample(tf.zeros(tf.stack([n, self.n_visible])), self.visible_bias,
-                                              tf.random.experimental.stateless_fold_in(key, -1))
-            return {"samples": self._sample_chain(start, n_steps, key)[1]}
+            return {"samples": self._sample_chain(self._chain_start(n, key), n_steps, key)[1]}
 
         return {"free_energy": (lambda v: {"free_energy": self.free_energy(v)}, v),
                 "transform": (lambda v: {"hidden_mean": self(v)}, v),

@@ -24,9 +24,13 @@ def render(report):
     caption = (f"Test accuracy (%) on all {s['n_test']:,} test images of `{s['dataset']}`, mean ± std over "
                f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} (each seed draws its own class-balanced "
                f"labelled examples from the train split), {report['model_summary']} from `{report['model']}`. "
-               f"{100 * s['validation_fraction']:g} % of each draw is held out for early stopping; with 1 label "
-               f"per class there is none and the nets train {fixed} epochs. Gain: pretrained - random, paired "
-               "by seed.")
+               f"{100 * s['validation_fraction']:g} % of each draw is held out for early stopping"
+               + ("; then the net is trained again from the same start on the whole draw for the epochs chosen"
+                  if s.get("refit") else "")
+               + f"; with 1 label per class there is none and the nets train {fixed} epochs."
+               + (f" The nets train on each labelled image and its copies shifted by up to {s['shift']} pixel"
+                  f"{'s' if s['shift'] > 1 else ''} (the frozen row does not)." if s.get("shift") else "")
+               + " Gain: pretrained - random, paired by seed.")
     return "\n".join([caption, "", finetune.markdown_table(report), "",
                       f"Produced by `{report['command']}` ({report['seconds']:.0f} s; optimizer {s['optimizer']}, "
                       f"lr {s['lr']:g}, pretrained layers x{s['pretrained_lr_multiplier']:g}, L2 {s['l2']:g}, "

@@ -133,6 +133,55 @@ def test_few_shot_trains_on_train_split_draws_only_and_tests_on_the_whole_test_s
     assert result.n_labelled == {1: (10, 0), 4: (30, 10)}
 
 
+def test_shifted_copies_translate_every_image_by_every_offset_with_zero_fill():
+    x = np.arange(1, 10, dtype=np.float32).reshape(1, 9)  # one 3x3 image, all pixels non-zero
+    xs, ys = finetune.shifted_copies(np.concatenate([x, 2 * x]), np.array([4, 7]), (3, 3), 1)
+    assert xs.shape == (18, 9) and ys.tolist() == [4, 7] * 9
+    np.testing.assert_array_equal(xs[:2], np.concatenate([x, 2 * x]))  # the originals come first
+    images = {tuple(r) for r in xs[::2]}
+    grid = x.reshape(3, 3)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):  # out[i, j] = in[i - dy, j - dx], zero where that falls outside
+            expected = np.zeros((3, 3), np.float32)
+            expected[max(dy, 0):3 + min(dy, 0), max(dx, 0):3 + min(dx, 0)] = \
+                grid[max(-dy, 0):3 + min(-dy, 0), max(-dx, 0):3 + min(-dx, 0)]
+            assert tuple(expected.ravel()) in images
+    assert finetune.shifted_copies(x, np.array([1]), (3, 3), 0)[0] is x
+    for shape, radius, message in [((2, 4), 1, "image_shape"), ((3, 3), 3, "smaller than the image"),
+                                   ((3, 3), -1, "shift")]:
+        with pytest.raises(ValueError, match=message):
+            finetune.shifted_copies(x, np.array([1]), shape, radius)
+
+
+def test_refit_trains_again_on_the_whole_draw_for_the_chosen_epochs_and_shift_keeps_epoch_length(
+        rbm, digits, monkeypatch):
+    calls = []
+    real_fine_tune = finetune.fine_tune
+
+    def spy_fine_tune(classifier, x, y, validation=None, **kw):
+        first_layer = classifier.dense[0].kernel.numpy().copy()
+        log = real_fine_tune(classifier, x, y, validation, **kw)
+        calls.append(dict(x=x, validation=validation, kw=kw, log=log, start=first_layer))
+        return log
+
+    monkeypatch.setattr(finetune, "fine_tune", spy_fine_tune)
+    result = finetune.few_shot(rbm, digits, labels_per_class=(5,), seeds=1, shift=1, **FAST)
+    assert len(calls) == 4 and result.settings["refit"] and result.settings["shift"] == 1
+    train, val = result.draws[(5, 0)]
+    whole = np.concatenate([digits.train.x[train], digits.train.x[val]])
+    for stop, again in (calls[:2], calls[2:]):
+        assert stop["validation"] is not None and again["validation"] is None
+        assert len(stop["x"]) == 9 * len(train) and stop["kw"]["steps_per_epoch"] == -(-len(train) // 32)
+        np.testing.assert_array_equal(again["x"][:len(whole)], whole)  # originals first, then 8 shifted copies
+        assert len(again["x"]) == 9 * len(whole) and again["kw"]["steps_per_epoch"] == -(-len(whole) // 32)
+        assert again["kw"]["epochs"] == stop["log"].best_epoch == again["log"].epochs_run
+        np.testing.assert_array_equal(again["start"], stop["start"])  # the same initialisation
+    assert result.best_epochs["pretrained"][5] == (calls[0]["log"].best_epoch,)
+    calls.clear()
+    finetune.few_shot(rbm, digits, labels_per_class=(5,), seeds=1, refit=False, **FAST)
+    assert len(calls) == 2 and all(c["validation"] is not None for c in calls)
+
+
 def test_seeds_reproduce(rbm, digits):
     runs = [finetune.few_shot(rbm, digits, labels_per_class=(3,), seeds=[7], **FAST) for _ in range(2)]
     assert runs[0].accuracy == runs[1].accuracy and runs[0].best_epochs == runs[1].best_epochs
@@ -228,6 +277,8 @@ def test_cli_runs_end_to_end_with_json_and_saves_a_classifier(folder, tmp_path, 
     (["--labels-per-class", "1000"], "larger than class"),
     (["--dataset", "mnist"], "784 features"),
     (["--seeds", "-1"], "--seeds: expected a positive integer"),
+    (["--shift", "-1"], "--shift: expected an integer >= 0"),
+    (["--shift", "8"], "shift 8 must be smaller than the image"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(folder, tmp_path, capsys, extra, message):
     code = cli.main(["finetune", str(folder), "--logdir", str(tmp_path / "tb")] + extra)

@@ -151,7 +151,8 @@ def build_parser():
                     "fine-tune a classifier initialised from the model's encoder (sigmoid layers plus a new softmax "
                     "layer) and the same net from random initialisation, fit logistic regression on the frozen "
                     "features, and report test accuracy on the whole test split (mean +- std over seeds). 20 % of "
-                    "each draw is held out for early stopping; with 1 label per class there is no validation and "
+                    "each draw is held out for early stopping, then the net is trained again from the same start on "
+                    "the whole draw for the epochs chosen; with 1 label per class there is no validation and "
                     "the nets train --fixed-epochs epochs.",
         epilog="example: zoo finetune rbm500-bmnist --labels-per-class 1 10 100 --seeds 5 --json")
     ft.add_argument("model", help="model folder or registered name (see zoo list; fetched if needed)")
@@ -172,6 +173,12 @@ def build_parser():
                     help="L2 penalty on the kernels (default: %(default)s)")
     ft.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
     ft.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="(default: %(default)s)")
+    ft.add_argument("--shift", type=_nonnegative_int, default=0, metavar="R",
+                    help="train the nets on each labelled image and its copies shifted by up to R pixels "
+                         "(default: %(default)s)")
+    ft.add_argument("--no-refit", dest="refit", action="store_false",
+                    help="keep the early-stopped net instead of training it again, for the chosen number of "
+                         "epochs, on all labelled examples (train and validation parts of the draw)")
     ft.add_argument("--json", action="store_true", help="print one JSON object with every number instead")
     ft.add_argument("--save", metavar="DIR", help="save the pretrained classifier of the first seed of the largest N "
                     "as a model folder (model.keras, SavedModel with a classify signature, card.json)")
@@ -436,7 +443,8 @@ def finetune(args, argv):
     result = finetune_lib.few_shot(
         model, dataset, labels_per_class=args.labels_per_class, seeds=args.seeds, fixed_epochs=args.fixed_epochs,
         epochs=args.epochs, patience=args.patience, lr=args.lr, pretrained_lr_multiplier=args.lr_multiplier,
-        l2=args.l2, batch_size=args.batch_size, optimizer=args.optimizer, logdir=logdir,
+        l2=args.l2, batch_size=args.batch_size, optimizer=args.optimizer, refit=args.refit, shift=args.shift,
+        logdir=logdir,
         keep_classifier=bool(args.save), progress=progress)
     report = {"command": "zoo " + shlex.join(argv), "model": str(args.model), "model_folder": str(folder),
               "model_summary": f"{type(model).__name__} {sizes}", "model_card_command": card.get("command"),

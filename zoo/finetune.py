@@ -256,7 +256,7 @@ class _ScalarLogger(_SummaryCallback):
 
 
 def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, lr=1e-3, l2=1e-5, epochs=200,
-              batch_size=32, patience=20, seed=0, optimizer="adam", logdir=None, verbose=0):
+              batch_size=32, patience=20, seed=0, optimizer="adam", logdir=None, verbose=0, steps_per_epoch=None):
     """Train `classifier` in place on (x, y) with sparse categorical cross-entropy; returns a `FineTuneLog`.
 
     The pretrained layers (`classifier.n_pretrained`) learn at lr * pretrained_lr_multiplier, the others at
@@ -264,6 +264,8 @@ def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, l
     epoch with the best validation accuracy (ties: lower validation loss) is kept, and training stops after
     `patience` epochs without improvement; without validation, exactly `epochs` epochs. Batches of
     min(batch_size, n) examples, shuffled by `seed`. logdir: TensorBoard scalars (a folder or a writer).
+    steps_per_epoch: batches per epoch (default ceil(n / batch_size)); with augmented copies in x, the
+    count of the original examples keeps an epoch (and so `epochs` and `patience`) the same length.
     """
     if not isinstance(classifier, Classifier):
         raise ValueError(f"classifier must be a zoo.finetune.Classifier, got {type(classifier).__name__}")
@@ -272,6 +274,8 @@ def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, l
     epochs = checks.check_positive_int(epochs, "epochs")
     patience = checks.check_positive_int(patience, "patience")
     batch_size = min(checks.check_positive_int(batch_size, "batch_size"), len(x))
+    steps_per_epoch = -(-len(x) // batch_size) if steps_per_epoch is None else \
+        checks.check_positive_int(steps_per_epoch, "steps_per_epoch")
     seed = checks.check_positive_int(seed, "seed", minimum=0)
     lr = checks.check_nonnegative(lr, "lr")
     multiplier = checks.check_nonnegative(pretrained_lr_multiplier, "pretrained_lr_multiplier")
@@ -296,7 +300,7 @@ def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, l
     # One endless stream of shuffled epochs, cut into Keras epochs of ceil(n / batch_size) batches: Keras then
     # keeps one iterator, where a finite dataset costs a new one every epoch (a few-shot epoch is 1-3 steps).
     batches = data_lib.batches((x, y), batch_size, shuffle=True, seed=seed, repeat=True)
-    history = classifier.fit(batches, epochs=epochs, steps_per_epoch=-(-len(x) // batch_size), callbacks=callbacks,
+    history = classifier.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                              verbose=verbose, shuffle=False)
     epochs_run = len(history.history["loss"])
     best = callbacks[0].best_epoch if validation is not None else epochs_run
@@ -320,6 +324,29 @@ def frozen_features_baseline(layers, x, y, x_test, y_test, C=1.0):
 
 
 # -- the protocol ------------------------------------------------------------------------------------------
+def shifted_copies(x, y, image_shape, radius):
+    """Each image (a row of `x`, `image_shape` = (h, w) or (h, w, c)) followed by its copies translated by
+    every offset of up to `radius` pixels in each direction, zero filled: (2 radius + 1)^2 times the rows,
+    labels repeated. radius 0 returns the arrays unchanged."""
+    radius = checks.check_positive_int(radius, "shift", minimum=0)
+    x, y = np.asarray(x), np.asarray(y)
+    if radius == 0:
+        return x, y
+    if image_shape is None or len(image_shape) < 2 or int(np.prod(image_shape)) != x.shape[1]:
+        raise ValueError(f"shifting needs images: image_shape {image_shape} does not describe rows of "
+                         f"{x.shape[1]} values")
+    h, w = image_shape[:2]
+    if radius >= min(h, w):
+        raise ValueError(f"shift {radius} must be smaller than the image ({h}x{w})")
+    images = x.reshape((len(x),) + tuple(image_shape))
+    padded = np.pad(images, [(0, 0), (radius, radius), (radius, radius)] + [(0, 0)] * (images.ndim - 3))
+    offsets = [(0, 0)] + [(dy, dx) for dy in range(-radius, radius + 1) for dx in range(-radius, radius + 1)
+                          if (dy, dx) != (0, 0)]  # the original first
+    copies = [padded[:, radius - dy:radius - dy + h, radius - dx:radius - dx + w].reshape(len(x), -1)
+              for dy, dx in offsets]
+    return np.concatenate(copies).astype(x.dtype, copy=False), np.tile(y, len(copies))
+
+
 def draw_labelled(y, labels_per_class, seed, n_classes, validation_fraction=0.2):
     """A class-balanced draw of `labels_per_class` examples per class: (train, validation) index arrays into
     `y`. Each class is permuted by default_rng(seed) and its first k examples are taken (so the draws of one
@@ -407,7 +434,7 @@ def _check_labels_per_class(values):
 
 def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_fraction=0.2, fixed_epochs=100,
              epochs=200, patience=20, lr=1e-3, pretrained_lr_multiplier=0.1, l2=1e-5, batch_size=32,
-             optimizer="adam", C=1.0, logdir=None, keep_classifier=False, progress=None):
+             optimizer="adam", C=1.0, refit=True, shift=0, logdir=None, keep_classifier=False, progress=None):
     """The few-shot protocol: for each k in `labels_per_class` and each seed, draw k labelled examples per
     class from the train split (`draw_labelled`), fine-tune the pretrained classifier and the same net from
     random initialisation, fit logistic regression on the frozen features, and measure all three on the
@@ -420,6 +447,11 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     examples); with 1 label per class there is none, and they train `fixed_epochs` epochs, a number fixed in
     advance. k = "all": the whole train split, with the dataset's validation split for early stopping.
     The frozen-feature row uses every labelled example of the draw (it has no early stopping).
+    refit: after early stopping, train the net again from the same initialisation on all labelled examples
+    of the draw (train and validation parts) for the epoch count early stopping chose (not for "all").
+    shift: train the nets on each labelled image and its copies translated by up to `shift` pixels
+    (`shifted_copies`; epochs keep the length of one pass over the labelled examples); the frozen row and
+    the validation examples are not shifted.
     logdir: TensorBoard scalars under logdir/<k>-per-class/seed-<s>/<row>.
     progress(k, seed, {row: accuracy}) is called after each draw.
     """
@@ -434,6 +466,9 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
         raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
     validation_fraction = checks.check_probability(validation_fraction, "validation_fraction")
     fixed_epochs = checks.check_positive_int(fixed_epochs, "fixed_epochs")
+    shift = checks.check_positive_int(shift, "shift", minimum=0)
+    if shift:
+        shifted_copies(dataset.train.x[:1], dataset.train.y[:1], dataset.image_shape, shift)  # fails early
     n_inputs = layers[0][0].shape[0]
     if dataset.n_features != n_inputs:
         raise ValueError(f"the model encodes {n_inputs} inputs but dataset {dataset.name!r} has "
@@ -451,7 +486,16 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
             draw_labelled(train.y, k, 0, n_classes, validation_fraction)
 
     hidden_sizes = tuple(kernel.shape[1] for kernel, _ in layers)
-    common = dict(lr=lr, l2=l2, batch_size=batch_size, optimizer=optimizer, patience=patience)
+    common = dict(lr=lr, l2=l2, batch_size=batch_size, optimizer=optimizer, patience=patience,
+                  pretrained_lr_multiplier=pretrained_lr_multiplier)
+
+    def train_net(source, x, y, validation, epochs, seed, logdir):
+        classifier = build_classifier(source, n_inputs, n_classes, hidden_sizes, seed=seed)
+        xs, ys = shifted_copies(x, y, dataset.image_shape, shift)
+        log = fine_tune(classifier, xs, ys, validation, epochs=epochs, seed=seed, logdir=logdir,
+                        steps_per_epoch=-(-len(x) // min(batch_size, len(x))), **common)
+        return classifier, log
+
     scores_by_row = {row: {} for row in ROWS}
     best_epochs = {row: {} for row in ROWS[:2]}
     draws, n_labelled, kept = {}, {}, None
@@ -471,10 +515,13 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
             validation = (xv, yv) if len(xv) else None
             scores = {}
             for row, source in (("pretrained", model), ("random", None)):
-                classifier = build_classifier(source, n_inputs, n_classes, hidden_sizes, seed=seed)
                 run_logdir = None if logdir is None else Path(logdir) / f"{k}-per-class" / f"seed-{seed}" / row
-                log = fine_tune(classifier, xt, yt, validation, pretrained_lr_multiplier=pretrained_lr_multiplier,
-                                epochs=epochs if validation else fixed_epochs, seed=seed, logdir=run_logdir, **common)
+                classifier, log = train_net(source, xt, yt, validation, epochs if validation else fixed_epochs,
+                                            seed, run_logdir)
+                if refit and validation and k != "all":
+                    classifier, _ = train_net(source, np.concatenate([xt, xv]), np.concatenate([yt, yv]), None,
+                                              log.best_epoch, seed,
+                                              None if run_logdir is None else run_logdir.with_name(row + "-refit"))
                 scores[row] = accuracy(classifier, test.x, test.y)
                 scores_by_row[row][k].append(scores[row])
                 best_epochs[row][k].append(log.best_epoch)
@@ -493,6 +540,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
         "batch_size": batch_size, "max_epochs": epochs, "patience": patience,
         "validation_fraction": validation_fraction, "fixed_epochs_without_validation": fixed_epochs,
         "early_stopping": "best validation accuracy (ties: lower validation loss), best weights restored",
+        "refit": bool(refit), "shift": shift,
         "frozen": f"logistic regression (scikit-learn lbfgs, C={C}) on all labelled examples of the draw",
     }
     def frozen(by_row):

@@ -30,6 +30,8 @@ def render(report):
                + f"; with 1 label per class there is none and the nets train {fixed} epochs."
                + (f" The nets train on each labelled image and its copies shifted by up to {s['shift']} pixel"
                   f"{'s' if s['shift'] > 1 else ''} (the frozen row does not)." if s.get("shift") else "")
+               + (" For 'all': the whole train split, early stopping on the dataset's validation split, no "
+                  "refit." if "all" in report["labels_per_class"] else "")
                + " Gain: pretrained - random, paired by seed.")
     return "\n".join([caption, "", finetune.markdown_table(report), "",
                       f"Produced by `{report['command']}` ({report['seconds']:.0f} s; optimizer {s['optimizer']}, "

@@ -182,6 +182,17 @@ def test_refit_trains_again_on_the_whole_draw_for_the_chosen_epochs_and_shift_ke
     assert len(calls) == 2 and all(c["validation"] is not None for c in calls)
 
 
+def test_fine_tune_batch_order_depends_on_its_seed_not_on_the_global_seed(rbm, digits):
+    weights = []
+    for global_seed in (1, 2):
+        keras.utils.set_random_seed(global_seed)
+        classifier = finetune.build_classifier(rbm, 64, 10, seed=0)
+        finetune.fine_tune(classifier, digits.train.x[:100], digits.train.y[:100], epochs=3, batch_size=10, seed=5)
+        weights.append(classifier.get_weights())
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_seeds_reproduce(rbm, digits):
     runs = [finetune.few_shot(rbm, digits, labels_per_class=(3,), seeds=[7], **FAST) for _ in range(2)]
     assert runs[0].accuracy == runs[1].accuracy and runs[0].best_epochs == runs[1].best_epochs

@@ -119,9 +119,10 @@ def batches(arrays, batch_size, shuffle=True, seed=None, drop_remainder=False, r
     n_full = n // batch_size
     remainder = 0 if drop_remainder else n - n_full * batch_size
 
-    def epoch(data, r):
+    def epoch(data, key):
         if shuffle:
-            order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64), seed=tf.stack([r, 0]))
+            order = tf.random.experimental.stateless_shuffle(tf.range(n, dtype=tf.int64),
+                                                             seed=tf.convert_to_tensor(key))
         else:
             order = tf.range(n, dtype=tf.int64)
         full = tuple(tf.reshape(tf.gather(t, order[:n_full * batch_size]), [n_full, batch_size] + t.shape[1:])
@@ -135,8 +136,13 @@ def batches(arrays, batch_size, shuffle=True, seed=None, drop_remainder=False, r
         return ds.concatenate(tf.data.Dataset.from_tensors(unpack(*rest))) if remainder else ds
 
     # the arrays enter once, by reference, as a dataset element (not as constants of the map function)
-    randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    epochs = tf.data.Dataset.zip((tf.data.Dataset.from_tensors(tensors).repeat(), randoms))
+    if repeat and seed is not None:
+        # one endless iterator: epoch e is shuffled by the key (e, seed) alone, whatever the global seed
+        keys = tf.data.Dataset.zip((tf.data.Dataset.counter(), tf.data.Dataset.from_tensors(
+            tf.constant(seed, tf.int64)).repeat()))
+    else:  # a fresh iterator per epoch (Keras' finite datasets): fresh random keys every iteration
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2, drop_remainder=True)
+    epochs = tf.data.Dataset.zip((tf.data.Dataset.from_tensors(tensors).repeat(), keys))
     ds = (epochs if repeat else epochs.take(1)).map(epoch).flat_map(slices)
     if not repeat:  # flat_map hides the length; Keras needs it to end an epoch cleanly
         ds = ds.apply(tf.data.experimental.assert_cardinality(n_full + (1 if remainder else 0)))

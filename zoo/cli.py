@@ -444,8 +444,7 @@ def finetune(args, argv):
         model, dataset, labels_per_class=args.labels_per_class, seeds=args.seeds, fixed_epochs=args.fixed_epochs,
         epochs=args.epochs, patience=args.patience, lr=args.lr, pretrained_lr_multiplier=args.lr_multiplier,
         l2=args.l2, batch_size=args.batch_size, optimizer=args.optimizer, refit=args.refit, shift=args.shift,
-        logdir=logdir,
-        keep_classifier=bool(args.save), progress=progress)
+        logdir=logdir, keep_classifier=bool(args.save), progress=progress)
     report = {"command": "zoo " + shlex.join(argv), "model": str(args.model), "model_folder": str(folder),
               "model_summary": f"{type(model).__name__} {sizes}", "model_card_command": card.get("command"),
               "logdir": str(logdir), **result.to_dict()}

@@ -109,10 +109,12 @@ class Split:
 def batches(arrays, batch_size, shuffle=True, seed=None, drop_remainder=False, repeat=False, prefetch=True):
     """A `tf.data.Dataset` of batches of `arrays` (one array or a tuple of arrays with equal first dimension).
 
-    Each epoch is prepared at once: one permutation (a fresh one at every iteration over the dataset,
-    seeded by `seed` or by `keras.utils.set_random_seed`), one gather of the whole split, then batches are
+    Each epoch is prepared at once: one permutation, one gather of the whole split, then batches are
     slices of it. Per-example or per-batch pipeline work competes with training for this machine's two
     cores and cost up to 15% of an RBM 784-500 epoch (scripts/bench_rbm.py).
+    Permutations: with repeat=True and a seed, epoch e's is keyed by (e, seed) alone; otherwise each
+    iteration over the dataset draws a fresh one, seeded by `seed` and the global seed
+    (`keras.utils.set_random_seed`).
     """
     tensors = tuple(tf.convert_to_tensor(a) for a in (arrays if isinstance(arrays, tuple) else (arrays,)))
     n = int(tensors[0].shape[0])

@@ -344,7 +344,7 @@ def shifted_copies(x, y, image_shape, radius):
                           if (dy, dx) != (0, 0)]  # the original first
     copies = [padded[:, radius - dy:radius - dy + h, radius - dx:radius - dx + w].reshape(len(x), -1)
               for dy, dx in offsets]
-    return np.concatenate(copies).astype(x.dtype, copy=False), np.tile(y, len(copies))
+    return np.concatenate(copies), np.tile(y, len(copies))
 
 
 def draw_labelled(y, labels_per_class, seed, n_classes, validation_fraction=0.2):

@@ -60,6 +60,37 @@ def test_numpy_reference_epoch_follows_the_cd1_formulas():
     assert error == pytest.approx(total_error / n, rel=1e-5)
 
 
+def test_plain_tf_epochs_follow_the_cd1_formulas():
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    n, n_visible, n_hidden, batch_size, lr = 25, 12, 7, 10, 0.3  # the last batch has 5 examples
+    x = (rng.random((n, n_visible)) < 0.4).astype(np.float32)
+    fit_epoch, variables = bench.plain_tf_cd1(n_visible, n_hidden, tf, seed=1, weight_stddev=0.5, lr=lr,
+                                              batch_size=batch_size)
+    W = bench.NumpyRBM(n_visible, n_hidden, seed=1, weight_stddev=0.5).W.astype(np.float64)  # same start
+    b, c = np.zeros(n_visible), np.zeros(n_hidden)
+
+    errors = [fit_epoch(x) for _ in range(2)]
+
+    # Direct float64 computation, replaying the documented random stream of each epoch.
+    for epoch, error in enumerate(errors):
+        order = tf.random.experimental.stateless_shuffle(tf.range(n), [1, epoch]).numpy()
+        total_error = 0.0
+        for i, start in enumerate(range(0, n, batch_size)):
+            v0 = x[order[start:start + batch_size]].astype(np.float64)
+            h0 = sigmoid(v0 @ W + c)
+            hs = (tf.random.stateless_uniform(h0.shape, [epoch, i]).numpy() < h0).astype(np.float64)
+            v1 = sigmoid(hs @ W.T + b)
+            h1 = sigmoid(v1 @ W + c)
+            W = W + lr * (v0.T @ h0 - v1.T @ h1) / len(v0)
+            b = b + lr * np.mean(v0 - v1, axis=0)
+            c = c + lr * np.mean(h0 - h1, axis=0)
+            total_error += np.sum((v0 - v1) ** 2)
+        assert error == pytest.approx(total_error / n, rel=1e-5)
+    for got, want in zip(variables, (W, b, c)):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
+
+
 def test_numpy_reference_saturated_units_stay_finite():
     model = bench.NumpyRBM(4, 3, seed=0)
     model.c[:] = -200.0  # exp(200) overflows float32: the sigmoid must still be 0, silently
@@ -85,7 +116,8 @@ def test_smoke_run_prints_the_ratios():
     assert any(line.startswith("zoo / scikit-learn: ") for line in lines)
     assert any(line.startswith(("targets PASS", "targets FAIL")) for line in lines)
     report = json.loads(lines[-1])
-    assert report["n_examples"] == 2000 and set(report["median"]) == {"zoo", "NumPy", "scikit-learn", "bound"}
+    assert report["n_examples"] == 2000 and set(report["median"]) == {"zoo", "NumPy", "scikit-learn", "plain TF",
+                                                                  "bound"}
     assert all(rate > 0 for rate in report["median"].values())
 
 

@@ -26,6 +26,23 @@ def sigmoid(a):
     return 1.0 / (1.0 + np.exp(-a))
 
 
+def cd1_epoch(x, order, uniforms, W, b, c, lr, batch_size):
+    """CD-1 over x[order] in float64, batch i drawing its hidden states from uniforms(i, shape); returns
+    (W, b, c, mean squared reconstruction error)."""
+    total_error = 0.0
+    for i, start in enumerate(range(0, len(x), batch_size)):
+        v0 = x[order[start:start + batch_size]].astype(np.float64)
+        h0 = sigmoid(v0 @ W + c)
+        hs = (uniforms(i, h0.shape) < h0).astype(np.float64)
+        v1 = sigmoid(hs @ W.T + b)
+        h1 = sigmoid(v1 @ W + c)
+        W = W + lr * (v0.T @ h0 - v1.T @ h1) / len(v0)
+        b = b + lr * np.mean(v0 - v1, axis=0)
+        c = c + lr * np.mean(h0 - h1, axis=0)
+        total_error += np.sum((v0 - v1) ** 2)
+    return W, b, c, total_error / len(x)
+
+
 def test_numpy_reference_epoch_follows_the_cd1_formulas():
     rng = np.random.default_rng(0)
     n, n_visible, n_hidden, batch_size, lr = 25, 12, 7, 10, 0.3  # the last batch has 5 examples
@@ -41,23 +58,14 @@ def test_numpy_reference_epoch_follows_the_cd1_formulas():
     replay = np.random.default_rng(1)
     replay.standard_normal((n_visible, n_hidden), dtype=np.float32)  # the initial weights
     order = replay.permutation(n)
-    total_error = 0.0
-    for start in range(0, n, batch_size):
-        v0 = x[order[start:start + batch_size]].astype(np.float64)
-        h0 = sigmoid(v0 @ W + c)
-        hs = (replay.random(h0.shape, dtype=np.float32) < h0).astype(np.float64)
-        v1 = sigmoid(hs @ W.T + b)
-        h1 = sigmoid(v1 @ W + c)
-        W = W + lr * (v0.T @ h0 - v1.T @ h1) / len(v0)
-        b = b + lr * np.mean(v0 - v1, axis=0)
-        c = c + lr * np.mean(h0 - h1, axis=0)
-        total_error += np.sum((v0 - v1) ** 2)
+    W, b, c, want_error = cd1_epoch(x, order, lambda i, shape: replay.random(shape, dtype=np.float32),
+                                    W, b, c, lr, batch_size)
 
     for got, want in ((model.W, W), (model.b, b), (model.c, c)):
         assert got.dtype == np.float32
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     assert not np.allclose(W, bench.NumpyRBM(n_visible, n_hidden, seed=1, weight_stddev=0.5).W)  # it moved
-    assert error == pytest.approx(total_error / n, rel=1e-5)
+    assert error == pytest.approx(want_error, rel=1e-5)
 
 
 def test_plain_tf_epochs_follow_the_cd1_formulas():
@@ -75,18 +83,10 @@ def test_plain_tf_epochs_follow_the_cd1_formulas():
     # Direct float64 computation, replaying the documented random stream of each epoch.
     for epoch, error in enumerate(errors):
         order = tf.random.experimental.stateless_shuffle(tf.range(n), [1, epoch]).numpy()
-        total_error = 0.0
-        for i, start in enumerate(range(0, n, batch_size)):
-            v0 = x[order[start:start + batch_size]].astype(np.float64)
-            h0 = sigmoid(v0 @ W + c)
-            hs = (tf.random.stateless_uniform(h0.shape, [epoch, i]).numpy() < h0).astype(np.float64)
-            v1 = sigmoid(hs @ W.T + b)
-            h1 = sigmoid(v1 @ W + c)
-            W = W + lr * (v0.T @ h0 - v1.T @ h1) / len(v0)
-            b = b + lr * np.mean(v0 - v1, axis=0)
-            c = c + lr * np.mean(h0 - h1, axis=0)
-            total_error += np.sum((v0 - v1) ** 2)
-        assert error == pytest.approx(total_error / n, rel=1e-5)
+        W, b, c, want_error = cd1_epoch(
+            x, order, lambda i, shape: tf.random.stateless_uniform(shape, [epoch, i]).numpy(), W, b, c, lr,
+            batch_size)
+        assert error == pytest.approx(want_error, rel=1e-5)
     for got, want in zip(variables, (W, b, c)):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-5, atol=1e-5)
 

@@ -21,7 +21,10 @@ def render(report):
     seeds = report["seeds"]
     fixed = s["fixed_epochs_without_validation"]
     args = [a for a in shlex.split(report["command"])[2:] if a != "--json"]  # drop "zoo finetune"
-    caption = (f"Test accuracy (%) on all {s['n_test']:,} test images of `{s['dataset']}`, mean ± std over "
+    split = s.get("evaluated_on", "test")  # reports before the option measured on the test split
+    caption = (f"{split.capitalize()} accuracy (%) on all {s['n_test']:,} {split} images of `{s['dataset']}`"
+               + (" (the validation split: the draws never touch it, and neither does this choice touch the "
+                  "test split)" if split == "validation" else "") + ", mean ± std over "
                f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''} (each seed draws its own class-balanced "
                f"labelled examples from the train split), {report['model_summary']} from `{report['model']}`. "
                f"{100 * s['validation_fraction']:g} % of each draw is held out for early stopping"

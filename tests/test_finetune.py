@@ -210,6 +210,22 @@ def test_short_fine_tune_beats_chance_by_far(rbm, digits):
     json.dumps(report, allow_nan=False)
 
 
+def test_evaluate_on_validation_measures_every_row_on_the_validation_split_only(rbm, digits, monkeypatch):
+    tested = []
+    real_accuracy, real_frozen = finetune.accuracy, finetune.frozen_features_baseline
+    monkeypatch.setattr(finetune, "accuracy", lambda c, x, y: tested.append((x, y)) or real_accuracy(c, x, y))
+    monkeypatch.setattr(finetune, "frozen_features_baseline", lambda layers, x, y, x_test, y_test, **kw: (
+        tested.append((x_test, y_test)) or real_frozen(layers, x, y, x_test, y_test, **kw)))
+    result = finetune.few_shot(rbm, digits, labels_per_class=(2,), seeds=1, evaluate_on="validation", **FAST)
+    assert len(tested) == 3 and all(x is digits.validation.x and y is digits.validation.y for x, y in tested)
+    assert result.settings["evaluated_on"] == "validation" and result.settings["n_test"] == digits.validation.n
+    assert all(rows.max() < digits.train.n for rows in result.draws[(2, 0)])  # draws still from train only
+    with pytest.raises(ValueError, match="'all' stops early on the validation split"):
+        finetune.few_shot(rbm, digits, labels_per_class=(2, "all"), seeds=1, evaluate_on="validation")
+    with pytest.raises(ValueError, match="evaluate_on"):
+        finetune.few_shot(rbm, digits, labels_per_class=(2,), seeds=1, evaluate_on="train")
+
+
 def test_all_uses_the_whole_train_split_and_the_validation_split(rbm, digits):
     result = finetune.few_shot(rbm, digits, labels_per_class=("all",), seeds=1, epochs=3, patience=2)
     assert result.n_labelled == {"all": (digits.train.n, digits.validation.n)}
@@ -319,6 +335,11 @@ def test_table_script_runs_zoo_finetune_and_prints_markdown_with_the_command(fol
     out = capsys.readouterr().out
     assert "| labels per class | 2 |" in out and "| pretrained (fine-tuned) |" in out
     assert f"`zoo finetune {folder} --labels-per-class 2 --seeds 1 --epochs 5" in out
+    assert out.startswith("Test accuracy (%) on all ")
+    assert script.main([str(folder), "--labels-per-class", "2", "--seeds", "1", "--epochs", "5",
+                        "--evaluate-on", "validation", "--logdir", str(tmp_path / "tb2")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"Validation accuracy (%) on all {zoo.data.load('digits').validation.n:,} validation images")
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     assert script.main(["--json", str(bad)]) == 2

@@ -179,6 +179,10 @@ def build_parser():
     ft.add_argument("--no-refit", dest="refit", action="store_false",
                     help="keep the early-stopped net instead of training it again, for the chosen number of "
                          "epochs, on all labelled examples (train and validation parts of the draw)")
+    ft.add_argument("--evaluate-on", choices=("test", "validation"), default="test",
+                    help="split that measures the accuracies: the test split (the numbers to report) or the "
+                         "validation split, which the draws never touch, to choose models and settings "
+                         "(default: %(default)s)")
     ft.add_argument("--json", action="store_true", help="print one JSON object with every number instead")
     ft.add_argument("--save", metavar="DIR", help="save the pretrained classifier of the first seed of the largest N "
                     "as a model folder (model.keras, SavedModel with a classify signature, card.json)")
@@ -444,7 +448,7 @@ def finetune(args, argv):
         model, dataset, labels_per_class=args.labels_per_class, seeds=args.seeds, fixed_epochs=args.fixed_epochs,
         epochs=args.epochs, patience=args.patience, lr=args.lr, pretrained_lr_multiplier=args.lr_multiplier,
         l2=args.l2, batch_size=args.batch_size, optimizer=args.optimizer, refit=args.refit, shift=args.shift,
-        logdir=logdir, keep_classifier=bool(args.save), progress=progress)
+        evaluate_on=args.evaluate_on, logdir=logdir, keep_classifier=bool(args.save), progress=progress)
     report = {"command": "zoo " + shlex.join(argv), "model": str(args.model), "model_folder": str(folder),
               "model_summary": f"{type(model).__name__} {sizes}", "model_card_command": card.get("command"),
               "logdir": str(logdir), **result.to_dict()}
@@ -455,7 +459,7 @@ def finetune(args, argv):
             image_shape=list(dataset.image_shape), command=report["command"], seed=seed,
             pretrained_from={"model": str(args.model), "folder": str(folder), "command": card.get("command")},
             labels_per_class=k, n_labelled=report["n_labelled"][str(k)],
-            test_accuracy=result.accuracy["pretrained"][k][0], finetune_settings=result.settings)
+            **{f"{args.evaluate_on}_accuracy": result.accuracy["pretrained"][k][0]}, finetune_settings=result.settings)
         export.save(result.classifier, args.save, classifier_card, overwrite=args.overwrite)
         report["saved"] = str(args.save)
     if args.json:
@@ -464,7 +468,8 @@ def finetune(args, argv):
         s = result.settings
         print(f"model    {args.model} ({report['model_summary']}, folder {folder})")
         print(f"data     {dataset.name}: labelled examples drawn from the {dataset.train.n} train images, "
-              f"test accuracy (%) on all {s['n_test']} test images, mean ± std over seeds "
+              f"{s['evaluated_on']} accuracy (%) on all {s['n_test']} {s['evaluated_on']} images, mean ± std over "
+              "seeds "
               f"{', '.join(map(str, result.seeds))}")
         print()
         print(finetune_lib.format_table(report))

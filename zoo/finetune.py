@@ -434,7 +434,8 @@ def _check_labels_per_class(values):
 
 def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_fraction=0.2, fixed_epochs=100,
              epochs=200, patience=20, lr=1e-3, pretrained_lr_multiplier=0.1, l2=1e-5, batch_size=32,
-             optimizer="adam", C=1.0, refit=True, shift=0, logdir=None, keep_classifier=False, progress=None):
+             optimizer="adam", C=1.0, refit=True, shift=0, evaluate_on="test", logdir=None, keep_classifier=False,
+             progress=None):
     """The few-shot protocol: for each k in `labels_per_class` and each seed, draw k labelled examples per
     class from the train split (`draw_labelled`), fine-tune the pretrained classifier and the same net from
     random initialisation, fit logistic regression on the frozen features, and measure all three on the
@@ -452,6 +453,9 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     shift: train the nets on each labelled image and its copies translated by up to `shift` pixels
     (`shifted_copies`; epochs keep the length of one pass over the labelled examples); the frozen row and
     the validation examples are not shifted.
+    evaluate_on: "test" (the whole test split, for the numbers to report) or "validation" (the dataset's
+    validation split, which the draws never touch: for choosing encoders and settings without looking at
+    the test split; not with k = "all", whose early stopping uses that split).
     logdir: TensorBoard scalars under logdir/<k>-per-class/seed-<s>/<row>.
     progress(k, seed, {row: accuracy}) is called after each draw.
     """
@@ -473,9 +477,14 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     if dataset.n_features != n_inputs:
         raise ValueError(f"the model encodes {n_inputs} inputs but dataset {dataset.name!r} has "
                          f"{dataset.n_features} features")
-    train, test = dataset.train, dataset.test
+    evaluate_on = checks.check_choice(evaluate_on, "evaluate_on", ("test", "validation"))
+    if evaluate_on == "validation" and "all" in ks:
+        raise ValueError("labels_per_class 'all' stops early on the validation split, so it cannot also be "
+                         "measured there: use evaluate_on='test'")
+    train, test = dataset.train, getattr(dataset, evaluate_on)
     if train.y is None or test.y is None:
-        raise ValueError(f"dataset {dataset.name!r} has no labels")
+        raise ValueError(f"dataset {dataset.name!r} has no labels" + (
+            "" if train.y is None or evaluate_on == "test" else " in its validation split"))
     n_classes = dataset.n_classes or int(max(train.y.max(), test.y.max())) + 1
     check_labels(train.y, train.n, n_classes, "train labels")
     check_labels(test.y, test.n, n_classes, "test labels")
@@ -534,7 +543,8 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
                 progress(k, seed, scores)
 
     settings = {
-        "dataset": dataset.name, "binarization": dataset.binarization, "n_test": test.n,
+        "dataset": dataset.name, "binarization": dataset.binarization, "evaluated_on": evaluate_on,
+        "n_test": test.n,
         "hidden_sizes": list(hidden_sizes), "source": type(model).__name__, "n_classes": n_classes,
         "optimizer": optimizer, "lr": lr, "pretrained_lr_multiplier": pretrained_lr_multiplier, "l2": l2,
         "batch_size": batch_size, "max_epochs": epochs, "patience": patience,

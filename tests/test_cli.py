@@ -34,7 +34,8 @@ def test_help_reads_well(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "rbm", "--help"])
     text = capsys.readouterr().out
-    for option in ("--persistent", "--cd-k", "--n-hidden", "--sparsity-target", "--max-norm", "--logdir"):
+    for option in ("--persistent", "--cd-k", "--n-hidden", "--sparsity-target", "--max-norm", "--fast-lr",
+                   "--logdir"):
         assert option in text
 
 
@@ -46,6 +47,7 @@ def test_help_reads_well(capsys):
     (["train", "rbm", "--out", "x", "--dataset", "digits", "--allow-nonbinary", "--batch-size", "5000"],
      "larger than the training data"),
     (["train", "rbm", "--out", "x", "--lr", "nan"], "--lr"),
+    (["train", "rbm", "--out", "x", "--fast-lr", "0.01"], "set persistent=True"),
     (["train", "rbm"], "required: --out"),
     (["train"], "choose a model family"),
     (["sample", "no/such/folder"], "not a model folder"),

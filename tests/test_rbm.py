@@ -116,6 +116,42 @@ def test_l2_adds_weight_decay_to_the_update():
     np.testing.assert_allclose(updates[1][0] - updates[0][0], -0.1 * 0.5 * updates[0][1], atol=1e-6)
 
 
+def test_fast_weights_follow_the_gradient_without_l2_and_decay(tmp_path):
+    """Fast-weights PCD: with SGD(lr=1) a step moves each parameter by -g, so the fast parameters must be
+    fast_lr * (step 1's move), then fast_decay * that + fast_lr * (step 2's move); L2 is left out."""
+    rng = np.random.default_rng(0)
+    v0 = (rng.random((8, 5)) < 0.5).astype(np.float32)
+    model = _tiny(persistent=True, n_chains=4, fast_lr=0.3, fast_decay=0.9, l2=0.01, visible_bias_init="zeros")
+    model.compile(keras.optimizers.SGD(learning_rate=1.0), steps_per_execution=1)
+    params = (model.kernel, model.visible_bias, model.hidden_bias)
+    expected = [np.zeros(p.shape) for p in params]
+    for _ in range(2):
+        before = [p.numpy().astype(np.float64) for p in params]
+        model.fit(v0, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        moves = [p.numpy() - b for p, b in zip(params, before)]
+        moves[0] += 0.01 * before[0]  # the kernel's move without its L2 term (-lr * l2 * W)
+        expected = [0.9 * e + 0.3 * m for e, m in zip(expected, moves)]
+        for fast, want in zip(model.fast_params, expected):
+            np.testing.assert_allclose(fast.numpy(), want, atol=1e-5)
+    assert np.abs(expected[0]).max() > 1e-3  # they moved
+    model.save(tmp_path / "fast.keras")
+    loaded = keras.models.load_model(tmp_path / "fast.keras")
+    assert (loaded.fast_lr, loaded.fast_decay) == (0.3, 0.9)
+    for a, b in zip(loaded.fast_params, model.fast_params):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_fast_weights_drive_the_chains_but_not_the_model():
+    v0 = np.zeros((8, 5), np.float32)
+    model = RBM(3, n_visible=5, persistent=True, n_chains=50, fast_lr=1e-3, weight_stddev=0.0,
+                visible_bias_init="zeros", seed=0)
+    model.compile(keras.optimizers.SGD(learning_rate=0.0), steps_per_execution=1)
+    model.fast_params[1].assign(np.full(5, 30.0, np.float32))  # the chains see visible biases of 30
+    model.fit(v0, batch_size=8, epochs=1, verbose=0)
+    np.testing.assert_array_equal(model.persistent_chains.numpy(), 1.0)
+    np.testing.assert_allclose(model.sample(20, n_steps=3, seed=1), 0.5)  # the model itself: zero weights
+
+
 def _binary_digits():
     x = zoo.data.load("digits").train.x
     return (x > 0.5).astype(np.float32)
@@ -243,7 +279,9 @@ def test_bad_settings_are_refused():
                             ({"n_hidden": 4, "dropout": 1.5}, "dropout"),
                             ({"n_hidden": 4, "hidden": "softmax", "dropout": 0.5}, "Bernoulli hidden"),
                             ({"n_hidden": 4, "visible": "ising"}, "unknown unit type"),
-                            ({"n_hidden": 4, "l2": -1}, "l2"), ({"n_hidden": 4, "max_norm": 0}, "max_norm")]:
+                            ({"n_hidden": 4, "l2": -1}, "l2"), ({"n_hidden": 4, "max_norm": 0}, "max_norm"),
+                            ({"n_hidden": 4, "fast_lr": 0.1}, "persistent=True"),
+                            ({"n_hidden": 4, "persistent": True, "fast_decay": 1.5}, "fast_decay")]:
         with pytest.raises(ValueError, match=message):
             RBM(**kwargs)
     with pytest.raises(ValueError, match="no weights yet"):

@@ -81,6 +81,11 @@ def build_parser():
     algo.add_argument("--cd-k-final", type=_positive_int, help="raise k linearly to this by the last epoch")
     algo.add_argument("--persistent", action="store_true", help="persistent CD (fantasy particles)")
     algo.add_argument("--n-chains", type=_positive_int, default=100, help="persistent chains (default: %(default)s)")
+    algo.add_argument("--fast-lr", type=_nonnegative_float, default=0.0,
+                      help="fast-weights PCD: learning rate of the fast weights the chains add to the model's "
+                           "(default: 0, plain PCD; needs --persistent)")
+    algo.add_argument("--fast-decay", type=_nonnegative_float, default=0.95,
+                      help="fast-weights PCD: factor the fast weights shrink by every update (default: %(default)s)")
     algo.add_argument("--epochs", type=_positive_int, default=10, help="(default: %(default)s)")
     algo.add_argument("--batch-size", type=_positive_int, default=100, help="(default: %(default)s)")
     algo.add_argument("--lr", type=_nonnegative_float, default=0.05, help="learning rate (default: %(default)s)")
@@ -266,7 +271,8 @@ def train_rbm(args, argv):
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
     model = RBM(args.n_hidden, visible=visible, hidden=hidden, n_visible=dataset.n_features, cd_k=args.cd_k,
-                persistent=args.persistent, n_chains=args.n_chains, l2=args.l2,
+                persistent=args.persistent, n_chains=args.n_chains, fast_lr=args.fast_lr,
+                fast_decay=args.fast_decay, l2=args.l2,
                 sparsity_target=args.sparsity_target, sparsity_cost=args.sparsity_cost, dropout=args.dropout,
                 max_norm=args.max_norm, sample_visible=args.sample_visible,
                 visible_bias_init="zeros" if args.no_visible_bias_init else "data", seed=args.seed)

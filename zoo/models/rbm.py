@@ -28,6 +28,10 @@ class RBM(keras.Model):
       n_visible: builds the model at once when given (otherwise on the first data seen).
       cd_k: Gibbs steps per update (change it during training with `zoo.training.GibbsStepsSchedule`).
       persistent: persistent CD with `n_chains` fantasy particles kept across updates.
+      fast_lr, fast_decay: fast-weights PCD (Tieleman & Hinton 2009): the chains sample from the model with
+        W + W_fast (and b + b_fast, c + c_fast); the fast parameters follow the same gradient (without L2) with
+        learning rate fast_lr and shrink by fast_decay every update, pushing the chains away from the modes
+        they have just visited. fast_lr = 0 (default): plain PCD. Needs persistent=True.
       l2: weight decay on the kernel, adds l2/2 ||W||^2 to the objective.
       sparsity_target, sparsity_cost: penalise cross-entropy between the target and the batch-mean
         hidden activation.
@@ -41,7 +45,7 @@ class RBM(keras.Model):
     MONITORED_EXAMPLES = 10
 
     def __init__(self, n_hidden, visible="bernoulli", hidden="bernoulli", n_visible=None, cd_k=1,
-                 persistent=False, n_chains=100, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
+                 persistent=False, n_chains=100, fast_lr=0.0, fast_decay=0.95, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  dropout=0.0, max_norm=None, sample_visible=False, visible_bias_init="data",
                  weight_stddev=0.01, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -53,6 +57,10 @@ class RBM(keras.Model):
         self.cd_k_init = checks.check_positive_int(cd_k, "cd_k")
         self.persistent = bool(persistent)
         self.n_chains = checks.check_positive_int(n_chains, "n_chains")
+        self.fast_lr = checks.check_nonnegative(fast_lr, "fast_lr")
+        self.fast_decay = checks.check_probability(fast_decay, "fast_decay")
+        if self.fast_lr and not self.persistent:
+            raise ValueError("fast weights (fast_lr > 0) drive persistent chains: set persistent=True")
         self.l2 = checks.check_nonnegative(l2, "l2")
         self.sparsity_target = checks.check_probability(sparsity_target, "sparsity_target")
         self.sparsity_cost = checks.check_nonnegative(sparsity_cost, "sparsity_cost")
@@ -105,6 +113,10 @@ class RBM(keras.Model):
             self.persistent_chains = self.add_weight(
                 name="persistent_chains", shape=(self.n_chains, n_visible), trainable=False,
                 initializer=keras.initializers.Constant(start.numpy()))
+        if self.fast_lr:
+            self.fast_params = [self.add_weight(name=f"fast_{w.name}", shape=w.shape, trainable=False,
+                                                initializer="zeros")
+                                for w in (self.kernel, self.visible_bias, self.hidden_bias)]
         self.built = True
 
     def get_config(self):
@@ -114,6 +126,7 @@ class RBM(keras.Model):
             "visible": keras.saving.serialize_keras_object(self.visible_units),
             "hidden": keras.saving.serialize_keras_object(self.hidden_units),
             "cd_k": self.cd_k_init, "persistent": self.persistent, "n_chains": self.n_chains,
+            "fast_lr": self.fast_lr, "fast_decay": self.fast_decay,
             "l2": self.l2, "sparsity_target": self.sparsity_target, "sparsity_cost": self.sparsity_cost,
             "dropout": self.dropout, "max_norm": self.max_norm, "sample_visible": self.sample_visible,
             "visible_bias_init": self.visible_bias_init, "weight_stddev": self.weight_stddev,
@@ -162,12 +175,14 @@ class RBM(keras.Model):
         """p(v | h) as a tfp distribution."""
         return self.visible_units.distribution(self.visible_input(h), tf.cast(self.visible_bias, h.dtype))
 
-    def gibbs_step(self, v, seed):
-        """One sweep v -> h ~ p(h|v) -> v' ~ p(v|h); returns (v', E[v'|h], h)."""
+    def gibbs_step(self, v, seed, params=None):
+        """One sweep v -> h ~ p(h|v) -> v' ~ p(v|h); returns (v', E[v'|h], h). params: (kernel, visible_bias,
+        hidden_bias) to sample with instead of the model's (fast-weights PCD)."""
+        kernel, b, c = self._params(v.dtype) if params is None else params
         seed_h, seed_v = tfp.random.split_seed(seed, 2)
-        h = self.hidden_units.sample(self.hidden_input(v), tf.cast(self.hidden_bias, v.dtype), seed_h)
-        v_sample, v_mean = self.visible_units.sample_and_mean(self.visible_input(h),
-                                                              tf.cast(self.visible_bias, v.dtype), seed_v)
+        h = self.hidden_units.sample(tf.matmul(self.visible_units.interaction(v), kernel), c, seed_h)
+        v_sample, v_mean = self.visible_units.sample_and_mean(
+            tf.matmul(self.hidden_units.interaction(h), kernel, transpose_b=True), b, seed_v)
         return v_sample, v_mean, h
 
     def call(self, inputs):
@@ -229,7 +244,9 @@ class RBM(keras.Model):
             if keep is not None:
                 h0_mean, h0 = h0_mean * keep, h0 * keep[:m]
             reconstruction = v.mean(self.visible_input(h0), b)
-            v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain)
+            chain_params = None if not self.fast_lr else [w + f for w, f in zip((self.kernel, b, c),
+                                                                                 self.fast_params)]
+            v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain, params=chain_params)
             self.persistent_chains.assign(v_sample)
         else:
             h0, h0_mean = h.sample_and_mean(a0, c, seed_h)
@@ -266,6 +283,9 @@ class RBM(keras.Model):
             g0 += g_sparsity
         g_c = tf.reduce_sum(g0, axis=0) + tf.reduce_sum(gn, axis=0)  # hidden biases enter as a + c
         g_kernel = tf.matmul(tf.concat([i0, i_n], 0), tf.concat([g0, gn], 0), transpose_a=True)
+        if self.fast_lr:
+            for fast, g in zip(self.fast_params, (g_kernel, g_b, g_c)):
+                fast.assign(self.fast_decay * fast - self.fast_lr * g)
         if self.l2:
             g_kernel += self.l2 * self.kernel
         if unit_params:  # a learned sigma also acts through I(v) = v / sigma inside a = I(v) W
@@ -287,15 +307,16 @@ class RBM(keras.Model):
         # (Hinton's practical guide); persistent chains must hold real states to stay a Markov chain.
         return self.sample_visible or self.persistent or self.visible_units.kind != "bernoulli"
 
-    def _run_chain(self, v, n_steps, seed, v_mean=None, carry_samples=None):
-        """`n_steps` Gibbs sweeps from v; returns the last (sampled, mean) visible states. Sweeps start from
-        the sampled states, or from the means where `_chain_samples_visible` says so."""
+    def _run_chain(self, v, n_steps, seed, v_mean=None, carry_samples=None, params=None):
+        """`n_steps` Gibbs sweeps from v (with `params` as in `gibbs_step`); returns the last (sampled, mean)
+        visible states. Sweeps start from the sampled states, or from the means where
+        `_chain_samples_visible` says so."""
         if carry_samples is None:
             carry_samples = self._chain_samples_visible()
 
         def sweep(i, v_sample, v_mean):
             v_sample, v_mean, _ = self.gibbs_step(v_sample if carry_samples else v_mean,
-                                                  tf.random.experimental.stateless_fold_in(seed, i))
+                                                  tf.random.experimental.stateless_fold_in(seed, i), params)
             return i + 1, v_sample, v_mean
 
         # An explicit while_loop: Keras traces train_step without AutoGraph, and k may change between epochs.

@@ -163,6 +163,26 @@ def test_dynamic_binarization_and_schedules(tmp_path, capsys):
     assert card["binarization"].startswith("dynamic")
 
 
+def test_init_from_continues_a_trained_model(tmp_path, capsys):
+    code, first, _, err = _train(tmp_path, capsys, name="first")
+    assert code == 0, err
+    # with a zero learning rate the continued model is the model it started from
+    code, out, _, err = _train(tmp_path, capsys, name="second", extra=["--init-from", str(first), "--lr", "0"])
+    assert code == 0, err
+    start, continued = (keras.models.load_model(f / "model.keras") for f in (first, out))
+    for name in ("kernel", "visible_bias", "hidden_bias"):
+        np.testing.assert_array_equal(getattr(continued, name).numpy(), getattr(start, name).numpy())
+    card = json.loads((out / "card.json").read_text())
+    assert card["initialized_from"]["model"] == str(first)
+    assert card["initialized_from"]["command"] == json.loads((first / "card.json").read_text())["command"]
+
+    code, _, _, err = _train(tmp_path, capsys, name="wider", extra=["--init-from", str(first), "--n-hidden", "20"])
+    assert code == 2 and "does not match this one" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "wider").exists()
+    code, _, _, err = _train(tmp_path, capsys, name="none", extra=["--init-from", str(tmp_path / "nothing")])
+    assert code == 2 and "nothing" in err and not (tmp_path / "none").exists()
+
+
 def test_an_unwritable_output_folder_is_one_line(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

@@ -341,6 +341,49 @@ def test_update_with_sparsity_matches_autodiff():
     _assert_one_step_matches_autodiff(model, v0, penalty)
 
 
+@pytest.mark.parametrize("make_units, n_hidden", [
+    (lambda sigma: ("bernoulli", "bernoulli"), 3),
+    (lambda sigma: (units.GaussianUnits(sigma=sigma, learn_sigma=True), "bernoulli"), 3),
+    (lambda sigma: ("bernoulli", units.SoftmaxUnits(group_size=3)), 6),
+])
+def test_set_parameters_from_copies_the_model_exactly(make_units, n_hidden):
+    source = _tiny(*make_units([0.5, 1.0, 1.5, 2.0, 0.7]), n_hidden=n_hidden)
+    target = RBM(n_hidden, *make_units(1.0), n_visible=5, seed=7)  # another start, another sigma
+    target.set_parameters_from(source)
+    v = _visible_data(source)
+    np.testing.assert_array_equal(target.free_energy(tf.constant(v)).numpy(),
+                                  source.free_energy(tf.constant(v)).numpy())
+    for name in ("kernel", "visible_bias", "hidden_bias"):
+        np.testing.assert_array_equal(getattr(target, name).numpy(), getattr(source, name).numpy())
+
+
+def test_fit_continues_from_copied_parameters_without_resetting_the_visible_biases():
+    x = _binary_digits()
+    source = RBM(8, n_visible=64, seed=0)
+    source.fit(x, batch_size=100, epochs=1, verbose=0)
+    target = RBM(8, n_visible=64, seed=1)  # visible_bias_init="data" would overwrite the copied biases
+    target.set_parameters_from(source)
+    target.compile(keras.optimizers.SGD(learning_rate=0.0))
+    target.fit(x, batch_size=100, epochs=1, verbose=0)
+    np.testing.assert_array_equal(target.visible_bias.numpy(), source.visible_bias.numpy())
+    np.testing.assert_array_equal(target.kernel.numpy(), source.kernel.numpy())
+
+
+def test_set_parameters_from_refuses_a_different_model():
+    source = _tiny(n_hidden=3)
+    with pytest.raises(ValueError, match=r"5 bernoulli visible, 3 bernoulli hidden units\) does not match this one "
+                                         r"\(5 bernoulli visible, 4 bernoulli hidden"):
+        RBM(4, n_visible=5).set_parameters_from(source)
+    with pytest.raises(ValueError, match="does not match"):
+        RBM(3, visible="gaussian", n_visible=5).set_parameters_from(source)
+    with pytest.raises(ValueError, match="softmax groups of 3"):
+        _tiny(n_hidden=6).set_parameters_from(_tiny(hidden=units.SoftmaxUnits(group_size=3), n_hidden=6))
+    with pytest.raises(ValueError, match="only copy the parameters of an RBM"):
+        RBM(3, n_visible=5).set_parameters_from(keras.Sequential())
+    with pytest.raises(ValueError, match="not built"):
+        RBM(3, n_visible=5).set_parameters_from(RBM(3))
+
+
 def test_fit_and_evaluate_without_compile_use_the_default_optimizer():
     model = RBM(8, seed=0)
     model.fit(_binary_digits(), batch_size=50, epochs=1, verbose=0)

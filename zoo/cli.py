@@ -86,6 +86,9 @@ def build_parser():
                            "(default: 0, plain PCD; needs --persistent)")
     algo.add_argument("--fast-decay", type=_nonnegative_float, default=0.95,
                       help="fast-weights PCD: factor the fast weights shrink by every update (default: %(default)s)")
+    algo.add_argument("--init-from", metavar="MODEL",
+                      help="start from the weights and biases of a trained RBM of the same shape (model folder "
+                           "or registered name) instead of a random start: continue training it with these settings")
     algo.add_argument("--epochs", type=_positive_int, default=10, help="(default: %(default)s)")
     algo.add_argument("--batch-size", type=_positive_int, default=100, help="(default: %(default)s)")
     algo.add_argument("--lr", type=_nonnegative_float, default=0.05, help="learning rate (default: %(default)s)")
@@ -276,9 +279,16 @@ def train_rbm(args, argv):
                 sparsity_target=args.sparsity_target, sparsity_cost=args.sparsity_cost, dropout=args.dropout,
                 max_norm=args.max_norm, sample_visible=args.sample_visible,
                 visible_bias_init="zeros" if args.no_visible_bias_init else "data", seed=args.seed)
+    if args.init_from:
+        source, source_card = export.load_folder(_model_folder(args.init_from))
+        model.set_parameters_from(source)
+        # the card names the start and how it was made: the two commands reproduce the model
+        initialized_from = {"model": args.init_from, "command": source_card.get("command"),
+                            "initialized_from": source_card.get("initialized_from")}
     train_x = dataset.train.x
     if args.dynamic_binarization:
-        model.initialize_visible_bias(train_x)
+        if not args.init_from:
+            model.initialize_visible_bias(train_x)
         x = dataset.train.pipeline(args.batch_size, seed=args.seed, dynamic_binarization=True)
         # training sees fresh samples; the metrics and the free-energy gap use one fixed thresholded view
         monitor_train_x, validation_x = ((s.x > 0.5).astype("float32") for s in (dataset.train, dataset.validation))
@@ -339,7 +349,8 @@ def train_rbm(args, argv):
                                                                    if args.dynamic_binarization
                                                                    else dataset.binarization),
         image_shape=list(dataset.image_shape), command="zoo " + shlex.join(argv), seed=args.seed,
-        epochs=args.epochs, final_metrics=final)
+        epochs=args.epochs, final_metrics=final,
+        **({"initialized_from": initialized_from} if args.init_from else {}))
     files = {
         "samples.png": lambda p: viz.save_png(p, viz.tile(samples, dataset.image_shape)),
         "filters.png": lambda p: viz.save_png(p, viz.tile(viz.filters_to_images(model.kernel.numpy()),

@@ -80,6 +80,7 @@ class RBM(keras.Model):
             seed = checks.check_positive_int(seed, "seed", minimum=0)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        self._parameters_copied = False  # set_parameters_from: fit must not reset the visible biases
         self.n_visible = None
         names = ["free_energy", "reconstruction_error"]
         if self.visible_units.kind == "bernoulli":
@@ -349,7 +350,7 @@ class RBM(keras.Model):
             batch = 32 if batch_size is None else checks.check_positive_int(batch_size, "batch_size")
             if batch > len(x):
                 raise ValueError(f"batch_size {batch} is larger than the data ({len(x)} examples)")
-            if self.visible_bias_init == "data" and not self._has_trained():
+            if self.visible_bias_init == "data" and not self._has_trained() and not self._parameters_copied:
                 self.initialize_visible_bias(x)
             if kwargs.get("validation_split"):
                 raise ValueError("validation_split is not supported: pass validation_data")
@@ -391,6 +392,36 @@ class RBM(keras.Model):
     def _has_trained(self):
         optimizer = getattr(self, "optimizer", None)
         return optimizer is not None and int(optimizer.iterations.numpy()) > 0
+
+    def set_parameters_from(self, source):
+        """Copy the kernel, the biases and the units' own parameters (a Gaussian sigma) of `source`, a trained
+        RBM of the same shape and unit types, to continue its training with other settings. Not copied: the
+        optimizer's state, the persistent chains and fast weights (they start afresh), the training settings.
+        The visible biases are then no longer initialised from the data by `fit`."""
+        if not isinstance(source, RBM):
+            raise ValueError(f"can only copy the parameters of an RBM, got {type(source).__name__}")
+        if not source.built:
+            raise ValueError("the source RBM is not built: it has no parameters yet")
+        if not self.built:
+            self.build((None, source.n_visible))
+
+        def shape(rbm):  # what must agree; how sigma trains or which data are accepted is this run's choice
+            return (rbm.n_visible, rbm.n_hidden) + tuple(
+                (type(u), getattr(u, "group_size", None)) for u in (rbm.visible_units, rbm.hidden_units))
+
+        if shape(self) != shape(source):
+            def describe(rbm):
+                return (f"{rbm.n_visible} {rbm.visible_units.kind} visible, {rbm.n_hidden} {rbm.hidden_units.kind} "
+                        f"hidden units" + "".join(f", {u.kind} groups of {u.group_size}" for u in
+                                                  (rbm.visible_units, rbm.hidden_units)
+                                                  if getattr(u, "group_size", None)))
+            raise ValueError(f"the source RBM ({describe(source)}) does not match this one ({describe(self)})")
+        for mine_w, theirs_w in ((self.kernel, source.kernel), (self.visible_bias, source.visible_bias),
+                                 (self.hidden_bias, source.hidden_bias)):
+            mine_w.assign(theirs_w)
+        for mine_u, theirs_u in ((self.visible_units, source.visible_units), (self.hidden_units, source.hidden_units)):
+            mine_u.set_weights(theirs_u.get_weights())
+        self._parameters_copied = True
 
     def initialize_visible_bias(self, x):
         """Set the visible biases so that independent visible units match the data's mean (e.g. b =

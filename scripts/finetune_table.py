@@ -39,7 +39,7 @@ def render(report):
     return "\n".join([caption, "", finetune.markdown_table(report), "",
                       f"Produced by `{report['command']}` ({report['seconds']:.0f} s; optimizer {s['optimizer']}, "
                       f"lr {s['lr']:g}, pretrained layers x{s['pretrained_lr_multiplier']:g}, L2 {s['l2']:g}, "
-                      f"batch {s['batch_size']}, patience {s['patience']}).",
+                      + (f"dropout {s['dropout']:g}, " if s.get("dropout") else "") + f"batch {s['batch_size']}, patience {s['patience']}).",
                       "", f"Regenerate with `python scripts/finetune_table.py {shlex.join(args)}`."])
 
 

@@ -80,6 +80,31 @@ def test_pretrained_layers_move_by_the_multiplier(rbm, digits):
         np.testing.assert_allclose(updates[0.25][i], updates[1.0][i], atol=1e-7)
 
 
+def test_dropout_acts_in_training_only_and_is_seeded(rbm, digits):
+    x, y = digits.train.x[:40], digits.train.y[:40]
+    plain, dropped = (finetune.build_classifier(rbm, 64, 10, seed=0, dropout=rate) for rate in (0.0, 0.5))
+    for c in (plain, dropped):
+        c.dense[1].kernel.assign(np.random.default_rng(0).normal(size=(32, 10)).astype(np.float32))
+    np.testing.assert_array_equal(dropped(x).numpy(), plain(x).numpy())  # prediction uses the whole net
+    np.testing.assert_array_equal(plain(x, training=True).numpy(), plain(x).numpy())
+    a, b = dropped(x, training=True).numpy(), dropped(x, training=True).numpy()
+    assert np.abs(a - plain(x).numpy()).max() > 0.05 and np.abs(a - b).max() > 0.05  # a new mask each call
+
+    def trained(rate):
+        c = finetune.build_classifier(rbm, 64, 10, seed=3, dropout=rate)
+        finetune.fine_tune(c, x, y, epochs=3, batch_size=20, seed=3)
+        return c.get_weights()
+
+    for w1, w2 in zip(trained(0.5), trained(0.5)):
+        np.testing.assert_array_equal(w1, w2)  # the same seed gives the same masks
+    assert not np.array_equal(trained(0.5)[0], trained(0.0)[0])
+    clone = finetune.Classifier.from_config(dropped.get_config())
+    assert clone.dropout == 0.5
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="dropout"):
+            finetune.build_classifier(rbm, 64, 10, dropout=bad)
+
+
 # -- the protocol --------------------------------------------------------------------------------------------
 def test_draws_are_class_balanced_nested_and_split_for_validation(digits):
     y = digits.train.y
@@ -161,12 +186,13 @@ def test_refit_trains_again_on_the_whole_draw_for_the_chosen_epochs_and_shift_ke
     def spy_fine_tune(classifier, x, y, validation=None, **kw):
         first_layer = classifier.dense[0].kernel.numpy().copy()
         log = real_fine_tune(classifier, x, y, validation, **kw)
-        calls.append(dict(x=x, validation=validation, kw=kw, log=log, start=first_layer))
+        calls.append(dict(x=x, validation=validation, kw=kw, log=log, start=first_layer, dropout=classifier.dropout))
         return log
 
     monkeypatch.setattr(finetune, "fine_tune", spy_fine_tune)
-    result = finetune.few_shot(rbm, digits, labels_per_class=(5,), seeds=1, shift=1, **FAST)
+    result = finetune.few_shot(rbm, digits, labels_per_class=(5,), seeds=1, shift=1, dropout=0.25, **FAST)
     assert len(calls) == 4 and result.settings["refit"] and result.settings["shift"] == 1
+    assert result.settings["dropout"] == 0.25 and all(c["dropout"] == 0.25 for c in calls)
     train, val = result.draws[(5, 0)]
     whole = np.concatenate([digits.train.x[train], digits.train.x[val]])
     for stop, again in (calls[:2], calls[2:]):
@@ -306,6 +332,7 @@ def test_cli_runs_end_to_end_with_json_and_saves_a_classifier(folder, tmp_path, 
     (["--seeds", "-1"], "--seeds: expected a positive integer"),
     (["--shift", "-1"], "--shift: expected an integer >= 0"),
     (["--shift", "8"], "shift 8 must be smaller than the image"),
+    (["--dropout", "1"], "dropout must be in [0, 1)"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(folder, tmp_path, capsys, extra, message):
     code = cli.main(["finetune", str(folder), "--logdir", str(tmp_path / "tb")] + extra)

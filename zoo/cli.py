@@ -184,6 +184,8 @@ def build_parser():
     ft.add_argument("--shift", type=_nonnegative_int, default=0, metavar="R",
                     help="train the nets on each labelled image and its copies shifted by up to R pixels "
                          "(default: %(default)s)")
+    ft.add_argument("--dropout", type=_nonnegative_float, default=0.0, metavar="P",
+                    help="the nets' hidden dropout rate during training, in [0, 1) (default: %(default)s)")
     ft.add_argument("--no-refit", dest="refit", action="store_false",
                     help="keep the early-stopped net instead of training it again, for the chosen number of "
                          "epochs, on all labelled examples (train and validation parts of the draw)")
@@ -465,6 +467,7 @@ def finetune(args, argv):
         model, dataset, labels_per_class=args.labels_per_class, seeds=args.seeds, fixed_epochs=args.fixed_epochs,
         epochs=args.epochs, patience=args.patience, lr=args.lr, pretrained_lr_multiplier=args.lr_multiplier,
         l2=args.l2, batch_size=args.batch_size, optimizer=args.optimizer, refit=args.refit, shift=args.shift,
+        dropout=args.dropout,
         evaluate_on=args.evaluate_on, logdir=logdir, keep_classifier=bool(args.save), progress=progress)
     report = {"command": "zoo " + shlex.join(argv), "model": str(args.model), "model_folder": str(folder),
               "model_summary": f"{type(model).__name__} {sizes}", "model_card_command": card.get("command"),
@@ -492,7 +495,8 @@ def finetune(args, argv):
         print(finetune_lib.format_table(report))
         print()
         print(f"settings {s['optimizer']} lr {s['lr']:g} (pretrained layers x{s['pretrained_lr_multiplier']:g}), "
-              f"L2 {s['l2']:g}, batch {s['batch_size']}, early stopping on {100 * s['validation_fraction']:g} % of "
+              f"L2 {s['l2']:g}, " + (f"dropout {s['dropout']:g}, " if s.get('dropout') else "") +
+              f"batch {s['batch_size']}, early stopping on {100 * s['validation_fraction']:g} % of "
               f"each draw (patience "
               f"{s['patience']}, at most {s['max_epochs']} epochs; {s['fixed_epochs_without_validation']} epochs "
               "without validation)")

@@ -71,6 +71,8 @@ class Classifier(keras.Model):
     n_pretrained: how many of the first hidden layers were set from an encoder (`source` says which);
       `fine_tune` gives them the smaller learning rate.
     l2: adds l2 * sum ||kernel||^2 over every layer to the training loss (not to the validation loss).
+    dropout: during training, each hidden unit's output is zeroed with this probability (and the others
+      scaled by 1 / (1 - dropout)); at prediction the whole net is used.
     lr_multipliers: one learning-rate factor per Dense layer, output last (set by `fine_tune`).
     seed: seeds the Glorot initialisers of the hidden layers (hidden layer i gets seed + i); the softmax layer
       starts at zero, in pretrained and random classifiers alike.
@@ -79,7 +81,7 @@ class Classifier(keras.Model):
     """
 
     def __init__(self, n_inputs, n_classes, hidden_sizes=(), n_pretrained=0, source=None, l2=0.0,
-                 lr_multipliers=None, seed=None, **kwargs):
+                 lr_multipliers=None, seed=None, dropout=0.0, **kwargs):
         super().__init__(**kwargs)
         self.n_inputs = checks.check_positive_int(n_inputs, "n_inputs")
         self.n_classes = checks.check_positive_int(n_classes, "n_classes", minimum=2)
@@ -90,6 +92,7 @@ class Classifier(keras.Model):
         self.source = source
         self.l2 = checks.check_nonnegative(l2, "l2")
         self.seed = None if seed is None else checks.check_positive_int(seed, "seed", minimum=0)
+        self.dropout = checks.check_probability(dropout, "dropout")
         self.lr_multipliers = (1.0,) * (len(self.hidden_sizes) + 1)
         if lr_multipliers is not None:
             self.set_lr_multipliers(lr_multipliers)
@@ -104,6 +107,8 @@ class Classifier(keras.Model):
         # with 1 and 10 labels per class (measured on MNIST's validation split, not the test split).
         self.dense.append(keras.layers.Dense(self.n_classes, activation="softmax", kernel_initializer="zeros",
                                              name="softmax"))
+        self.dropouts = [keras.layers.Dropout(self.dropout, seed=None if self.seed is None else self.seed + 1000 + i,
+                                              name=f"dropout_{i + 1}") for i in range(len(self.hidden_sizes))]
         self.build((None, self.n_inputs))
 
     def build(self, input_shape):
@@ -113,16 +118,18 @@ class Classifier(keras.Model):
             width = layer.units
         self.built = True
 
-    def call(self, x):
-        for layer in self.dense:
+    def call(self, x, training=False):
+        for layer, drop in zip(self.dense, self.dropouts + [None]):
             x = layer(x)
+            if drop is not None and self.dropout:
+                x = drop(x, training=training)
         return x
 
     def get_config(self):
         return {**super().get_config(), "n_inputs": self.n_inputs, "n_classes": self.n_classes,
                 "hidden_sizes": list(self.hidden_sizes), "n_pretrained": self.n_pretrained,
                 "source": self.source, "l2": self.l2, "lr_multipliers": list(self.lr_multipliers),
-                "seed": self.seed}
+                "seed": self.seed, "dropout": self.dropout}
 
     @classmethod
     def from_config(cls, config):
@@ -167,14 +174,15 @@ class Classifier(keras.Model):
                                for i in range(0, len(x), batch_size)])
 
 
-def build_classifier(model, n_inputs, n_classes, hidden_sizes=None, seed=0):
+def build_classifier(model, n_inputs, n_classes, hidden_sizes=None, seed=0, dropout=0.0):
     """A `Classifier`: sigmoid layers set from `model.encoder_layers()` (its kernels and biases), or, with
     model=None, random Glorot layers of `hidden_sizes` (the baseline), then a new softmax layer of
-    `n_classes` units. With a model, `hidden_sizes` may be given only to check the encoder's sizes."""
+    `n_classes` units. With a model, `hidden_sizes` may be given only to check the encoder's sizes.
+    dropout: the hidden units' dropout rate during training."""
     if model is None:
         if hidden_sizes is None:
             raise ValueError("hidden_sizes is needed without a pretrained model (e.g. the encoder's sizes)")
-        return Classifier(n_inputs, n_classes, tuple(hidden_sizes), seed=seed)
+        return Classifier(n_inputs, n_classes, tuple(hidden_sizes), seed=seed, dropout=dropout)
     layers = encoder_layers(model)
     sizes = tuple(k.shape[1] for k, _ in layers)
     if layers[0][0].shape[0] != n_inputs:
@@ -182,7 +190,7 @@ def build_classifier(model, n_inputs, n_classes, hidden_sizes=None, seed=0):
     if hidden_sizes is not None and tuple(hidden_sizes) != sizes:
         raise ValueError(f"hidden_sizes {tuple(hidden_sizes)} differ from the encoder's layer sizes {sizes}")
     classifier = Classifier(n_inputs, n_classes, sizes, n_pretrained=len(layers), source=type(model).__name__,
-                            seed=seed)
+                            seed=seed, dropout=dropout)
     for layer, (kernel, bias) in zip(classifier.dense, layers):
         layer.kernel.assign(kernel)
         layer.bias.assign(bias)
@@ -434,8 +442,8 @@ def _check_labels_per_class(values):
 
 def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_fraction=0.2, fixed_epochs=100,
              epochs=200, patience=20, lr=1e-3, pretrained_lr_multiplier=0.1, l2=1e-5, batch_size=32,
-             optimizer="adam", C=1.0, refit=True, shift=0, evaluate_on="test", logdir=None, keep_classifier=False,
-             progress=None):
+             optimizer="adam", C=1.0, refit=True, shift=0, dropout=0.0, evaluate_on="test", logdir=None,
+             keep_classifier=False, progress=None):
     """The few-shot protocol: for each k in `labels_per_class` and each seed, draw k labelled examples per
     class from the train split (`draw_labelled`), fine-tune the pretrained classifier and the same net from
     random initialisation, fit logistic regression on the frozen features, and measure all three on the
@@ -453,6 +461,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     shift: train the nets on each labelled image and its copies translated by up to `shift` pixels
     (`shifted_copies`; epochs keep the length of one pass over the labelled examples); the frozen row and
     the validation examples are not shifted.
+    dropout: the nets' hidden dropout rate during training (`Classifier`).
     evaluate_on: "test" (the whole test split, for the numbers to report) or "validation" (the dataset's
     validation split, which the draws never touch: for choosing encoders and settings without looking at
     the test split; not with k = "all", whose early stopping uses that split).
@@ -471,6 +480,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     validation_fraction = checks.check_probability(validation_fraction, "validation_fraction")
     fixed_epochs = checks.check_positive_int(fixed_epochs, "fixed_epochs")
     shift = checks.check_positive_int(shift, "shift", minimum=0)
+    Classifier(1, 2, (1,), dropout=dropout)  # a bad rate fails before any training
     if shift:
         shifted_copies(dataset.train.x[:1], dataset.train.y[:1], dataset.image_shape, shift)  # fails early
     n_inputs = layers[0][0].shape[0]
@@ -499,7 +509,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
                   pretrained_lr_multiplier=pretrained_lr_multiplier)
 
     def train_net(source, x, y, validation, epochs, seed, logdir):
-        classifier = build_classifier(source, n_inputs, n_classes, hidden_sizes, seed=seed)
+        classifier = build_classifier(source, n_inputs, n_classes, hidden_sizes, seed=seed, dropout=dropout)
         xs, ys = shifted_copies(x, y, dataset.image_shape, shift)
         log = fine_tune(classifier, xs, ys, validation, epochs=epochs, seed=seed, logdir=logdir,
                         steps_per_epoch=-(-len(x) // min(batch_size, len(x))), **common)
@@ -550,7 +560,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
         "batch_size": batch_size, "max_epochs": epochs, "patience": patience,
         "validation_fraction": validation_fraction, "fixed_epochs_without_validation": fixed_epochs,
         "early_stopping": "best validation accuracy (ties: lower validation loss), best weights restored",
-        "refit": bool(refit), "shift": shift,
+        "refit": bool(refit), "shift": shift, "dropout": float(dropout),
         "frozen": f"logistic regression (scikit-learn lbfgs, C={C}) on all labelled examples of the draw",
     }
     def frozen(by_row):

@@ -157,6 +157,17 @@ def test_registry_and_readme_come_from_the_cards(registry, folder):
     assert "zoo.hub.build_registry(" in readme and "do not edit by hand" in readme
 
 
+def test_readme_names_the_models_a_model_continued(model, tmp_path):
+    start = {"model": "models/a", "command": "zoo train rbm --out models/a",
+             "initialized_from": {"model": "models/b", "command": "zoo train b"}}
+    folder = export.save(model, tmp_path / NAME, export.make_card(model, initialized_from=start), saved_model=False)
+    registry = hub.build_registry([folder], tmp_path / "out")
+    assert json.loads(registry.read_text())["models"][NAME]["summary"]["initialized_from"]["model"] == "models/a"
+    line = next(line for line in (registry.parent / "README.md").read_text().splitlines() if NAME in line and "**" in line)
+    assert line.endswith(", continuing `models/a`, trained by `zoo train rbm --out models/a`, continuing "
+                         "`models/b`, trained by `zoo train b`")
+
+
 def test_make_registry_script_records_its_command_and_mirrors(folder, tmp_path, capsys):
     script = runpy.run_path(str(SCRIPTS / "make_registry.py"), run_name="make_registry")
     argv = [str(folder), "--out-dir", str(tmp_path / "pre"), "--mirror", "https://example.org/zoo/"]

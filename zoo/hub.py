@@ -32,7 +32,7 @@ REGISTRY_FILE = "registry.json"
 REGISTRY = Path(__file__).resolve().parent.parent / "pretrained" / REGISTRY_FILE  # the bundled registry
 STAMP_FILE = ".zoo-fetch.json"  # in a fetched folder: the sha256 of the archive it came from
 MIRROR_ENV = "ZOO_MODELS_URL"
-SUMMARY_FIELDS = ("model", "dataset", "binarization", "command", "seed")
+SUMMARY_FIELDS = ("model", "dataset", "binarization", "command", "seed", "initialized_from")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -242,7 +242,8 @@ def _registry_readme(models, command):
                     f"{describe_metrics(s.get('metrics')) or '-'} | {format_size(entry['size'])} | "
                     f"`{entry['sha256'][:12]}` |")
         details.append(f"- **{name}** (`{entry['file']}`): binarisation {s.get('binarization') or '-'}; seed "
-                       f"{'-' if s.get('seed') is None else s['seed']}; trained by `{s.get('command') or '-'}`")
+                       f"{'-' if s.get('seed') is None else s['seed']}; trained by `{s.get('command') or '-'}`"
+                       + _starts(s.get("initialized_from")))
     return "\n".join([
         "# pretrained/", "",
         "Bundled checkpoints: archives of model folders and `registry.json` (sha256, size, urls, and a summary",
@@ -251,6 +252,15 @@ def _registry_readme(models, command):
         "`registry.json` and in each archive's `card.json`.", "",
         *rows, "", *details, "",
         f"Generated from the model folders' cards by `{command}`: do not edit by hand.", ""])
+
+
+def _starts(start):
+    """The chain of models a model was continued from (`zoo train rbm --init-from`), oldest last."""
+    text = ""
+    while start:
+        text += f", continuing `{start.get('model')}`, trained by `{start.get('command') or '-'}`"
+        start = start.get("initialized_from")
+    return text
 
 
 # --- fetch ---

@@ -1,12 +1,10 @@
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 @pytest.fixture

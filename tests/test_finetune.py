@@ -1,9 +1,7 @@
 """zoo.finetune: the encoder interface, the classifier's pretrained start, per-layer learning rates, the
 few-shot protocol (balanced draws from the train split only, seeds), bad input, `zoo finetune` and the
 table script, on `digits` with a tiny RBM."""
-import importlib.util
 import json
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -347,16 +345,9 @@ def test_cli_refuses_a_model_that_cannot_encode(tmp_path, capsys):
     assert "cannot encode" in capsys.readouterr().err
 
 
-def _table_script():
-    spec = importlib.util.spec_from_file_location(
-        "finetune_table", Path(__file__).resolve().parent.parent / "scripts" / "finetune_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_table_script_runs_zoo_finetune_and_prints_markdown_with_the_command(folder, tmp_path, capsys):
-    script = _table_script()
+def test_table_script_runs_zoo_finetune_and_prints_markdown_with_the_command(folder, tmp_path, capsys,
+                                                                             load_script):
+    script = load_script("finetune_table")
     assert script.main([str(folder), "--labels-per-class", "2", "--seeds", "1", "--epochs", "5",
                         "--logdir", str(tmp_path / "tb")]) == 0
     out = capsys.readouterr().out

@@ -480,7 +480,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     validation_fraction = checks.check_probability(validation_fraction, "validation_fraction")
     fixed_epochs = checks.check_positive_int(fixed_epochs, "fixed_epochs")
     shift = checks.check_positive_int(shift, "shift", minimum=0)
-    Classifier(1, 2, (1,), dropout=dropout)  # a bad rate fails before any training
+    dropout = checks.check_probability(dropout, "dropout")
     if shift:
         shifted_copies(dataset.train.x[:1], dataset.train.y[:1], dataset.image_shape, shift)  # fails early
     n_inputs = layers[0][0].shape[0]

@@ -162,6 +162,13 @@ def test_dynamic_binarization_and_schedules(tmp_path, capsys):
     card = json.loads((tmp_path / "d" / "card.json").read_text())
     assert card["binarization"].startswith("dynamic")
 
+    # the pipeline path honours --no-visible-bias-init too (a zero rate keeps the start)
+    code, _, err = _run(capsys, ["train", "rbm", "--dataset", "digits", "--dynamic-binarization", "--n-hidden", "8",
+                                 "--epochs", "1", "--verbose", "0", "--seed", "1", "--no-visible-bias-init", "--lr",
+                                 "0", "--out", str(tmp_path / "z"), "--logdir", str(tmp_path / "tb")])
+    assert code == 0, err
+    assert not np.any(keras.models.load_model(tmp_path / "z" / "model.keras").visible_bias.numpy())
+
 
 def test_init_from_continues_a_trained_model(tmp_path, capsys):
     code, first, _, err = _train(tmp_path, capsys, name="first")

@@ -289,8 +289,7 @@ def train_rbm(args, argv):
                             "initialized_from": source_card.get("initialized_from")}
     train_x = dataset.train.x
     if args.dynamic_binarization:
-        if not args.init_from:
-            model.initialize_visible_bias(train_x)
+        model.prepare_visible_bias(train_x)
         x = dataset.train.pipeline(args.batch_size, seed=args.seed, dynamic_binarization=True)
         # training sees fresh samples; the metrics and the free-energy gap use one fixed thresholded view
         monitor_train_x, validation_x = ((s.x > 0.5).astype("float32") for s in (dataset.train, dataset.validation))

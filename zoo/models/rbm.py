@@ -350,8 +350,7 @@ class RBM(keras.Model):
             batch = 32 if batch_size is None else checks.check_positive_int(batch_size, "batch_size")
             if batch > len(x):
                 raise ValueError(f"batch_size {batch} is larger than the data ({len(x)} examples)")
-            if self.visible_bias_init == "data" and not self._has_trained() and not self._parameters_copied:
-                self.initialize_visible_bias(x)
+            self.prepare_visible_bias(x)
             if kwargs.get("validation_split"):
                 raise ValueError("validation_split is not supported: pass validation_data")
             # Our own pipeline: Keras' array adapter costs about 0.5 ms per step here, as much as a sixth of
@@ -422,6 +421,13 @@ class RBM(keras.Model):
         for mine_u, theirs_u in ((self.visible_units, source.visible_units), (self.hidden_units, source.hidden_units)):
             mine_u.set_weights(theirs_u.get_weights())
         self._parameters_copied = True
+
+    def prepare_visible_bias(self, x):
+        """Before training on `x`: `initialize_visible_bias(x)` if visible_bias_init='data', unless the model has
+        trained already or copied its parameters (`set_parameters_from`). `fit` on arrays calls it; a caller
+        that feeds a pipeline calls it with the training arrays."""
+        if self.visible_bias_init == "data" and not self._has_trained() and not self._parameters_copied:
+            self.initialize_visible_bias(x)
 
     def initialize_visible_bias(self, x):
         """Set the visible biases so that independent visible units match the data's mean (e.g. b =

@@ -37,9 +37,7 @@ def render(report):
                   "refit." if "all" in report["labels_per_class"] else "")
                + " Gain: pretrained - random, paired by seed.")
     return "\n".join([caption, "", finetune.markdown_table(report), "",
-                      f"Produced by `{report['command']}` ({report['seconds']:.0f} s; optimizer {s['optimizer']}, "
-                      f"lr {s['lr']:g}, pretrained layers x{s['pretrained_lr_multiplier']:g}, L2 {s['l2']:g}, "
-                      + (f"dropout {s['dropout']:g}, " if s.get("dropout") else "") + f"batch {s['batch_size']}, patience {s['patience']}).",
+                      f"Produced by `{report['command']}` ({report['seconds']:.0f} s; {finetune.describe_settings(s)}).",
                       "", f"Regenerate with `python scripts/finetune_table.py {shlex.join(args)}`."])
 
 

@@ -206,6 +206,38 @@ def test_refit_trains_again_on_the_whole_draw_for_the_chosen_epochs_and_shift_ke
     assert len(calls) == 2 and all(c["validation"] is not None for c in calls)
 
 
+def test_early_stopping_keeps_the_epoch_its_monitor_ranks_best(rbm, digits):
+    x, y, xv, yv = digits.train.x[:30], digits.train.y[:30], digits.validation.x[:30], digits.validation.y[:30]
+    kept = {}
+    for monitor in finetune.MONITORS:
+        classifier = finetune.build_classifier(rbm, 64, 10, seed=0)
+        log = finetune.fine_tune(classifier, x, y, validation=(xv, yv), epochs=60, patience=20, monitor=monitor,
+                                 lr=1e-2, batch_size=10, seed=0)
+        loss, acc = np.array(log.history["val_loss"]), np.array(log.history["val_accuracy"])
+        # the ranking again, from the logged history: lexicographic, the first best wins
+        rank = (lambda i: (acc[i], -loss[i])) if monitor == "val_accuracy" else (lambda i: (-loss[i], acc[i]))
+        best = max(range(len(loss)), key=lambda i: (rank(i), -i))
+        assert log.best_epoch == best + 1, monitor
+        assert log.epochs_run == len(loss) and (log.epochs_run == 60 or log.epochs_run == best + 1 + 20)
+        probabilities = classifier(xv).numpy()  # the kept weights are those of the best epoch
+        assert float(np.mean(np.argmax(probabilities, -1) == yv)) == pytest.approx(acc[best])
+        np.testing.assert_allclose(np.mean(keras.losses.sparse_categorical_crossentropy(yv, probabilities)),
+                                   loss[best], rtol=1e-5)
+        kept[monitor] = log.best_epoch
+    assert kept["val_accuracy"] < kept["val_loss"]  # here accuracy peaks early, the loss keeps falling
+
+
+def test_monitor_choices_and_settings(rbm, digits):
+    with pytest.raises(ValueError, match="monitor"):
+        finetune.fine_tune(finetune.build_classifier(rbm, 64, 10), digits.train.x[:20], digits.train.y[:20],
+                           epochs=1, monitor="loss")
+    with pytest.raises(ValueError, match="monitor"):
+        finetune.few_shot(rbm, digits, labels_per_class=(1,), seeds=1, monitor="accuracy")
+    result = finetune.few_shot(rbm, digits, labels_per_class=(3,), seeds=1, monitor="val_loss", **FAST)
+    assert result.settings["monitor"] == "val_loss"
+    assert finetune.describe_settings(result.settings).endswith("patience 10 on val_loss")
+
+
 def test_fine_tune_batch_order_depends_on_its_seed_not_on_the_global_seed(rbm, digits):
     weights = []
     for global_seed in (1, 2):
@@ -331,6 +363,7 @@ def test_cli_runs_end_to_end_with_json_and_saves_a_classifier(folder, tmp_path, 
     (["--shift", "-1"], "--shift: expected an integer >= 0"),
     (["--shift", "8"], "shift 8 must be smaller than the image"),
     (["--dropout", "1"], "dropout must be in [0, 1)"),
+    (["--monitor", "loss"], "--monitor: invalid choice"),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(folder, tmp_path, capsys, extra, message):
     code = cli.main(["finetune", str(folder), "--logdir", str(tmp_path / "tb")] + extra)
@@ -362,3 +395,11 @@ def test_table_script_runs_zoo_finetune_and_prints_markdown_with_the_command(fol
     bad.write_text("{}")
     assert script.main(["--json", str(bad)]) == 2
     assert "not from `zoo finetune --json`" in capsys.readouterr().err
+
+
+def test_describe_settings_names_every_setting_and_dropout_only_when_set():
+    settings = dict(optimizer="adam", lr=1e-3, pretrained_lr_multiplier=0.03, l2=1e-4, dropout=0.0,
+                    batch_size=32, patience=40)
+    assert finetune.describe_settings(settings) == ("optimizer adam, lr 0.001, pretrained layers x0.03, "
+                                                    "L2 0.0001, batch 32, patience 40")
+    assert "dropout 0.2, batch 32" in finetune.describe_settings({**settings, "dropout": 0.2})

@@ -170,8 +170,11 @@ def build_parser():
     ft.add_argument("--dataset", metavar="NAME", help="mnist, binarized_mnist or digits (default: the card's dataset)")
     ft.add_argument("--epochs", type=_positive_int, default=200, help="most epochs with early stopping "
                     "(default: %(default)s)")
-    ft.add_argument("--patience", type=_positive_int, default=20, help="epochs without a better validation "
-                    "accuracy before stopping (default: %(default)s)")
+    ft.add_argument("--patience", type=_positive_int, default=20, help="epochs without a better --monitor "
+                    "before stopping (default: %(default)s)")
+    ft.add_argument("--monitor", choices=("val_accuracy", "val_loss"), default="val_accuracy",
+                    help="what early stopping keeps: the epoch of highest validation accuracy (ties: lower loss) "
+                         "or of lowest validation cross-entropy (ties: higher accuracy) (default: %(default)s)")
     ft.add_argument("--fixed-epochs", type=_positive_int, default=100, help="epochs when there is no validation "
                     "set (1 label per class) (default: %(default)s)")
     ft.add_argument("--lr", type=_nonnegative_float, default=1e-3, help="learning rate (default: %(default)s)")
@@ -464,7 +467,7 @@ def finetune(args, argv):
 
     result = finetune_lib.few_shot(
         model, dataset, labels_per_class=args.labels_per_class, seeds=args.seeds, fixed_epochs=args.fixed_epochs,
-        epochs=args.epochs, patience=args.patience, lr=args.lr, pretrained_lr_multiplier=args.lr_multiplier,
+        epochs=args.epochs, patience=args.patience, monitor=args.monitor, lr=args.lr, pretrained_lr_multiplier=args.lr_multiplier,
         l2=args.l2, batch_size=args.batch_size, optimizer=args.optimizer, refit=args.refit, shift=args.shift,
         dropout=args.dropout,
         evaluate_on=args.evaluate_on, logdir=logdir, keep_classifier=bool(args.save), progress=progress)
@@ -493,11 +496,8 @@ def finetune(args, argv):
         print()
         print(finetune_lib.format_table(report))
         print()
-        print(f"settings {s['optimizer']} lr {s['lr']:g} (pretrained layers x{s['pretrained_lr_multiplier']:g}), "
-              f"L2 {s['l2']:g}, " + (f"dropout {s['dropout']:g}, " if s.get('dropout') else "") +
-              f"batch {s['batch_size']}, early stopping on {100 * s['validation_fraction']:g} % of "
-              f"each draw (patience "
-              f"{s['patience']}, at most {s['max_epochs']} epochs; {s['fixed_epochs_without_validation']} epochs "
+        print(f"settings {finetune_lib.describe_settings(s)}; early stopping on {100 * s['validation_fraction']:g} % "
+              f"of each draw (at most {s['max_epochs']} epochs; {s['fixed_epochs_without_validation']} epochs "
               "without validation)")
         print(f"time     {result.seconds:.0f} s; TensorBoard logs: {logdir}")
         if args.save:

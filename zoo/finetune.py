@@ -219,16 +219,21 @@ class FineTuneLog:
     history: dict
 
 
+MONITORS = ("val_accuracy", "val_loss")
+
+
 class _EarlyStopping(keras.callbacks.Callback):
     """Early stopping on (x, y) held out: after each epoch, `val_loss` (cross-entropy, no L2 term) and
-    `val_accuracy` go into the logs; the best epoch has the highest validation accuracy, ties (common with a
-    few validation examples) broken by the lower loss. Training stops after `patience` epochs without a
-    better one, and the best weights are restored. Computed here in one eager call rather than by Keras'
+    `val_accuracy` go into the logs. monitor="val_accuracy": the best epoch has the highest validation
+    accuracy, ties (common with a few validation examples) broken by the lower loss; "val_loss": the lowest
+    loss, ties broken by the higher accuracy. Training stops after `patience` epochs without a better one,
+    and the best weights are restored. Computed here in one eager call rather than by Keras'
     `validation_data`, whose per-epoch `evaluate` costs more than a few-shot epoch itself."""
 
-    def __init__(self, x, y, patience):
+    def __init__(self, x, y, patience, monitor="val_accuracy"):
         super().__init__()
         self.x, self.y, self.patience = tf.constant(x), y, patience
+        self.monitor = checks.check_choice(monitor, "monitor", MONITORS)
         self.best, self.best_epoch, self.best_weights, self.wait = None, 0, None, 0
 
     def on_epoch_end(self, epoch, logs=None):
@@ -237,9 +242,9 @@ class _EarlyStopping(keras.callbacks.Callback):
         accuracy = float(np.mean(np.argmax(probabilities, axis=-1) == self.y))
         if logs is not None:
             logs.update(val_loss=loss, val_accuracy=accuracy)
-        if self.best is None or (accuracy, -loss) > self.best:
-            self.best, self.best_epoch, self.best_weights, self.wait = (accuracy, -loss), epoch + 1, \
-                self.model.get_weights(), 0
+        score = (accuracy, -loss) if self.monitor == "val_accuracy" else (-loss, accuracy)
+        if self.best is None or score > self.best:
+            self.best, self.best_epoch, self.best_weights, self.wait = score, epoch + 1, self.model.get_weights(), 0
             return
         self.wait += 1
         if self.wait >= self.patience:
@@ -264,13 +269,15 @@ class _ScalarLogger(_SummaryCallback):
 
 
 def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, lr=1e-3, l2=1e-5, epochs=200,
-              batch_size=32, patience=20, seed=0, optimizer="adam", logdir=None, verbose=0, steps_per_epoch=None):
+              batch_size=32, patience=20, monitor="val_accuracy", seed=0, optimizer="adam", logdir=None, verbose=0,
+              steps_per_epoch=None):
     """Train `classifier` in place on (x, y) with sparse categorical cross-entropy; returns a `FineTuneLog`.
 
     The pretrained layers (`classifier.n_pretrained`) learn at lr * pretrained_lr_multiplier, the others at
     lr; l2 * sum ||kernel||^2 is added to the training loss. With validation=(xv, yv), early stopping: the
-    epoch with the best validation accuracy (ties: lower validation loss) is kept, and training stops after
-    `patience` epochs without improvement; without validation, exactly `epochs` epochs. Batches of
+    epoch with the best `monitor` is kept ("val_accuracy": highest validation accuracy, ties: lower loss;
+    "val_loss": lowest validation cross-entropy, ties: higher accuracy), and training stops after `patience`
+    epochs without improvement; without validation, exactly `epochs` epochs. Batches of
     min(batch_size, n) examples, shuffled by `seed`. logdir: TensorBoard scalars (a folder or a writer).
     steps_per_epoch: batches per epoch (default ceil(n / batch_size)); with augmented copies in x, the
     count of the original examples keeps an epoch (and so `epochs` and `patience`) the same length.
@@ -281,6 +288,7 @@ def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, l
     y = check_labels(y, len(x), classifier.n_classes)
     epochs = checks.check_positive_int(epochs, "epochs")
     patience = checks.check_positive_int(patience, "patience")
+    monitor = checks.check_choice(monitor, "monitor", MONITORS)
     batch_size = min(checks.check_positive_int(batch_size, "batch_size"), len(x))
     steps_per_epoch = -(-len(x) // batch_size) if steps_per_epoch is None else \
         checks.check_positive_int(steps_per_epoch, "steps_per_epoch")
@@ -294,7 +302,7 @@ def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, l
             raise ValueError("validation must be a pair (x, y)")
         xv = checks.as_float_matrix(validation[0], "validation x", width=classifier.n_inputs)
         callbacks.append(_EarlyStopping(xv, check_labels(validation[1], len(xv), classifier.n_classes,
-                                                         "validation y"), patience))
+                                                         "validation y"), patience, monitor))
     if logdir is not None:
         callbacks.append(_ScalarLogger(logdir))
 
@@ -441,8 +449,8 @@ def _check_labels_per_class(values):
 
 
 def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_fraction=0.2, fixed_epochs=100,
-             epochs=200, patience=20, lr=1e-3, pretrained_lr_multiplier=0.1, l2=1e-5, batch_size=32,
-             optimizer="adam", C=1.0, refit=True, shift=0, dropout=0.0, evaluate_on="test", logdir=None,
+             epochs=200, patience=20, monitor="val_accuracy", lr=1e-3, pretrained_lr_multiplier=0.1, l2=1e-5,
+             batch_size=32, optimizer="adam", C=1.0, refit=True, shift=0, dropout=0.0, evaluate_on="test", logdir=None,
              keep_classifier=False, progress=None):
     """The few-shot protocol: for each k in `labels_per_class` and each seed, draw k labelled examples per
     class from the train split (`draw_labelled`), fine-tune the pretrained classifier and the same net from
@@ -455,6 +463,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     Validation: the nets stop early on the validation part of the draw (validation_fraction of the labelled
     examples); with 1 label per class there is none, and they train `fixed_epochs` epochs, a number fixed in
     advance. k = "all": the whole train split, with the dataset's validation split for early stopping.
+    monitor: what early stopping keeps, "val_accuracy" or "val_loss" (`fine_tune`).
     The frozen-feature row uses every labelled example of the draw (it has no early stopping).
     refit: after early stopping, train the net again from the same initialisation on all labelled examples
     of the draw (train and validation parts) for the epoch count early stopping chose (not for "all").
@@ -481,6 +490,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     fixed_epochs = checks.check_positive_int(fixed_epochs, "fixed_epochs")
     shift = checks.check_positive_int(shift, "shift", minimum=0)
     dropout = checks.check_probability(dropout, "dropout")
+    monitor = checks.check_choice(monitor, "monitor", MONITORS)
     if shift:
         shifted_copies(dataset.train.x[:1], dataset.train.y[:1], dataset.image_shape, shift)  # fails early
     n_inputs = layers[0][0].shape[0]
@@ -505,7 +515,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
             draw_labelled(train.y, k, 0, n_classes, validation_fraction)
 
     hidden_sizes = tuple(kernel.shape[1] for kernel, _ in layers)
-    common = dict(lr=lr, l2=l2, batch_size=batch_size, optimizer=optimizer, patience=patience,
+    common = dict(lr=lr, l2=l2, batch_size=batch_size, optimizer=optimizer, patience=patience, monitor=monitor,
                   pretrained_lr_multiplier=pretrained_lr_multiplier)
 
     def train_net(source, x, y, validation, epochs, seed, logdir):
@@ -557,7 +567,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
         "n_test": test.n,
         "hidden_sizes": list(hidden_sizes), "source": type(model).__name__, "n_classes": n_classes,
         "optimizer": optimizer, "lr": lr, "pretrained_lr_multiplier": pretrained_lr_multiplier, "l2": l2,
-        "batch_size": batch_size, "max_epochs": epochs, "patience": patience,
+        "batch_size": batch_size, "max_epochs": epochs, "patience": patience, "monitor": monitor,
         "validation_fraction": validation_fraction, "fixed_epochs_without_validation": fixed_epochs,
         "early_stopping": "best validation accuracy (ties: lower validation loss), best weights restored",
         "refit": bool(refit), "shift": shift, "dropout": float(dropout),
@@ -592,6 +602,15 @@ def format_table(report):
     widths = [max(len(r[i]) for r in rows) for i in range(len(ks) + 1)]
     return "\n".join("  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
                                enumerate(zip(r, widths))) for r in rows)
+
+
+def describe_settings(settings):
+    """The fine-tuning settings of a `FewShotResult.settings` in one line (for the CLI and the README tables)."""
+    s = settings
+    return (f"optimizer {s['optimizer']}, lr {s['lr']:g}, pretrained layers x{s['pretrained_lr_multiplier']:g}, "
+            f"L2 {s['l2']:g}, " + (f"dropout {s['dropout']:g}, " if s.get("dropout") else "")
+            + f"batch {s['batch_size']}, patience {s['patience']}"
+            + (f" on {s['monitor']}" if s.get("monitor", "val_accuracy") != "val_accuracy" else ""))
 
 
 def markdown_table(report):

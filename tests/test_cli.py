@@ -35,7 +35,7 @@ def test_help_reads_well(capsys):
         cli.main(["train", "rbm", "--help"])
     text = capsys.readouterr().out
     for option in ("--persistent", "--cd-k", "--n-hidden", "--sparsity-target", "--max-norm", "--fast-lr",
-                   "--logdir"):
+                   "--temperatures", "--min-beta", "--logdir"):
         assert option in text
 
 
@@ -48,6 +48,8 @@ def test_help_reads_well(capsys):
      "larger than the training data"),
     (["train", "rbm", "--out", "x", "--lr", "nan"], "--lr"),
     (["train", "rbm", "--out", "x", "--fast-lr", "0.01"], "set persistent=True"),
+    (["train", "rbm", "--out", "x", "--temperatures", "4"], "set persistent=True"),
+    (["train", "rbm", "--out", "x", "--persistent", "--temperatures", "4", "--min-beta", "1"], "min_beta"),
     (["train", "rbm"], "required: --out"),
     (["train"], "choose a model family"),
     (["sample", "no/such/folder"], "not a model folder"),
@@ -131,6 +133,14 @@ def test_an_interrupted_run_resumes_with_the_same_command(tmp_path, capsys, monk
     assert code == 0 and "resuming the interrupted run" in err
     assert epochs_run == [2]  # only the epoch that was lost
     assert (out / "model.keras").is_file() and not (tmp_path / "m.backup").exists()
+
+
+def test_train_with_parallel_tempering(tmp_path, capsys):
+    code, out, _, err = _train(tmp_path, capsys, extra=["--persistent", "--temperatures", "3", "--min-beta", "0.5"])
+    assert code == 0, err
+    card = json.loads((out / "card.json").read_text())
+    assert card["config"]["n_temperatures"] == 3 and card["config"]["min_beta"] == 0.5
+    assert "--temperatures 3 --min-beta 0.5" in card["command"]
 
 
 def test_a_failure_after_training_keeps_the_trained_model(tmp_path, capsys, monkeypatch):

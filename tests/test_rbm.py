@@ -152,6 +152,69 @@ def test_fast_weights_drive_the_chains_but_not_the_model():
     np.testing.assert_allclose(model.sample(20, n_steps=3, seed=1), 0.5)  # the model itself: zero weights
 
 
+def _tempered_log_f(model, states, beta):
+    """log f_beta(v) of parallel tempering, by its formula in NumPy: -b.v + sum_j softplus(beta (v W + c)_j)."""
+    kernel, b, c = (w.numpy().astype(np.float64) for w in (model.kernel, model.visible_bias, model.hidden_bias))
+    return states @ b + np.logaddexp(0, beta * (states @ kernel + c)).sum(axis=1)
+
+
+def _tempered_model(n_chains, betas=(0.0, 0.5, 1.0)):
+    model = _tiny(n_visible=6, n_hidden=3, persistent=True, n_chains=n_chains, n_temperatures=len(betas),
+                  min_beta=betas[0])
+    model.kernel.assign(model.kernel * 2.5)  # strong weights: the temperatures differ a lot
+    np.testing.assert_allclose(model.betas, betas)
+    states = np.array(list(itertools.product([0, 1], repeat=6)), np.float64)
+    exact = [special.softmax(_tempered_log_f(model, states, beta)) for beta in betas]
+    return model, states, exact
+
+
+def _histograms(chains, n_temperatures, n_states):
+    codes = chains.reshape(n_temperatures, -1, 6) @ (2 ** np.arange(5, -1, -1))
+    return [np.bincount(c.astype(int), minlength=n_states) / len(c) for c in codes]
+
+
+def test_parallel_tempering_keeps_every_tempered_distribution_and_swaps_at_the_exact_rate():
+    """Chains drawn exactly from p_beta (enumeration) stay so distributed after sweeps and swaps, and the swap
+    rate equals E[min(1, r)] over independent pairs of neighbours, computed by enumeration."""
+    n = 20000
+    model, states, exact = _tempered_model(n)
+    rng = np.random.default_rng(0)
+    start = np.concatenate([states[rng.choice(64, n, p=p)] for p in exact]).astype(np.float32)
+    model.persistent_chains.assign(start)
+    _, rate = model.tempered_sweeps(tf.constant(1), tf.constant([3, 4]))  # round 0: the pair (0, 1) only
+    for empirical, p in zip(_histograms(model.persistent_chains.numpy(), 3, 64), exact):
+        assert 0.5 * np.abs(empirical - p).sum() < 0.03
+    # Metropolis: the pair (v0 at beta 0, v1 at beta 0.5) swaps with probability min(1, r); its mean is exact
+    # because the sweep before the swap leaves each chain at its stationary distribution.
+    f = [_tempered_log_f(model, states, beta) for beta in (0.0, 0.5)]
+    log_r = (f[1][:, None] + f[0][None, :]) - (f[0][:, None] + f[1][None, :])  # v0 = row, v1 = column
+    expected = (exact[0][:, None] * exact[1][None, :] * np.minimum(1, np.exp(log_r))).sum()
+    assert 0.2 < expected < 0.9  # a rate that tells right from wrong
+    assert abs(float(rate) - expected) < 4 * np.sqrt(expected * (1 - expected) / n)
+
+
+def test_parallel_tempering_chains_converge_from_a_bad_start():
+    model, states, exact = _tempered_model(4000)
+    model.persistent_chains.assign(np.zeros((3 * 4000, 6), np.float32))
+    top, _ = model.tempered_sweeps(tf.constant(60), tf.constant([5, 6]))
+    np.testing.assert_array_equal(top.numpy(), model.persistent_chains.numpy()[-4000:])
+    for empirical, p in zip(_histograms(model.persistent_chains.numpy(), 3, 64), exact):
+        assert 0.5 * np.abs(empirical - p).sum() < 0.06
+
+
+def test_parallel_tempering_trains_reports_its_swap_rate_and_round_trips(tmp_path):
+    x = _binary_digits()
+    model = RBM(16, persistent=True, n_chains=20, n_temperatures=4, min_beta=0.2, cd_k=2, seed=0)
+    model.compile(keras.optimizers.SGD(0.05))
+    history = model.fit(x, batch_size=20, epochs=2, verbose=0).history
+    assert 0 < history["swap_rate"][-1] <= 1 and model.persistent_chains.shape == (80, 64)
+    model.save(tmp_path / "pt.keras")
+    loaded = keras.models.load_model(tmp_path / "pt.keras")
+    assert (loaded.n_temperatures, loaded.min_beta) == (4, 0.2)
+    np.testing.assert_array_equal(loaded.persistent_chains.numpy(), model.persistent_chains.numpy())
+    np.testing.assert_allclose(loaded.free_energy(x[:5]), model.free_energy(x[:5]), rtol=1e-6)
+
+
 def _binary_digits():
     x = zoo.data.load("digits").train.x
     return (x > 0.5).astype(np.float32)
@@ -281,7 +344,12 @@ def test_bad_settings_are_refused():
                             ({"n_hidden": 4, "visible": "ising"}, "unknown unit type"),
                             ({"n_hidden": 4, "l2": -1}, "l2"), ({"n_hidden": 4, "max_norm": 0}, "max_norm"),
                             ({"n_hidden": 4, "fast_lr": 0.1}, "persistent=True"),
-                            ({"n_hidden": 4, "persistent": True, "fast_decay": 1.5}, "fast_decay")]:
+                            ({"n_hidden": 4, "persistent": True, "fast_decay": 1.5}, "fast_decay"),
+                            ({"n_hidden": 4, "n_temperatures": 3}, "persistent=True"),
+                            ({"n_hidden": 4, "persistent": True, "n_temperatures": 0}, "n_temperatures"),
+                            ({"n_hidden": 4, "persistent": True, "n_temperatures": 3, "min_beta": 1.0}, "min_beta"),
+                            ({"n_hidden": 4, "persistent": True, "n_temperatures": 3, "fast_lr": 0.1},
+                             "use one")]:
         with pytest.raises(ValueError, match=message):
             RBM(**kwargs)
     with pytest.raises(ValueError, match="no weights yet"):

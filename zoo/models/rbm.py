@@ -32,6 +32,11 @@ class RBM(keras.Model):
         W + W_fast (and b + b_fast, c + c_fast); the fast parameters follow the same gradient (without L2) with
         learning rate fast_lr and shrink by fast_decay every update, pushing the chains away from the modes
         they have just visited. fast_lr = 0 (default): plain PCD. Needs persistent=True.
+      n_temperatures, min_beta: parallel tempering of the persistent chains (Desjardins et al. 2010, Cho et
+        al. 2010): n_chains chains at each of n_temperatures inverse temperatures, evenly spaced from
+        min_beta to 1, of p_beta(v, h) ~ exp(-se_v(v; b) + beta (I(v) W I(h) - se_h(h; c))); neighbours swap
+        states by Metropolis after every sweep, and the beta = 1 chains give the negative statistics. A
+        sweep costs n_temperatures times a PCD sweep. n_temperatures = 1 (default): plain PCD.
       l2: weight decay on the kernel, adds l2/2 ||W||^2 to the objective.
       sparsity_target, sparsity_cost: penalise cross-entropy between the target and the batch-mean
         hidden activation.
@@ -45,7 +50,7 @@ class RBM(keras.Model):
     MONITORED_EXAMPLES = 10
 
     def __init__(self, n_hidden, visible="bernoulli", hidden="bernoulli", n_visible=None, cd_k=1,
-                 persistent=False, n_chains=100, fast_lr=0.0, fast_decay=0.95, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
+                 persistent=False, n_chains=100, fast_lr=0.0, fast_decay=0.95, n_temperatures=1, min_beta=0.0, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  dropout=0.0, max_norm=None, sample_visible=False, visible_bias_init="data",
                  weight_stddev=0.01, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -61,6 +66,13 @@ class RBM(keras.Model):
         self.fast_decay = checks.check_probability(fast_decay, "fast_decay")
         if self.fast_lr and not self.persistent:
             raise ValueError("fast weights (fast_lr > 0) drive persistent chains: set persistent=True")
+        self.n_temperatures = checks.check_positive_int(n_temperatures, "n_temperatures")
+        self.min_beta = checks.check_probability(min_beta, "min_beta")
+        if self.n_temperatures > 1 and not self.persistent:
+            raise ValueError("parallel tempering (n_temperatures > 1) runs persistent chains: set persistent=True")
+        if self.n_temperatures > 1 and self.fast_lr:
+            raise ValueError("fast weights and parallel tempering are two ways to move the chains: use one")
+        self.betas = np.linspace(self.min_beta, 1.0, self.n_temperatures) if self.n_temperatures > 1 else np.ones(1)
         self.l2 = checks.check_nonnegative(l2, "l2")
         self.sparsity_target = checks.check_probability(sparsity_target, "sparsity_target")
         self.sparsity_cost = checks.check_nonnegative(sparsity_cost, "sparsity_cost")
@@ -86,6 +98,8 @@ class RBM(keras.Model):
         if self.visible_units.kind == "bernoulli":
             names.append("pseudo_log_likelihood")
         self.monitor = RunningMeans(names, name="monitor")
+        # training only (validation runs no chains): the fraction of proposed swaps accepted
+        self.tempering_monitor = RunningMeans(["swap_rate"], name="tempering") if self.n_temperatures > 1 else None
         if n_visible is not None:
             self.build((None, checks.check_positive_int(n_visible, "n_visible")))
 
@@ -110,9 +124,10 @@ class RBM(keras.Model):
         self.cd_k = self.add_weight(name="cd_k", shape=(), dtype="int32", trainable=False,
                                     initializer=keras.initializers.Constant(self.cd_k_init))
         if self.persistent:
-            start = self.visible_units.base_sample(self.n_chains, self._next_seed())
+            n_chains = self.n_temperatures * self.n_chains  # by temperature, the beta = 1 chains last
+            start = self.visible_units.base_sample(n_chains, self._next_seed())
             self.persistent_chains = self.add_weight(
-                name="persistent_chains", shape=(self.n_chains, n_visible), trainable=False,
+                name="persistent_chains", shape=(n_chains, n_visible), trainable=False,
                 initializer=keras.initializers.Constant(start.numpy()))
         if self.fast_lr:
             self.fast_params = [self.add_weight(name=f"fast_{w.name}", shape=w.shape, trainable=False,
@@ -128,6 +143,7 @@ class RBM(keras.Model):
             "hidden": keras.saving.serialize_keras_object(self.hidden_units),
             "cd_k": self.cd_k_init, "persistent": self.persistent, "n_chains": self.n_chains,
             "fast_lr": self.fast_lr, "fast_decay": self.fast_decay,
+            "n_temperatures": self.n_temperatures, "min_beta": self.min_beta,
             "l2": self.l2, "sparsity_target": self.sparsity_target, "sparsity_cost": self.sparsity_cost,
             "dropout": self.dropout, "max_norm": self.max_norm, "sample_visible": self.sample_visible,
             "visible_bias_init": self.visible_bias_init, "weight_stddev": self.weight_stddev,
@@ -207,7 +223,7 @@ class RBM(keras.Model):
 
     @property
     def metrics(self):
-        return [self.monitor]
+        return [self.monitor] + ([self.tempering_monitor] if self.tempering_monitor is not None else [])
 
     def _monitor(self, v0, h0_input, log_partition0, reconstruction, seed):
         """Update the metrics: free energy, reconstruction error and a one-bit pseudo-log-likelihood, reusing
@@ -237,7 +253,7 @@ class RBM(keras.Model):
         i0 = v.interaction(v0)
         a0 = tf.matmul(i0, self.kernel)
         m = tf.minimum(tf.shape(v0)[0], self.MONITORED_EXAMPLES)
-        keep = None
+        keep, swap_rate = None, None
         if self.dropout:  # a dropped hidden unit is absent for this example: no term, nothing sent down
             keep = tf.cast(tf.random.stateless_uniform(tf.shape(a0), seed_mask) >= self.dropout, a0.dtype)
         if self.persistent:
@@ -247,8 +263,13 @@ class RBM(keras.Model):
             reconstruction = v.mean(self.visible_input(h0), b)
             chain_params = None if not self.fast_lr else [w + f for w, f in zip((self.kernel, b, c),
                                                                                  self.fast_params)]
-            v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain, params=chain_params)
-            self.persistent_chains.assign(v_sample)
+            if self.n_temperatures > 1:
+                v_sample, swap_rate = self.tempered_sweeps(self.cd_k, seed_chain)
+                v_mean = v_sample
+            else:
+                v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain,
+                                                   params=chain_params)
+                self.persistent_chains.assign(v_sample)
         else:
             h0, h0_mean = h.sample_and_mean(a0, c, seed_h)
             if keep is not None:
@@ -301,7 +322,10 @@ class RBM(keras.Model):
         # Training metrics are estimated on the first MONITORED_EXAMPLES of each (shuffled) batch: on all of
         # it they cost a sixth of an RBM 784-500 step; `evaluate` and validation use every example.
         self._monitor(v0[:m], a0[:m], h.log_partition(a0[:m], c), reconstruction[:m], seed_pll)
-        return self.monitor.result()
+        if swap_rate is None:
+            return self.monitor.result()
+        self.tempering_monitor.update_state([tf.reshape(swap_rate, (1,))])
+        return {**self.monitor.result(), **self.tempering_monitor.result()}
 
     def _chain_samples_visible(self):
         # Chains carry probabilities only for non-persistent Bernoulli chains without sample_visible
@@ -324,6 +348,44 @@ class RBM(keras.Model):
         _, v_sample, v_mean = tf.while_loop(lambda i, *_: i < n_steps, sweep,
                                             (tf.constant(0), v, v if v_mean is None else v_mean))
         return v_sample, v_mean
+
+    def tempered_sweeps(self, n_steps, seed):
+        """Parallel tempering of the persistent chains: `n_steps` rounds of one Gibbs sweep of every chain at
+        its own beta (`AnnealingPath` from the zero-weight model with the same visible biases), then a
+        Metropolis swap of each neighbour pair (t, t+1) with t of the round's parity, accepted with
+        probability min(1, f_t(v_t+1) f_t+1(v_t) / (f_t(v_t) f_t+1(v_t+1))). Assigns the chains; returns the
+        beta = 1 states and the fraction of proposed swaps that were accepted."""
+        t, n = self.n_temperatures, self.n_chains
+        dtype = self.persistent_chains.dtype
+        path = AnnealingPath(self, self.visible_bias, dtype)
+        betas = tf.constant(self.betas, dtype)
+        own, up, down = (tf.repeat(b, n) for b in (betas, tf.concat([betas[1:], betas[-1:]], 0),
+                                                     tf.concat([betas[:1], betas[:-1]], 0)))
+        pair_parity = tf.range(t - 1) % 2
+        no_swap = tf.zeros((1, n), tf.int32)
+
+        def round_(i, v, terms, accepted, proposed):
+            seed_sweep, seed_swap = tfp.random.split_seed(tf.random.experimental.stateless_fold_in(seed, i), 2)
+            v = path.transition(v, terms, own, seed_sweep)
+            terms = path.terms(v)
+            log_f = [tf.reshape(path.log_f(terms, b), (t, n)) for b in (own, up, down)]
+            log_ratio = log_f[1][:-1] + log_f[2][1:] - log_f[0][:-1] - log_f[0][1:]  # pair (t, t + 1)
+            offered = tf.equal(pair_parity, i % 2)[:, None]
+            swap = tf.logical_and(offered, tf.math.log(tf.random.stateless_uniform(
+                (t - 1, n), seed_swap, dtype=dtype)) < log_ratio)
+            swap = tf.cast(swap, tf.int32)
+            source = tf.range(t)[:, None] + tf.concat([swap, no_swap], 0) - tf.concat([no_swap, swap], 0)
+            index = tf.reshape(source * n + tf.range(n)[None, :], (-1,))
+            return (i + 1, tf.gather(v, index), tuple(tf.gather(x, index) for x in terms),
+                    accepted + tf.reduce_sum(tf.cast(swap, dtype)),
+                    proposed + tf.reduce_sum(tf.cast(offered, dtype)) * n)
+
+        v = tf.convert_to_tensor(self.persistent_chains)
+        zero = tf.zeros((), dtype)
+        _, v, _, accepted, proposed = tf.while_loop(lambda i, *_: i < n_steps, round_,
+                                                    (tf.constant(0), v, path.terms(v), zero, zero))
+        self.persistent_chains.assign(v)
+        return v[-n:], accepted / tf.maximum(proposed, 1.0)
 
     def test_step(self, data):
         v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -528,7 +590,7 @@ class RBM(keras.Model):
         recon = self._up_down(x)
         pairs = tf.reshape(tf.stack([x, recon], axis=1), (-1, self.n_visible))  # data, reconstruction, ...
         if self.persistent:
-            particles = self.persistent_chains[:100]
+            particles = self.persistent_chains[-self.n_chains:][:100]  # the beta = 1 chains
         else:
             particles = self._sample_chain(x, self.cd_k, self._next_seed())[1]
         return {
@@ -572,15 +634,17 @@ class AnnealingPath:
                 self.visible.self_energy(v, self.base_bias), self.visible.self_energy(v, self.bias))
 
     def log_f(self, terms, beta):
-        """log f_beta(v) from `terms(v)`."""
+        """log f_beta(v) from `terms(v)`; beta: a scalar or one per row of v."""
         pre_activation, base_self_energy, self_energy = terms
+        beta = tf.convert_to_tensor(beta, self.dtype)
         return (-(1 - beta) * base_self_energy - beta * self_energy
-                + self.hidden.log_partition(beta * pre_activation, 0.0))
+                + self.hidden.log_partition(_per_row(beta) * pre_activation, 0.0))
 
     def transition(self, v, terms, beta, seed):
         """One Gibbs sweep from v (with terms = terms(v)) that leaves f_beta invariant and is reversible
         with respect to it."""
         seed_h, seed_v = tfp.random.split_seed(seed, 2)
+        beta = _per_row(tf.convert_to_tensor(beta, self.dtype))
         h = self.hidden.sample(beta * terms[0], 0.0, seed_h)
         visible_input = beta * tf.matmul(self.hidden.interaction(h), self.kernel, transpose_b=True)
         return self.visible.sample(visible_input, (1 - beta) * self.base_bias + beta * self.bias, seed_v)
@@ -593,3 +657,8 @@ class AnnealingPath:
 
     def base_sample(self, n, seed):
         return self.visible.sample(tf.zeros((n, self.n_visible), self.dtype), self.base_bias, seed)
+
+
+def _per_row(beta):
+    """A beta per row (shape (n,)) as a column that scales each row; a scalar as it is."""
+    return beta[:, None] if beta.shape.rank == 1 else beta

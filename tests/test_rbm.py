@@ -457,3 +457,19 @@ def test_fit_and_evaluate_without_compile_use_the_default_optimizer():
     model.fit(_binary_digits(), batch_size=50, epochs=1, verbose=0)
     assert isinstance(model.optimizer, keras.optimizers.SGD) and int(model.optimizer.iterations.numpy()) > 0
     assert np.isfinite(RBM(8, seed=0).evaluate(_binary_digits(), verbose=0, return_dict=True)["free_energy"])
+
+
+def test_tempering_rates_script_accepts_every_swap_of_a_zero_weight_model(tmp_path, capsys, load_script):
+    """With W = 0 every tempered distribution is the same, so every swap is accepted (rate exactly 1)."""
+    model = RBM(4, n_visible=6, weight_stddev=0.0, seed=0)
+    model.hidden_bias.assign(np.arange(4, dtype=np.float32))
+    folder = zoo.export.save(model, tmp_path / "flat", zoo.export.make_card(model, dataset="digits"),
+                             saved_model=False)
+    script = load_script("tempering_rates")
+    assert script.main([str(folder), "--temperatures", "3", "--min-beta", "0", "--n-chains", "5",
+                        "--rounds", "4"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert row[:3] == ["3", "0", "1.000"]
+    assert script.main([str(tmp_path / "missing")]) == 2
+    with pytest.raises(SystemExit):
+        script.main([str(folder), "--temperatures", "1"])

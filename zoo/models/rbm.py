@@ -50,9 +50,9 @@ class RBM(keras.Model):
     MONITORED_EXAMPLES = 10
 
     def __init__(self, n_hidden, visible="bernoulli", hidden="bernoulli", n_visible=None, cd_k=1,
-                 persistent=False, n_chains=100, fast_lr=0.0, fast_decay=0.95, n_temperatures=1, min_beta=0.0, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
-                 dropout=0.0, max_norm=None, sample_visible=False, visible_bias_init="data",
-                 weight_stddev=0.01, seed=None, **kwargs):
+                 persistent=False, n_chains=100, fast_lr=0.0, fast_decay=0.95, n_temperatures=1, min_beta=0.0,
+                 l2=0.0, sparsity_target=0.1, sparsity_cost=0.0, dropout=0.0, max_norm=None, sample_visible=False,
+                 visible_bias_init="data", weight_stddev=0.01, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.n_hidden = checks.check_positive_int(n_hidden, "n_hidden")
         self.visible_units = units_lib.get(visible)
@@ -72,7 +72,8 @@ class RBM(keras.Model):
             raise ValueError("parallel tempering (n_temperatures > 1) runs persistent chains: set persistent=True")
         if self.n_temperatures > 1 and self.fast_lr:
             raise ValueError("fast weights and parallel tempering are two ways to move the chains: use one")
-        self.betas = np.linspace(self.min_beta, 1.0, self.n_temperatures) if self.n_temperatures > 1 else np.ones(1)
+        self.betas = (np.linspace(self.min_beta, 1.0, self.n_temperatures) if self.n_temperatures > 1
+                      else np.ones(1))
         self.l2 = checks.check_nonnegative(l2, "l2")
         self.sparsity_target = checks.check_probability(sparsity_target, "sparsity_target")
         self.sparsity_cost = checks.check_nonnegative(sparsity_cost, "sparsity_cost")

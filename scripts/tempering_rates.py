@@ -6,21 +6,20 @@ temperatures are too far apart; each round costs T sweeps of --n-chains chains.
 
     .venv/bin/python scripts/tempering_rates.py models/rbm500-bmnist --temperatures 10 20 --min-beta 0 0.5
 """
-import argparse
 import sys
 import time
 
 import numpy as np
+import tensorflow as tf
 
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block; exit code 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
+import zoo
+from zoo import cli
+from zoo.models import RBM
 
 
 def parse_args(argv):
-    parser = _Parser(description="Swap rates of parallel tempering on a trained RBM.")
+    """The options; cli.UsageError (one line) for a bad one."""
+    parser = cli.Parser(prog="tempering_rates.py", description="Swap rates of parallel tempering on a trained RBM.")
     parser.add_argument("model", help="model folder or registered name")
     parser.add_argument("--temperatures", type=int, nargs="+", default=[10, 20], metavar="T")
     parser.add_argument("--min-beta", type=float, nargs="+", default=[0.0, 0.5], metavar="B")
@@ -39,10 +38,6 @@ def parse_args(argv):
 
 def swap_rate(source, n_temperatures, min_beta, n_chains, rounds, seed):
     """(fraction of proposed swaps accepted over the second half of `rounds`, seconds per round)."""
-    import tensorflow as tf
-
-    from zoo.models import RBM
-
     model = RBM(source.n_hidden, visible=source.visible_units, hidden=source.hidden_units,
                 n_visible=source.n_visible, persistent=True, n_chains=n_chains, n_temperatures=n_temperatures,
                 min_beta=min_beta, seed=seed)
@@ -57,16 +52,14 @@ def swap_rate(source, n_temperatures, min_beta, n_chains, rounds, seed):
 
 
 def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    import zoo
-
     try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
         source = zoo.load(args.model)
         if not hasattr(source, "tempered_sweeps"):
             raise ValueError(f"{args.model} is a {type(source).__name__}, not an RBM")
     except (ValueError, OSError) as exc:
-        print(f"tempering_rates.py: error: {exc}", file=sys.stderr)
-        return 2
+        print(exc if isinstance(exc, cli.UsageError) else f"tempering_rates.py: error: {exc}", file=sys.stderr)
+        return cli.EXIT_BAD_INPUT
     print(f"{args.model}: parallel tempering, {args.n_chains} chains per temperature, {args.rounds} rounds "
           f"(rate over the last {args.rounds - args.rounds // 2}), seed {args.seed}")
     print(f"{'T':>4} {'min beta':>9} {'swap rate':>10} {'ms/round':>9}")

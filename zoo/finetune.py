@@ -232,8 +232,7 @@ class _EarlyStopping(keras.callbacks.Callback):
 
     def __init__(self, x, y, patience, monitor="val_accuracy"):
         super().__init__()
-        self.x, self.y, self.patience = tf.constant(x), y, patience
-        self.monitor = checks.check_choice(monitor, "monitor", MONITORS)
+        self.x, self.y, self.patience, self.monitor = tf.constant(x), y, patience, monitor
         self.best, self.best_epoch, self.best_weights, self.wait = None, 0, None, 0
 
     def on_epoch_end(self, epoch, logs=None):

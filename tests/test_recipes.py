@@ -1,5 +1,7 @@
 """scripts/train_pretrained.py: every recipe is a valid `zoo train rbm` command, and a stage continues the
-folder of the stage before it."""
+folder of the stage before it, and the bundled checkpoint was trained by its recipe."""
+import json
+import shlex
 from pathlib import Path
 
 from zoo import cli
@@ -18,4 +20,22 @@ def test_every_recipe_stage_parses_and_stages_chain(load_script):
             else:
                 assert args.init_from is None
         parser.parse_args(["eval", str(stages[-1][0]), *recipes.RECIPES[name]["eval"], "--write-card"])
-    assert len(recipes._stages("rbm500-bmnist", Path("models"))) == 2
+
+
+def _without_folders(arguments):
+    """The training settings of a `zoo train rbm` argument list: all but the folders it reads and writes."""
+    folder_flags = ("--init-from", "--out", "--logdir")
+    return [a for i, a in enumerate(arguments) if a not in folder_flags and (i == 0 or arguments[i - 1] not in folder_flags)]
+
+
+def test_the_bundled_rbm500_was_trained_by_the_stages_of_its_recipe(load_script):
+    recipes = load_script("train_pretrained")
+    registry = json.loads((Path(__file__).parent.parent / "pretrained" / "registry.json").read_text())
+    summary = registry["models"]["rbm500-bmnist"]["summary"]
+    commands, start = [summary["command"]], summary["initialized_from"]
+    while start:  # the card names the model each stage continued, back to the first
+        commands.append(start["command"])
+        start = start["initialized_from"]
+    trained = [_without_folders(shlex.split(command)[3:]) for command in reversed(commands)]
+    assert all(shlex.split(command)[:3] == ["zoo", "train", "rbm"] for command in commands)
+    assert trained == [_without_folders(train) for _, train in recipes._stages("rbm500-bmnist", Path("models"))]

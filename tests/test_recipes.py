@@ -4,7 +4,7 @@ import json
 import shlex
 from pathlib import Path
 
-from zoo import cli
+from zoo import cli, hub
 
 
 def test_every_recipe_stage_parses_and_stages_chain(load_script):
@@ -25,17 +25,15 @@ def test_every_recipe_stage_parses_and_stages_chain(load_script):
 def _without_folders(arguments):
     """The training settings of a `zoo train rbm` argument list: all but the folders it reads and writes."""
     folder_flags = ("--init-from", "--out", "--logdir")
-    return [a for i, a in enumerate(arguments) if a not in folder_flags and (i == 0 or arguments[i - 1] not in folder_flags)]
+    return [a for i, a in enumerate(arguments)
+            if a not in folder_flags and (i == 0 or arguments[i - 1] not in folder_flags)]
 
 
 def test_the_bundled_rbm500_was_trained_by_the_stages_of_its_recipe(load_script):
     recipes = load_script("train_pretrained")
     registry = json.loads((Path(__file__).parent.parent / "pretrained" / "registry.json").read_text())
     summary = registry["models"]["rbm500-bmnist"]["summary"]
-    commands, start = [summary["command"]], summary["initialized_from"]
-    while start:  # the card names the model each stage continued, back to the first
-        commands.append(start["command"])
-        start = start["initialized_from"]
+    commands = [summary["command"]] + [start["command"] for start in hub.continued_from(summary["initialized_from"])]
     trained = [_without_folders(shlex.split(command)[3:]) for command in reversed(commands)]
     assert all(shlex.split(command)[:3] == ["zoo", "train", "rbm"] for command in commands)
     assert trained == [_without_folders(train) for _, train in recipes._stages("rbm500-bmnist", Path("models"))]

@@ -254,13 +254,17 @@ def _registry_readme(models, command):
         f"Generated from the model folders' cards by `{command}`: do not edit by hand.", ""])
 
 
-def _starts(start):
-    """The chain of models a model was continued from (`zoo train rbm --init-from`), oldest last."""
-    text = ""
+def continued_from(start):
+    """The models a model was continued from (`zoo train rbm --init-from`), each a card's `initialized_from`
+    ({model, command, initialized_from}), newest first."""
     while start:
-        text += f", continuing `{start.get('model')}`, trained by `{start.get('command') or '-'}`"
+        yield start
         start = start.get("initialized_from")
-    return text
+
+
+def _starts(start):
+    return "".join(f", continuing `{s.get('model')}`, trained by `{s.get('command') or '-'}`"
+                   for s in continued_from(start))
 
 
 # --- fetch ---

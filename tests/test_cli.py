@@ -143,6 +143,14 @@ def test_train_with_parallel_tempering(tmp_path, capsys):
     assert "--temperatures 3 --min-beta 0.5" in card["command"]
 
 
+def test_train_with_centering(tmp_path, capsys):
+    code, out, _, err = _train(tmp_path, capsys, extra=["--persistent", "--centering", "--centering-rate", "0.05"])
+    assert code == 0, err
+    card = json.loads((out / "card.json").read_text())
+    assert card["config"]["centering"] and card["config"]["centering_rate"] == 0.05
+    assert "--centering --centering-rate 0.05" in card["command"]
+
+
 def test_a_failure_after_training_keeps_the_trained_model(tmp_path, capsys, monkeypatch):
     from zoo.models import RBM
 

@@ -349,7 +349,10 @@ def test_bad_settings_are_refused():
                             ({"n_hidden": 4, "persistent": True, "n_temperatures": 0}, "n_temperatures"),
                             ({"n_hidden": 4, "persistent": True, "n_temperatures": 3, "min_beta": 1.0}, "min_beta"),
                             ({"n_hidden": 4, "persistent": True, "n_temperatures": 3, "fast_lr": 0.1},
-                             "use one")]:
+                             "use one"),
+                            ({"n_hidden": 4, "visible": "gaussian", "centering": True}, "linear self energy"),
+                            ({"n_hidden": 4, "centering": True, "centering_rate": 0.0}, "centering_rate"),
+                            ({"n_hidden": 4, "centering": True, "centering_rate": 1.5}, "centering_rate")]:
         with pytest.raises(ValueError, match=message):
             RBM(**kwargs)
     with pytest.raises(ValueError, match="no weights yet"):
@@ -393,6 +396,61 @@ def test_fused_update_matches_autodiff_for_a_gaussian_rbm_with_learned_sigma():
                   n_chains=4, sample_visible=True, visible_bias_init="zeros", l2=0.1)
     grads = _assert_one_step_matches_autodiff(model, v0, lambda m: 0.05 * tf.reduce_sum(tf.square(m.kernel)))
     assert len(grads) == 4  # kernel, visible_bias, hidden_bias, log_sigma
+
+
+def test_centered_update_is_the_gradient_step_of_the_centered_model():
+    """Centering: one step with SGD(lr=1) must equal a plain gradient step on the centered parameters
+    (W, b_c = b + W lam, c_c = c + W^T mu) of mean F(v0) - mean F(vn) + l2/2 ||W||^2, mapped back to the
+    model's (W, b_c - W lam, c_c - W^T mu); the first step's offsets are the batch's means of v0 and E[h | v0].
+    Autodiff through that map, independent of the update's closed form."""
+    rng = np.random.default_rng(0)
+    v0 = (rng.random((8, 5)) < 0.5).astype(np.float32)
+    model = _tiny(persistent=True, n_chains=4, sample_visible=True, visible_bias_init="zeros", l2=0.1,
+                  centering=True)
+    W, b, c = (tf.constant(w.numpy(), tf.float64) for w in (model.kernel, model.visible_bias, model.hidden_bias))
+    v0d = tf.constant(v0, tf.float64)
+    mu = tf.reduce_mean(v0d, 0)
+    lam = tf.reduce_mean(tf.sigmoid(v0d @ W + c), 0)
+    model.compile(keras.optimizers.SGD(learning_rate=1.0), steps_per_execution=1)
+    model.fit(v0, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    vn = tf.constant(model.persistent_chains.numpy(), tf.float64)
+    np.testing.assert_allclose(model.visible_offset.numpy(), mu, atol=1e-6)
+    np.testing.assert_allclose(model.hidden_offset.numpy(), lam, atol=1e-6)
+
+    def model_parameters(Wc, bc, cc):
+        return Wc, bc - tf.linalg.matvec(Wc, lam), cc - tf.linalg.matvec(Wc, mu, transpose_a=True)
+
+    def free_energy(v, W, b, c):
+        return -tf.linalg.matvec(v, b) - tf.reduce_sum(tf.math.softplus(v @ W + c), -1)
+
+    centered = [tf.Variable(W), tf.Variable(b + tf.linalg.matvec(W, lam)),
+                tf.Variable(c + tf.linalg.matvec(W, mu, transpose_a=True))]
+    with tf.GradientTape() as tape:
+        params = model_parameters(*centered)
+        objective = tf.reduce_mean(free_energy(v0d, *params)) - tf.reduce_mean(free_energy(vn, *params)) \
+            + 0.05 * tf.reduce_sum(tf.square(params[0]))
+    steps = tape.gradient(objective, centered)
+    expected = model_parameters(*(w - g for w, g in zip(centered, steps)))
+    for w, e in zip((model.kernel, model.visible_bias, model.hidden_bias), expected):
+        np.testing.assert_allclose(w.numpy(), e.numpy(), atol=2e-5)
+    plain = _tiny(persistent=True, n_chains=4, sample_visible=True, visible_bias_init="zeros", l2=0.1)
+    _assert_one_step_matches_autodiff(plain, v0, lambda m: 0.05 * tf.reduce_sum(tf.square(m.kernel)))
+    # the same start and data without centering: a different step
+    assert np.abs(plain.visible_bias.numpy() - model.visible_bias.numpy()).max() > 1e-2
+
+
+def test_centering_offsets_follow_the_data_and_round_trip(tmp_path):
+    rng = np.random.default_rng(1)
+    v0 = (rng.random((16, 5)) < 0.5).astype(np.float32)
+    model = _tiny(persistent=True, n_chains=4, centering=True, centering_rate=0.25)
+    model.compile(keras.optimizers.SGD(learning_rate=0.1), steps_per_execution=1)
+    model.fit(v0, batch_size=8, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(model.visible_offset.numpy(), 0.75 * v0[:8].mean(0) + 0.25 * v0[8:].mean(0),
+                               atol=1e-6)
+    model.save(tmp_path / "centered.keras")
+    loaded = keras.models.load_model(tmp_path / "centered.keras")
+    assert (loaded.centering, loaded.centering_rate) == (True, 0.25)
+    np.testing.assert_array_equal(loaded.hidden_offset.numpy(), model.hidden_offset.numpy())
 
 
 def test_update_with_sparsity_matches_autodiff():

@@ -92,6 +92,12 @@ def build_parser():
     algo.add_argument("--min-beta", type=_nonnegative_float, default=0.0,
                       help="parallel tempering: the hottest chains' inverse temperature, in [0, 1) "
                            "(default: %(default)s)")
+    algo.add_argument("--centering", action="store_true",
+                      help="centered gradient (Melchior et al. 2016): the update of the model rewritten with the "
+                           "visible and hidden units minus their moving means on the data (Bernoulli or softmax "
+                           "visible units)")
+    algo.add_argument("--centering-rate", type=_nonnegative_float, default=0.01,
+                      help="centering: rate of the moving means, in (0, 1] (default: %(default)s)")
     algo.add_argument("--init-from", metavar="MODEL",
                       help="start from the weights and biases of a trained RBM of the same shape (model folder "
                            "or registered name) instead of a random start: continue training it with these settings")
@@ -286,7 +292,8 @@ def train_rbm(args, argv):
         keras.utils.set_random_seed(args.seed)
     model = RBM(args.n_hidden, visible=visible, hidden=hidden, n_visible=dataset.n_features, cd_k=args.cd_k,
                 persistent=args.persistent, n_chains=args.n_chains, fast_lr=args.fast_lr,
-                fast_decay=args.fast_decay, n_temperatures=args.temperatures, min_beta=args.min_beta, l2=args.l2,
+                fast_decay=args.fast_decay, n_temperatures=args.temperatures, min_beta=args.min_beta,
+                centering=args.centering, centering_rate=args.centering_rate, l2=args.l2,
                 sparsity_target=args.sparsity_target, sparsity_cost=args.sparsity_cost, dropout=args.dropout,
                 max_norm=args.max_norm, sample_visible=args.sample_visible,
                 visible_bias_init="zeros" if args.no_visible_bias_init else "data", seed=args.seed)

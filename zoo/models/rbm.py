@@ -37,6 +37,12 @@ class RBM(keras.Model):
         min_beta to 1, of p_beta(v, h) ~ exp(-se_v(v; b) + beta (I(v) W I(h) - se_h(h; c))); neighbours swap
         states by Metropolis after every sweep, and the beta = 1 chains give the negative statistics. A
         sweep costs n_temperatures times a PCD sweep. n_temperatures = 1 (default): plain PCD.
+      centering, centering_rate: centered gradient (Montavon & Mueller 2012, Melchior et al. 2016): follow
+        the gradient of the same model written as E = -(I(v) - mu) W (h - lam) - b_c.(I(v) - mu) - c_c.(h - lam)
+        and map the step back, so W moves by -(g_W - g_b lam^T - mu g_c^T) = -G_W, b by -(g_b - G_W lam), c by
+        -(g_c - G_W^T mu). The offsets mu, lam are moving averages (rate centering_rate; the first batch sets
+        them) of the data's mean I(v0) and E[h | v0]. The model stays a plain RBM: only the training path
+        changes. Needs visible units with a linear self energy (Bernoulli, softmax).
       l2: weight decay on the kernel, adds l2/2 ||W||^2 to the objective.
       sparsity_target, sparsity_cost: penalise cross-entropy between the target and the batch-mean
         hidden activation.
@@ -51,8 +57,9 @@ class RBM(keras.Model):
 
     def __init__(self, n_hidden, visible="bernoulli", hidden="bernoulli", n_visible=None, cd_k=1,
                  persistent=False, n_chains=100, fast_lr=0.0, fast_decay=0.95, n_temperatures=1, min_beta=0.0,
-                 l2=0.0, sparsity_target=0.1, sparsity_cost=0.0, dropout=0.0, max_norm=None, sample_visible=False,
-                 visible_bias_init="data", weight_stddev=0.01, seed=None, **kwargs):
+                 centering=False, centering_rate=0.01, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
+                 dropout=0.0, max_norm=None, sample_visible=False, visible_bias_init="data", weight_stddev=0.01,
+                 seed=None, **kwargs):
         super().__init__(**kwargs)
         self.n_hidden = checks.check_positive_int(n_hidden, "n_hidden")
         self.visible_units = units_lib.get(visible)
@@ -74,6 +81,13 @@ class RBM(keras.Model):
             raise ValueError("fast weights and parallel tempering are two ways to move the chains: use one")
         self.betas = (np.linspace(self.min_beta, 1.0, self.n_temperatures) if self.n_temperatures > 1
                       else np.ones(1))
+        self.centering = bool(centering)
+        self.centering_rate = checks.check_probability(centering_rate, "centering_rate")
+        if self.centering and self.visible_units.kind not in ("bernoulli", "softmax"):
+            raise ValueError("centering needs visible units with a linear self energy (bernoulli or softmax), got "
+                             f"{self.visible_units.kind!r} visible units")
+        if self.centering and not self.centering_rate:
+            raise ValueError("centering_rate must be in (0, 1]: the offsets follow the data at that rate")
         self.l2 = checks.check_nonnegative(l2, "l2")
         self.sparsity_target = checks.check_probability(sparsity_target, "sparsity_target")
         self.sparsity_cost = checks.check_nonnegative(sparsity_cost, "sparsity_cost")
@@ -134,6 +148,11 @@ class RBM(keras.Model):
             self.fast_params = [self.add_weight(name=f"fast_{w.name}", shape=w.shape, trainable=False,
                                                 initializer="zeros")
                                 for w in (self.kernel, self.visible_bias, self.hidden_bias)]
+        if self.centering:  # training state, like the chains: moving means of I(v) and E[h | v] on the data
+            self.visible_offset = self.add_weight(name="visible_offset", shape=(n_visible,), trainable=False,
+                                                  initializer="zeros")
+            self.hidden_offset = self.add_weight(name="hidden_offset", shape=(self.n_hidden,), trainable=False,
+                                                 initializer="zeros")
         self.built = True
 
     def get_config(self):
@@ -145,7 +164,7 @@ class RBM(keras.Model):
             "cd_k": self.cd_k_init, "persistent": self.persistent, "n_chains": self.n_chains,
             "fast_lr": self.fast_lr, "fast_decay": self.fast_decay,
             "n_temperatures": self.n_temperatures, "min_beta": self.min_beta,
-            "l2": self.l2, "sparsity_target": self.sparsity_target, "sparsity_cost": self.sparsity_cost,
+            "centering": self.centering, "centering_rate": self.centering_rate, "l2": self.l2, "sparsity_target": self.sparsity_target, "sparsity_cost": self.sparsity_cost,
             "dropout": self.dropout, "max_norm": self.max_norm, "sample_visible": self.sample_visible,
             "visible_bias_init": self.visible_bias_init, "weight_stddev": self.weight_stddev,
             "seed": self.seed,
@@ -306,11 +325,16 @@ class RBM(keras.Model):
             g0 += g_sparsity
         g_c = tf.reduce_sum(g0, axis=0) + tf.reduce_sum(gn, axis=0)  # hidden biases enter as a + c
         g_kernel = tf.matmul(tf.concat([i0, i_n], 0), tf.concat([g0, gn], 0), transpose_a=True)
+        if self.centering:
+            self._update_offsets(i0, h0_mean)
         if self.fast_lr:
-            for fast, g in zip(self.fast_params, (g_kernel, g_b, g_c)):
+            fast_grads = self._centered(g_kernel, g_b, g_c) if self.centering else (g_kernel, g_b, g_c)
+            for fast, g in zip(self.fast_params, fast_grads):
                 fast.assign(self.fast_decay * fast - self.fast_lr * g)
         if self.l2:
             g_kernel += self.l2 * self.kernel
+        if self.centering:
+            g_kernel, g_b, g_c = self._centered(g_kernel, g_b, g_c)
         if unit_params:  # a learned sigma also acts through I(v) = v / sigma inside a = I(v) W
             with tf.GradientTape() as unit_tape:
                 interactions = [v.interaction(v0), v.interaction(vn)]
@@ -327,6 +351,23 @@ class RBM(keras.Model):
             return self.monitor.result()
         self.tempering_monitor.update_state([tf.reshape(swap_rate, (1,))])
         return {**self.monitor.result(), **self.tempering_monitor.result()}
+
+    def _update_offsets(self, i0, h0_mean):
+        """Move the centering offsets towards this batch's mean I(v0) and E[h | v0]; the first update of a
+        run (a fresh optimizer) sets them to it."""
+        rate = tf.where(self.optimizer.iterations == 0, 1.0, self.centering_rate)
+        for offset, batch_mean in ((self.visible_offset, tf.reduce_mean(i0, 0)),
+                                   (self.hidden_offset, tf.reduce_mean(h0_mean, 0))):
+            offset.assign((1.0 - rate) * offset + rate * batch_mean)
+
+    def _centered(self, g_kernel, g_b, g_c):
+        """The centered gradient in the model's own parameters (see the class docstring): the chain rule through
+        b = b_c - W lam, c = c_c - W^T mu gives G_W = g_W - g_b lam^T - mu g_c^T, and a step -G_W of W with
+        b_c, c_c stepped by -g_b, -g_c moves b by -(g_b - G_W lam) and c by -(g_c - G_W^T mu)."""
+        mu, lam = self.visible_offset, self.hidden_offset
+        g_kernel = g_kernel - g_b[:, None] * lam[None, :] - mu[:, None] * g_c[None, :]
+        return (g_kernel, g_b - tf.linalg.matvec(g_kernel, lam),
+                g_c - tf.linalg.matvec(g_kernel, mu, transpose_a=True))
 
     def _chain_samples_visible(self):
         # Chains carry probabilities only for non-persistent Bernoulli chains without sample_visible

@@ -35,8 +35,17 @@ def test_help_reads_well(capsys):
         cli.main(["train", "rbm", "--help"])
     text = capsys.readouterr().out
     for option in ("--persistent", "--cd-k", "--n-hidden", "--sparsity-target", "--max-norm", "--fast-lr",
-                   "--temperatures", "--min-beta", "--logdir"):
+                   "--temperatures", "--min-beta", "--centering", "--logdir"):
         assert option in text
+
+
+def test_finetune_monitor_choices_are_the_library_s():
+    """cli imports zoo lazily (fast --help), so it spells finetune.MONITORS out: they must agree."""
+    from zoo import finetune
+
+    finetune_parser = cli.build_parser()._subparsers._group_actions[0].choices["finetune"]
+    monitor = next(a for a in finetune_parser._actions if a.dest == "monitor")
+    assert tuple(monitor.choices) == finetune.MONITORS
 
 
 @pytest.mark.parametrize("args, message", [

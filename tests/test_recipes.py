@@ -37,3 +37,16 @@ def test_the_bundled_rbm500_was_trained_by_the_stages_of_its_recipe(load_script)
     trained = [_without_folders(shlex.split(command)[3:]) for command in reversed(commands)]
     assert all(shlex.split(command)[:3] == ["zoo", "train", "rbm"] for command in commands)
     assert trained == [_without_folders(train) for _, train in recipes._stages("rbm500-bmnist", Path("models"))]
+
+
+def test_epoch_times_reads_the_median_of_keras_epoch_lines(tmp_path, load_script, capsys):
+    epoch_times = load_script("epoch_times")
+    log = tmp_path / "run.log"
+    log.write_text("Epoch 1/3\n500/500 - 26s - 53ms/step - free_energy: -9.3e+02\nEpoch 2/3\n"
+                   "500/500 - 1200s - 2s/step - free_energy: -9.2e+02\nEpoch 3/3\n500/500 - 24s - 49ms/step\n")
+    assert epoch_times.main([str(log)]) == 0
+    assert capsys.readouterr().out == f"{log}: 3 epochs, median 26 s an epoch, 1 min at the median\n"
+    (tmp_path / "empty.log").write_text("Epoch 1/3\n")
+    for bad, message in (("empty.log", "no epoch lines"), ("missing.log", "cannot read")):
+        assert epoch_times.main([str(tmp_path / bad)]) == 2
+        assert message in capsys.readouterr().err

@@ -398,14 +398,17 @@ def test_fused_update_matches_autodiff_for_a_gaussian_rbm_with_learned_sigma():
     assert len(grads) == 4  # kernel, visible_bias, hidden_bias, log_sigma
 
 
-def test_centered_update_is_the_gradient_step_of_the_centered_model():
+@pytest.mark.parametrize("visible", ["bernoulli", "softmax"])  # softmax: one 5-way visible unit
+def test_centered_update_is_the_gradient_step_of_the_centered_model(visible):
     """Centering: one step with SGD(lr=1) must equal a plain gradient step on the centered parameters
     (W, b_c = b + W lam, c_c = c + W^T mu) of mean F(v0) - mean F(vn) + l2/2 ||W||^2, mapped back to the
     model's (W, b_c - W lam, c_c - W^T mu); the first step's offsets are the batch's means of v0 and E[h | v0].
-    Autodiff through that map, independent of the update's closed form."""
+    Autodiff through that map, independent of the update's closed form. F(v) = -v.b - sum softplus(v W + c)
+    for both visible families (a softmax group's self energy is linear too)."""
     rng = np.random.default_rng(0)
-    v0 = (rng.random((8, 5)) < 0.5).astype(np.float32)
-    model = _tiny(persistent=True, n_chains=4, sample_visible=True, visible_bias_init="zeros", l2=0.1,
+    v0 = ((rng.random((8, 5)) < 0.5) if visible == "bernoulli" else np.eye(5)[rng.integers(0, 5, 8)])
+    v0 = v0.astype(np.float32)
+    model = _tiny(visible, persistent=True, n_chains=4, sample_visible=True, visible_bias_init="zeros", l2=0.1,
                   centering=True)
     W, b, c = (tf.constant(w.numpy(), tf.float64) for w in (model.kernel, model.visible_bias, model.hidden_bias))
     v0d = tf.constant(v0, tf.float64)
@@ -433,7 +436,7 @@ def test_centered_update_is_the_gradient_step_of_the_centered_model():
     expected = model_parameters(*(w - g for w, g in zip(centered, steps)))
     for w, e in zip((model.kernel, model.visible_bias, model.hidden_bias), expected):
         np.testing.assert_allclose(w.numpy(), e.numpy(), atol=2e-5)
-    plain = _tiny(persistent=True, n_chains=4, sample_visible=True, visible_bias_init="zeros", l2=0.1)
+    plain = _tiny(visible, persistent=True, n_chains=4, sample_visible=True, visible_bias_init="zeros", l2=0.1)
     _assert_one_step_matches_autodiff(plain, v0, lambda m: 0.05 * tf.reduce_sum(tf.square(m.kernel)))
     # the same start and data without centering: a different step
     assert np.abs(plain.visible_bias.numpy() - model.visible_bias.numpy()).max() > 1e-2

@@ -163,11 +163,11 @@ class RBM(keras.Model):
             "hidden": keras.saving.serialize_keras_object(self.hidden_units),
             "cd_k": self.cd_k_init, "persistent": self.persistent, "n_chains": self.n_chains,
             "fast_lr": self.fast_lr, "fast_decay": self.fast_decay,
-            "n_temperatures": self.n_temperatures, "min_beta": self.min_beta,
-            "centering": self.centering, "centering_rate": self.centering_rate, "l2": self.l2, "sparsity_target": self.sparsity_target, "sparsity_cost": self.sparsity_cost,
-            "dropout": self.dropout, "max_norm": self.max_norm, "sample_visible": self.sample_visible,
-            "visible_bias_init": self.visible_bias_init, "weight_stddev": self.weight_stddev,
-            "seed": self.seed,
+            "n_temperatures": self.n_temperatures, "min_beta": self.min_beta, "centering": self.centering,
+            "centering_rate": self.centering_rate, "l2": self.l2, "sparsity_target": self.sparsity_target,
+            "sparsity_cost": self.sparsity_cost, "dropout": self.dropout, "max_norm": self.max_norm,
+            "sample_visible": self.sample_visible, "visible_bias_init": self.visible_bias_init,
+            "weight_stddev": self.weight_stddev, "seed": self.seed,
         }
 
     @classmethod

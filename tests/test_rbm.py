@@ -10,6 +10,7 @@ from scipy import special
 import zoo
 from zoo import units
 from zoo.models import RBM
+from zoo.models.rbm import AnnealingPath
 
 
 def _tiny(visible="bernoulli", hidden="bernoulli", n_visible=5, n_hidden=3, seed=0, **kwargs):
@@ -193,6 +194,21 @@ def test_parallel_tempering_keeps_every_tempered_distribution_and_swaps_at_the_e
     assert abs(float(rate) - expected) < 4 * np.sqrt(expected * (1 - expected) / n)
 
 
+def test_the_tempering_path_shares_its_self_energy_and_matches_the_formula():
+    """Tempering's path starts from the model's own visible biases and computes their self energy once; its
+    log f_beta equals the NumPy formula and a path given a copy of the biases (two self energies)."""
+    model, states, _ = _tempered_model(4)
+    shared = AnnealingPath(model, model.visible_bias, tf.float64)
+    copied = model.annealing_path(model.visible_bias.numpy())
+    assert shared.shared_bias and not copied.shared_bias
+    v = tf.constant(states)
+    for beta in (0.0, 0.5, 1.0):
+        np.testing.assert_allclose(shared.log_f(shared.terms(v), beta), _tempered_log_f(model, states, beta),
+                                   rtol=1e-12)
+        np.testing.assert_allclose(shared.log_f(shared.terms(v), beta), copied.log_f(copied.terms(v), beta),
+                                   rtol=1e-12)
+
+
 def test_parallel_tempering_chains_converge_from_a_bad_start():
     model, states, exact = _tempered_model(4000)
     model.persistent_chains.assign(np.zeros((3 * 4000, 6), np.float32))
@@ -350,6 +366,7 @@ def test_bad_settings_are_refused():
                             ({"n_hidden": 4, "persistent": True, "n_temperatures": 3, "min_beta": 1.0}, "min_beta"),
                             ({"n_hidden": 4, "persistent": True, "n_temperatures": 3, "fast_lr": 0.1},
                              "use one"),
+                            ({"n_hidden": 4, "hidden": "gaussian"}, "hidden units must be"),
                             ({"n_hidden": 4, "visible": "gaussian", "centering": True}, "linear self energy"),
                             ({"n_hidden": 4, "centering": True, "centering_rate": 0.0}, "centering_rate"),
                             ({"n_hidden": 4, "centering": True, "centering_rate": 1.5}, "centering_rate")]:

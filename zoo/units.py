@@ -35,6 +35,8 @@ class Units(keras.layers.Layer):
     kind = None
     #: True when states are discrete and the layer can be enumerated (exact log Z, issue 3).
     discrete = True
+    #: True when the self energy is linear in the state, -x.b (the centered gradient needs it).
+    linear_self_energy = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -163,6 +165,7 @@ class GaussianUnits(Units):
 
     kind = "gaussian"
     discrete = False
+    linear_self_energy = False
 
     def __init__(self, sigma=1.0, learn_sigma=False, **kwargs):
         super().__init__(**kwargs)

@@ -64,7 +64,8 @@ class RBM(keras.Model):
         self.n_hidden = checks.check_positive_int(n_hidden, "n_hidden")
         self.visible_units = units_lib.get(visible)
         self.hidden_units = units_lib.get(hidden)
-        if self.hidden_units.kind not in ("bernoulli", "softmax"):
+        # Hidden inputs and biases enter as their sum, which needs a linear self energy.
+        if not self.hidden_units.linear_self_energy:
             raise ValueError(f"hidden units must be 'bernoulli' or 'softmax', got {self.hidden_units.kind!r}")
         self.cd_k_init = checks.check_positive_int(cd_k, "cd_k")
         self.persistent = bool(persistent)
@@ -83,7 +84,7 @@ class RBM(keras.Model):
                       else np.ones(1))
         self.centering = bool(centering)
         self.centering_rate = checks.check_probability(centering_rate, "centering_rate")
-        if self.centering and self.visible_units.kind not in ("bernoulli", "softmax"):
+        if self.centering and not self.visible_units.linear_self_energy:
             raise ValueError("centering needs visible units with a linear self energy (bernoulli or softmax), got "
                              f"{self.visible_units.kind!r} visible units")
         if self.centering and not self.centering_rate:
@@ -665,15 +666,18 @@ class AnnealingPath:
     def __init__(self, model, base_bias, dtype):
         self.visible, self.hidden = model.visible_units, model.hidden_units
         self.kernel, self.bias, self.hidden_bias = model._params(dtype)
-        self.base_bias = tf.cast(base_bias, dtype)
+        # Tempering's path keeps the model's own visible biases: one self energy then serves both ends.
+        self.shared_bias = base_bias is model.visible_bias
+        self.base_bias = self.bias if self.shared_bias else tf.cast(base_bias, dtype)
         self.dtype = dtype
         self.n_visible, self.n_hidden = model.n_visible, model.n_hidden
 
     def terms(self, v):
         """What log f_beta(v) needs at any beta: (I(v) W + c, se_v(v; b_A), se_v(v; b_B)); one matrix
         product. Hidden inputs and biases enter every family as their sum, scaled by beta together."""
-        return (tf.matmul(self.visible.interaction(v), self.kernel) + self.hidden_bias,
-                self.visible.self_energy(v, self.base_bias), self.visible.self_energy(v, self.bias))
+        self_energy = self.visible.self_energy(v, self.bias)
+        base_self_energy = self_energy if self.shared_bias else self.visible.self_energy(v, self.base_bias)
+        return tf.matmul(self.visible.interaction(v), self.kernel) + self.hidden_bias, base_self_energy, self_energy
 
     def log_f(self, terms, beta):
         """log f_beta(v) from `terms(v)`; beta: a scalar or one per row of v."""

@@ -18,6 +18,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
+
+
+def _tempering_stage(epochs, lr, momentum, seed):
+    """A stage of rbm500-bmnist from stage 3 on: the stage before continued by parallel tempering (20 inverse
+    temperatures from 0.5, 100 chains each), the learning rate falling linearly from `lr` to 0.0001."""
+    return ["--init-from", "{previous}", "--dataset", "mnist", "--dynamic-binarization", "--n-hidden", "500",
+            "--persistent", "--n-chains", "100", "--temperatures", "20", "--min-beta", "0.5", "--cd-k", "1",
+            "--epochs", str(epochs), "--batch-size", "100", "--lr", str(lr), "--lr-final", "0.0001",
+            "--momentum", str(momentum), "--l2", "0.0001", "--seed", str(seed), "--log-every", "20",
+            "--verbose", "2"]
+
+
 RECIPES = {
     "rbm500-bmnist": {
         "about": "Bernoulli RBM 784-500, persistent CD on MNIST with dynamic binarisation (a fresh Bernoulli "
@@ -45,26 +57,11 @@ RECIPES = {
              "--persistent", "--n-chains", "100", "--cd-k", "25", "--epochs", "80", "--batch-size", "100", "--lr",
              "0.002", "--lr-final", "0.0002", "--momentum", "0.5", "--l2", "0.0001", "--seed", "1", "--log-every",
              "20", "--verbose", "2"],
-            ["--init-from", "{previous}", "--dataset", "mnist", "--dynamic-binarization", "--n-hidden", "500",
-             "--persistent", "--n-chains", "100", "--temperatures", "20", "--min-beta", "0.5", "--cd-k", "1",
-             "--epochs", "160", "--batch-size", "100", "--lr", "0.001", "--lr-final", "0.0001", "--momentum", "0.5",
-             "--l2", "0.0001", "--seed", "2", "--log-every", "20", "--verbose", "2"],
-            ["--init-from", "{previous}", "--dataset", "mnist", "--dynamic-binarization", "--n-hidden", "500",
-             "--persistent", "--n-chains", "100", "--temperatures", "20", "--min-beta", "0.5", "--cd-k", "1",
-             "--epochs", "120", "--batch-size", "100", "--lr", "0.001", "--lr-final", "0.0001", "--momentum", "0.9",
-             "--l2", "0.0001", "--seed", "4", "--log-every", "20", "--verbose", "2"],
-            ["--init-from", "{previous}", "--dataset", "mnist", "--dynamic-binarization", "--n-hidden", "500",
-             "--persistent", "--n-chains", "100", "--temperatures", "20", "--min-beta", "0.5", "--cd-k", "1",
-             "--epochs", "120", "--batch-size", "100", "--lr", "0.002", "--lr-final", "0.0001", "--momentum", "0.9",
-             "--l2", "0.0001", "--seed", "5", "--log-every", "20", "--verbose", "2"],
-            ["--init-from", "{previous}", "--dataset", "mnist", "--dynamic-binarization", "--n-hidden", "500",
-             "--persistent", "--n-chains", "100", "--temperatures", "20", "--min-beta", "0.5", "--cd-k", "1",
-             "--epochs", "200", "--batch-size", "100", "--lr", "0.004", "--lr-final", "0.0001", "--momentum", "0.9",
-             "--l2", "0.0001", "--seed", "6", "--log-every", "20", "--verbose", "2"],
-            ["--init-from", "{previous}", "--dataset", "mnist", "--dynamic-binarization", "--n-hidden", "500",
-             "--persistent", "--n-chains", "100", "--temperatures", "20", "--min-beta", "0.5", "--cd-k", "1",
-             "--epochs", "60", "--batch-size", "100", "--lr", "0.002", "--lr-final", "0.0001", "--momentum", "0.9",
-             "--l2", "0.0001", "--seed", "8", "--log-every", "20", "--verbose", "2"],
+            _tempering_stage(epochs=160, lr=0.001, momentum=0.5, seed=2),
+            _tempering_stage(epochs=120, lr=0.001, momentum=0.9, seed=4),
+            _tempering_stage(epochs=120, lr=0.002, momentum=0.9, seed=5),
+            _tempering_stage(epochs=200, lr=0.004, momentum=0.9, seed=6),
+            _tempering_stage(epochs=60, lr=0.002, momentum=0.9, seed=8),
         ],
         "eval": ["--ais-betas", "14501", "--ais-chains", "100", "--reverse-betas", "14501",
                  "--reverse-examples", "500", "--seed", "0"],

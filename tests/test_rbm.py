@@ -198,7 +198,7 @@ def test_the_tempering_path_shares_its_self_energy_and_matches_the_formula():
     """Tempering's path starts from the model's own visible biases and computes their self energy once; its
     log f_beta equals the NumPy formula and a path given a copy of the biases (two self energies)."""
     model, states, _ = _tempered_model(4)
-    shared = AnnealingPath(model, model.visible_bias, tf.float64)
+    shared = AnnealingPath(model, None, tf.float64)
     copied = model.annealing_path(model.visible_bias.numpy())
     assert shared.shared_bias and not copied.shared_bias
     v = tf.constant(states)

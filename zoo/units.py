@@ -35,7 +35,7 @@ class Units(keras.layers.Layer):
     kind = None
     #: True when states are discrete and the layer can be enumerated (exact log Z, issue 3).
     discrete = True
-    #: True when the self energy is linear in the state, -x.b (the centered gradient needs it).
+    #: True when the self energy is linear in the state, -x.b (hidden units and the centered gradient need it).
     linear_self_energy = True
 
     def __init__(self, **kwargs):

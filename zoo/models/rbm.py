@@ -400,7 +400,7 @@ class RBM(keras.Model):
         beta = 1 states and the fraction of proposed swaps that were accepted."""
         t, n = self.n_temperatures, self.n_chains
         dtype = self.persistent_chains.dtype
-        path = AnnealingPath(self, self.visible_bias, dtype)
+        path = AnnealingPath(self, None, dtype)
         betas = tf.constant(self.betas, dtype)
         own, up, down = (tf.repeat(b, n) for b in (betas, tf.concat([betas[1:], betas[-1:]], 0),
                                                      tf.concat([betas[:1], betas[:-1]], 0)))
@@ -652,7 +652,8 @@ class RBM(keras.Model):
 
 
 class AnnealingPath:
-    """Geometric path from a base RBM A (zero weights, visible biases b_A, the model's units) to the model B:
+    """Geometric path from a base RBM A (zero weights, visible biases b_A, the model's units; b_A = b_B when
+    `base_bias` is None) to the model B:
 
         log f_beta(v) = -(1 - beta) se_v(v; b_A) - beta se_v(v; b_B) + log_partition_h(beta I(v) W, beta c)
 
@@ -666,8 +667,8 @@ class AnnealingPath:
     def __init__(self, model, base_bias, dtype):
         self.visible, self.hidden = model.visible_units, model.hidden_units
         self.kernel, self.bias, self.hidden_bias = model._params(dtype)
-        # Tempering's path keeps the model's own visible biases: one self energy then serves both ends.
-        self.shared_bias = base_bias is model.visible_bias
+        # base_bias None (tempering): the model's own visible biases, whose one self energy serves both ends.
+        self.shared_bias = base_bias is None
         self.base_bias = self.bias if self.shared_bias else tf.cast(base_bias, dtype)
         self.dtype = dtype
         self.n_visible, self.n_hidden = model.n_visible, model.n_hidden

@@ -1,16 +1,31 @@
-"""zoo: a TensorFlow 2 / Keras model zoo of deep generative models with binary latent variables."""
-from zoo._quiet import import_tensorflow_quietly as _import_tensorflow_quietly
+"""zoo: a TensorFlow 2 / Keras model zoo of deep generative models with binary latent variables.
 
-_import_tensorflow_quietly()
-
-from zoo import checks, data, units, viz  # noqa: E402
-from zoo import models  # noqa: E402
-from zoo import evaluation, training  # noqa: E402
-from zoo import export, hub  # noqa: E402
-from zoo import finetune  # noqa: E402
-from zoo.export import save  # noqa: E402
-from zoo.hub import load  # noqa: E402
-from zoo.models import RBM  # noqa: E402
+`import zoo` is cheap and changes nothing global: no environment variable, no stream redirection, and no
+TensorFlow until a submodule that needs it is first used (`zoo.load`, `zoo.RBM`, `zoo.evaluation`, ...),
+so that `zoo --help` and `zoo list` answer at once. To load a model folder with plain Keras, import the
+module that registers the classes first: `import zoo.models; keras.models.load_model(".../model.keras")`.
+"""
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["checks", "data", "units", "viz", "models", "training", "export", "hub", "finetune", "RBM", "load", "save"]
+
+_SUBMODULES = ("capabilities", "checks", "cli", "data", "evaluation", "export", "files", "finetune", "hub", "models",
+               "training", "units", "viz")
+_ATTRIBUTES = {"load": "zoo.hub", "save": "zoo.export", "RBM": "zoo.models", "Classifier": "zoo.models"}
+
+__all__ = list(_SUBMODULES) + list(_ATTRIBUTES)
+
+
+def __getattr__(name):
+    """Submodules and the top-level names, imported on first use (PEP 562)."""
+    if name in _SUBMODULES:
+        return importlib.import_module(f"zoo.{name}")
+    if name in _ATTRIBUTES:
+        value = getattr(importlib.import_module(_ATTRIBUTES[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -1,17 +1,13 @@
-"""Import TensorFlow with the native stderr muted (and oneDNN on).
+"""Import TensorFlow with the native stderr muted: for the command line's own process only.
 
 TensorFlow's C++ start-up lines (CUDA probing on a CPU-only machine) are written before its logging can be
 configured, and would bury the one-line messages of the CLI. Python exceptions still surface: stderr is
-restored before anything propagates."""
+restored before anything propagates. `import zoo` never calls this: a library leaves the streams alone."""
 import os
 import sys
 
 
 def import_tensorflow_quietly():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    # oneDNN kernels are off by default on CPUs without AVX512-VNNI/BF16/AMX (like this project's machines);
-    # on: float32 GEMMs about 25% faster here (scripts/bench_rbm.py). Set it to 0 to opt out.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     if "tensorflow" in sys.modules:
         return
     try:

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import checks, files
+from zoo.files import zoo_home
 
 KNOWN_DATASETS = ("mnist", "binarized_mnist", "digits")
 TFDS_DATASETS = ("mnist", "binarized_mnist", "cifar10", "svhn_cropped")
@@ -192,11 +193,6 @@ class Dataset:
         sizes = "/".join(str(s.n) for s in self.splits().values())
         return (f"Dataset({self.name!r}, source={self.source!r}, {sizes} x {self.n_features}, "
                 f"binarization={self.binarization.split(' (')[0].split(',')[0]!r})")
-
-
-def zoo_home():
-    """`$ZOO_HOME`, default `~/.cache/zoo`."""
-    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo").expanduser()
 
 
 def load(name, source="local", cache=True, home=None, data_dir=None):

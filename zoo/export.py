@@ -1,8 +1,12 @@
-"""Model folders: `model.keras` (the full Keras model, for `keras.models.load_model` after `import zoo`),
+"""Model folders: `model.keras` (the Keras model, for `zoo.load` or `keras.models.load_model` after `import zoo.models`),
 `saved_model/` (a TF SavedModel with named signatures, loadable by `tf.saved_model.load` without zoo) and
 `card.json` (what it is, how it was made, what it measured), plus any PNGs. Written atomically: everything
 goes to a temporary sibling folder that replaces the target only when complete, so a failure never leaves a
-half-written model folder."""
+half-written model folder.
+
+A published checkpoint holds what inference, evaluation and fine-tuning need: `save(..., training_state=False)`
+leaves out the optimizer's slots and the model's own training state (an RBM's persistent chains), through the
+model's `without_training_state()` when it has one."""
 import datetime
 import json
 import os
@@ -10,8 +14,6 @@ import platform
 import shutil
 import tempfile
 from pathlib import Path
-
-import keras
 
 from zoo import files
 
@@ -22,6 +24,8 @@ SAVED_MODEL_DIR = "saved_model"
 
 def export_saved_model(model, path):
     """Write a SavedModel of `model` to `path` with one signature per `model.serving_endpoints()`."""
+    import keras
+
     if not hasattr(model, "serving_endpoints"):
         raise ValueError(f"{type(model).__name__} defines no serving_endpoints to export")
     archive = keras.export.ExportArchive()
@@ -32,6 +36,7 @@ def export_saved_model(model, path):
 
 
 def library_versions():
+    import keras
     import numpy
     import tensorflow as tf
     import tensorflow_probability as tfp
@@ -50,9 +55,25 @@ def make_card(model, **fields):
             "versions": library_versions(), **fields}
 
 
-def save(model, path, card=None, files=None, overwrite=False, saved_model=True):
+def without_training_state(model):
+    """A copy of `model` with what inference, evaluation and fine-tuning need: the model's own
+    `without_training_state()` when it has one (an RBM drops its persistent chains), else a copy from its
+    config with the same weights; either way uncompiled, so no optimizer slots."""
+    if callable(getattr(model, "without_training_state", None)):
+        return model.without_training_state()
+    copy = type(model).from_config(model.get_config())
+    if not copy.built:
+        copy.build(model.input_shape if hasattr(model, "input_shape") else None)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def save(model, path, card=None, files=None, overwrite=False, saved_model=True, training_state=True):
     """Write `model.keras`, `saved_model/` (unless saved_model=False), `card.json` (`make_card(model)` by
-    default) and `files` ({name: callable(path)}) into the folder `path`."""
+    default) and `files` ({name: callable(path)}) into the folder `path`. training_state=False: a lean
+    checkpoint (`without_training_state`), the form of the published archives."""
+    if not training_state:
+        model = without_training_state(model)
     card = make_card(model) if card is None else card
     path = Path(path)
     if path.exists() and not overwrite:
@@ -115,6 +136,10 @@ def load_folder(path):
         if not (path / name).is_file():
             raise ValueError(f"model folder {path} is missing {name}")
     card = read_card(path)
+    import keras
+
+    import zoo.models  # noqa: F401  registers the zoo's classes with Keras
+
     try:
         model = keras.models.load_model(path / MODEL_FILE)
     except Exception as exc:

@@ -19,3 +19,8 @@ def write_atomically(path, write):
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def zoo_home():
+    """`$ZOO_HOME`, default `~/.cache/zoo`: the data and model caches live under it."""
+    return Path(os.environ.get("ZOO_HOME") or Path.home() / ".cache" / "zoo").expanduser()

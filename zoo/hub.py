@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
 
-from zoo import data, export, files
+from zoo import export, files
 
 FORMAT = "zoo-registry/1"
 REGISTRY_FILE = "registry.json"
@@ -129,7 +129,7 @@ def fetch(name, mirror=None, registry=None, cache_dir=None, force=False):
     """
     registry = Path(registry) if registry is not None else REGISTRY
     entry = _entry(_read_registry(registry), name, registry)
-    cache = Path(cache_dir).expanduser() if cache_dir is not None else data.zoo_home() / "models"
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else files.zoo_home() / "models"
     target = cache / name
     if not force and _stamp(target) == entry["sha256"] and (target / export.MODEL_FILE).is_file():
         return target

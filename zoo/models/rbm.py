@@ -51,6 +51,9 @@ class RBM(keras.Model):
       sample_visible: use sampled visible states (not probabilities) for the negative statistics.
       visible_bias_init: 'data' sets the visible biases from the training data's means on the first fit.
       seed: seeds the initial weights and all sampling.
+      training_state: whether the model holds its training state (persistent chains, fast weights, centering
+        offsets) besides its parameters. A published checkpoint leaves it out (`without_training_state`,
+        `zoo.export.save(..., training_state=False)`); `fit` creates a fresh one when it is missing.
     """
 
     MONITORED_EXAMPLES = 10
@@ -59,7 +62,7 @@ class RBM(keras.Model):
                  persistent=False, n_chains=100, fast_lr=0.0, fast_decay=0.95, n_temperatures=1, min_beta=0.0,
                  centering=False, centering_rate=0.01, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  dropout=0.0, max_norm=None, sample_visible=False, visible_bias_init="data", weight_stddev=0.01,
-                 seed=None, **kwargs):
+                 seed=None, training_state=True, **kwargs):
         super().__init__(**kwargs)
         self.n_hidden = checks.check_positive_int(n_hidden, "n_hidden")
         self.visible_units = units_lib.get(visible)
@@ -108,7 +111,10 @@ class RBM(keras.Model):
             seed = checks.check_positive_int(seed, "seed", minimum=0)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self._parameters_copied = False  # set_parameters_from: fit must not reset the visible biases
+        self.training_state = bool(training_state)
+        # set_parameters_from, or a checkpoint saved without its training state (so, trained): fit must not
+        # reset the visible biases
+        self._parameters_copied = not self.training_state
         self.n_visible = None
         names = ["free_energy", "reconstruction_error"]
         if self.visible_units.kind == "bernoulli":
@@ -139,6 +145,14 @@ class RBM(keras.Model):
         self.hidden_bias = self.add_weight(name="hidden_bias", shape=(self.n_hidden,), initializer="zeros")
         self.cd_k = self.add_weight(name="cd_k", shape=(), dtype="int32", trainable=False,
                                     initializer=keras.initializers.Constant(self.cd_k_init))
+        self.built = True
+        if self.training_state:
+            self._build_training_state()
+
+    def _build_training_state(self):
+        """The variables only training needs, after the parameters (so that a checkpoint without them keeps
+        the parameters' order): persistent chains, fast weights, centering offsets."""
+        n_visible = self.n_visible
         if self.persistent:
             n_chains = self.n_temperatures * self.n_chains  # by temperature, the beta = 1 chains last
             start = self.visible_units.base_sample(n_chains, self._next_seed())
@@ -154,7 +168,25 @@ class RBM(keras.Model):
                                                   initializer="zeros")
             self.hidden_offset = self.add_weight(name="hidden_offset", shape=(self.n_hidden,), trainable=False,
                                                  initializer="zeros")
-        self.built = True
+        self.training_state = True
+
+    def describe(self):
+        """What the model is, in one line."""
+        return f"{type(self).__name__}, {self.n_visible} visible and {self.n_hidden} hidden units"
+
+    def without_training_state(self):
+        """A copy of this model with its parameters only (the lean checkpoint of `zoo.export.save(...,
+        training_state=False)`): the same kernel, biases, units' parameters and Gibbs steps; no persistent
+        chains, fast weights, centering offsets or optimizer. Its `fit` starts a fresh training state."""
+        if not self.built:
+            raise ValueError("the model has no weights yet: fit it or give n_visible")
+        lean = type(self).from_config({**self.get_config(), "training_state": False})
+        lean.build((None, self.n_visible))
+        mine = {v.path: v for v in self.variables}
+        for variable in lean.variables:
+            if variable.path in mine:  # all but the seed generator's state, which starts afresh
+                variable.assign(mine[variable.path])
+        return lean
 
     def get_config(self):
         return {
@@ -168,7 +200,7 @@ class RBM(keras.Model):
             "centering_rate": self.centering_rate, "l2": self.l2, "sparsity_target": self.sparsity_target,
             "sparsity_cost": self.sparsity_cost, "dropout": self.dropout, "max_norm": self.max_norm,
             "sample_visible": self.sample_visible, "visible_bias_init": self.visible_bias_init,
-            "weight_stddev": self.weight_stddev, "seed": self.seed,
+            "weight_stddev": self.weight_stddev, "seed": self.seed, "training_state": self.training_state,
         }
 
     @classmethod
@@ -472,6 +504,8 @@ class RBM(keras.Model):
             validation_data = self.validate_data(validation_data, "validation_data")
         if getattr(self, "optimizer", None) is None:  # Keras sets it only in compile
             self.compile()
+        if not self.training_state:  # a checkpoint published without it: training starts a fresh one
+            self._build_training_state()
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
@@ -590,7 +624,20 @@ class RBM(keras.Model):
     def _sample_chain(self, v, n_steps, seed):
         return self._run_chain(v, n_steps, seed, v_mean=self._up_down(v), carry_samples=True)
 
-    # -- partition function (zoo.evaluation) -------------------------------------------------------------
+    # -- partition function (zoo.evaluation; the EnergyModel and Enumerable capabilities) ----------------
+    def unnormalized_log_prob(self, v):
+        """log f(v) = -F(v), so that log p(v) = -F(v) - log Z."""
+        return -self.free_energy(v)
+
+    def base_parameters(self, data=None):
+        """Visible biases of the AIS base model (zero weights, the model's units): fitted so that independent
+        visible units match the means of `data` (Salakhutdinov & Murray 2008), or zeros (uniform) for None."""
+        if not self.built:
+            raise ValueError("the model has no weights yet: fit it or give n_visible")
+        if data is None:
+            return np.zeros(self.n_visible)
+        return self.visible_units.bias_from_mean(self.validate_data(data, "data").mean(0))
+
     def enumerable_layers(self):
         """{name: units} of the layers whose states can be summed over for exact log Z."""
         return {name: u for name, u in (("visible", self.visible_units), ("hidden", self.hidden_units))

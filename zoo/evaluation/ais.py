@@ -1,8 +1,9 @@
-"""Partition functions and likelihoods of energy-based models: exact log Z, AIS, reverse AIS (RAISE).
+"""Partition functions and likelihoods of energy models: exact log Z, AIS, reverse AIS (RAISE).
 
-One engine for every model that exposes an annealing path (`model.annealing_path(base_bias, dtype)`, an
-object with `terms`, `log_f`, `transition`, `base_log_partition`, `base_sample`) and, for exact
-enumeration, `enumerable_layers()` and `unnormalized_log_marginal(states, layer)`.
+One engine for every model with the `zoo.capabilities.EnergyModel` capability (an annealing path from a base
+model fitted to the data, `annealing_path(base, dtype)`, with `terms`, `log_f`, `transition`,
+`base_log_partition`, `base_sample`) and, for exact log Z, the `Enumerable` one (`enumerable_layers()`,
+`unnormalized_log_marginal(states, layer)`): the RBM today, the DBM next.
 
 Both sides of the truth:
 - forward AIS (Neal 2001; Salakhutdinov & Murray 2008) estimates Z without bias, so log Z-hat is too low
@@ -15,13 +16,14 @@ import functools
 import math
 import time
 import weakref
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import tensorflow as tf
 
-from zoo import checks
+from zoo import capabilities, checks
 from zoo import data as data_lib
+from zoo.evaluation.results import Result, effective_sample_size, standard_error
 
 SCHEDULES = ("salakhutdinov", "linear")
 #: the three segments of Salakhutdinov & Murray (2008): steps 1e-3 up to 0.5, 1e-4 up to 0.9, 1e-5 up to 1
@@ -62,9 +64,8 @@ def _resolve_schedule(schedule_spec, n_betas):
 
 
 def _check_model(model):
-    if not hasattr(model, "annealing_path"):
-        raise ValueError(f"{type(model).__name__} has no defined partition function to estimate "
-                         "(it has no annealing_path): AIS applies to energy-based models such as zoo.models.RBM")
+    capabilities.require(model, capabilities.EnergyModel, "have its partition function estimated by AIS (it has "
+                         "no defined partition function to estimate)")
     if not model.built:
         raise ValueError("the model has no weights yet: fit it or give n_visible")
 
@@ -82,35 +83,8 @@ def _seed(seed):
     return checks.check_positive_int(seed, "seed", minimum=0)
 
 
-def _standard_error(x):
-    """Standard error of the mean of `x` (sample std / sqrt(n)); inf for a single value."""
-    return float(np.std(x, ddof=1) / math.sqrt(len(x))) if len(x) > 1 else math.inf
-
-
-def effective_sample_size(log_weights):
-    """(sum w)^2 / sum w^2 of importance weights given in log space."""
-    w = np.exp(np.asarray(log_weights, np.float64) - np.max(log_weights))
-    return float(w.sum() ** 2 / np.sum(w ** 2))
-
-
-def _jsonable(value):
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    return value
-
-
-class _Result:
-    def to_dict(self, arrays=True):
-        """A JSON-ready dict (arrays as lists unless arrays=False; infinite values as "inf"/"-inf")."""
-        return {k: _jsonable(v) for k, v in asdict(self).items() if arrays or not isinstance(v, np.ndarray)}
-
-
 @dataclass(frozen=True, eq=False)
-class AISResult(_Result):
+class AISResult(Result):
     """Forward AIS: log Z-hat = log Z_0 + log mean_i w_i, and log(Z-hat -+ 3 sigma) with sigma the standard
     error of Z-hat (log_z_lower is -inf when Z-hat - 3 sigma <= 0)."""
     log_z: float
@@ -122,10 +96,11 @@ class AISResult(_Result):
     base_log_z: float = 0.0
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
+    kind: str = "estimate"  # Z-hat is unbiased: log Z-hat is too low on average
 
 
 @dataclass(frozen=True, eq=False)
-class RAISEResult(_Result):
+class RAISEResult(Result):
     """Reverse AIS from data: per-example stochastic lower bounds log p-hat(v) on the log-likelihood (of the
     annealing model, which tends to the model as the schedule gets finer), their mean and its standard
     error, and the log Z they imply, mean(-F(v) - log p-hat(v)): on average above the true log Z."""
@@ -135,6 +110,7 @@ class RAISEResult(_Result):
     per_example: np.ndarray = field(repr=False)
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
+    kind: str = "stochastic lower bound"  # of each example's log-likelihood
 
 
 def exact_log_partition(model, max_states=2 ** 22, chunk_size=2 ** 14, dtype=tf.float64):
@@ -144,7 +120,7 @@ def exact_log_partition(model, max_states=2 ** 22, chunk_size=2 ** 14, dtype=tf.
     dtype = _check_dtype(dtype)
     max_states = checks.check_positive_int(max_states, "max_states")
     chunk_size = checks.check_positive_int(chunk_size, "chunk_size")
-    layers = model.enumerable_layers() if hasattr(model, "enumerable_layers") else {}
+    layers = model.enumerable_layers() if isinstance(model, capabilities.Enumerable) else {}
     if not layers:
         raise ValueError(f"{type(model).__name__} has no discrete layer to enumerate: use zoo.evaluation.ais")
     name, layer = min(layers.items(), key=lambda item: item[1].log_n_states())
@@ -161,15 +137,15 @@ def exact_log_partition(model, max_states=2 ** 22, chunk_size=2 ** 14, dtype=tf.
     return float(tf.reduce_logsumexp(tf.stack(logs)).numpy())
 
 
-def _base_bias(model, base, data):
+def _base_parameters(model, base, data):
+    """The model's base parameters: fitted to `data` (base "data") or uniform."""
     base = checks.check_choice(base, "base", ("data", "uniform"))
     if base == "uniform":
-        return np.zeros(model.n_visible)
+        return model.base_parameters(None)
     if data is None:
         raise ValueError("base='data' needs the training data (data=...) to fit the base model's visible "
                          "biases; or use base='uniform'")
-    x = model.validate_data(data, "data")
-    return model.visible_units.bias_from_mean(x.mean(0))
+    return model.base_parameters(model.validate_data(data, "data"))
 
 
 def _run_blocks(step, state, n_steps, progress):
@@ -232,7 +208,7 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
     dtype = _check_dtype(dtype)
     betas, schedule_name = _resolve_schedule(schedule, n_betas)
     seed = _seed(seed)
-    base_bias = tf.constant(_base_bias(model, base, data), dtype)
+    base_bias = tf.constant(_base_parameters(model, base, data), dtype)
     path = model.annealing_path(base_bias, dtype)
     key = tf.constant([seed, 0], tf.int32)
     begin = time.perf_counter()
@@ -244,7 +220,7 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
     base_log_z = float(path.base_log_partition().numpy())
     top = log_w.max()
     w = np.exp(log_w - top)
-    mean, sem = w.mean(), _standard_error(w)
+    mean, sem = w.mean(), standard_error(w)
     shift = base_log_z + top
     with np.errstate(divide="ignore"):
         lower = shift + (math.log(mean - 3 * sem) if mean - 3 * sem > 0 else -math.inf)
@@ -274,7 +250,7 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
         if n_examples < len(x):
             x = x[np.sort(np.random.default_rng(seed).choice(len(x), n_examples, replace=False))]
     betas, schedule_name = _resolve_schedule(schedule, n_betas)
-    base_bias = tf.constant(_base_bias(model, base, x if base_data is None else base_data), dtype)
+    base_bias = tf.constant(_base_parameters(model, base, x if base_data is None else base_data), dtype)
     path = model.annealing_path(base_bias, dtype)
     betas_t = tf.constant(betas, dtype)
     key = tf.constant([seed, 1], tf.int32)
@@ -287,7 +263,7 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
                               (v, terms, log_f_data - path.base_log_partition()), len(betas) - 1, progress)
     log_p = log_p.numpy().astype(np.float64)
     minus_free_energy = log_f_data.numpy().astype(np.float64)
-    std = _standard_error(log_p)
+    std = standard_error(log_p)
     return RAISEResult(
         log_likelihood=float(log_p.mean()), log_likelihood_std=std,
         log_z=float(np.mean(minus_free_energy - log_p)), per_example=log_p,
@@ -297,7 +273,7 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
 
 
 @dataclass(frozen=True, eq=False)
-class LogLikelihood(_Result):
+class LogLikelihood(Result):
     """mean_v [-F(v)] - log Z over examples: nats per example (log density for real-valued data)."""
     mean: float
     std: float  # standard error of the mean over examples
@@ -311,20 +287,20 @@ def mean_free_energy(model, x):
 
 
 def log_likelihood(model, x, log_z):
-    """log p(v) = -F(v) - log Z for each row of x, with its mean and standard error."""
-    if not hasattr(model, "free_energy"):
-        raise ValueError(f"{type(model).__name__} has no free energy: its log-likelihood needs another estimator")
+    """log p(v) = log f(v) - log Z (an RBM: -F(v) - log Z) for each row of x, with its mean and standard error."""
+    capabilities.require(model, capabilities.EnergyModel, "give log p(x) from log Z (it has no unnormalised "
+                         "log-probability)")
     log_z = float(log_z)
     if not math.isfinite(log_z):
         raise ValueError(f"log_z must be finite, got {log_z}")
     v = model.validate_data(x, "x")
-    per_example = -model.free_energy(tf.constant(v, tf.float64)).numpy() - log_z
-    std = _standard_error(per_example)
+    per_example = model.unnormalized_log_prob(tf.constant(v, tf.float64)).numpy() - log_z
+    std = standard_error(per_example)
     return LogLikelihood(mean=float(per_example.mean()), std=std, per_example=per_example, log_z=log_z)
 
 
 @dataclass(frozen=True, eq=False)
-class Evaluation(_Result):
+class Evaluation(Result):
     """log Z from both sides and the train/test NLL bracket it gives (nats per example):
     nll_lower uses the forward AIS log Z (optimistic), nll_upper the reverse one (conservative)."""
     dataset: str
@@ -335,9 +311,10 @@ class Evaluation(_Result):
     forward: dict
     reverse: dict
     seconds: float
+    kind: str = "bracket"  # the NLL from both sides; "exact" is filled in when log Z could be enumerated
 
 
-def evaluate(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_betas=None, reverse_examples=100,
+def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_betas=None, reverse_examples=100,
              exact=None, base="data", schedule="salakhutdinov", dtype=tf.float64, seed=0, progress=None):
     """Everything at once on `dataset` (a name, a zoo.data.Dataset or {"train": x, "test": x}): forward
     AIS (n_betas, n_chains, base fitted on the training split), RAISE on `reverse_examples` test examples

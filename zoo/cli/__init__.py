@@ -4,51 +4,32 @@ import datetime
 import json
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
+from zoo.cli.args import EXIT_BAD_INPUT, Parser, UsageError  # noqa: F401  (the CLI's public names)
+from zoo.cli.args import labels_per_class as _labels_per_class
+from zoo.cli.args import n_betas as _n_betas
+from zoo.cli.args import nonnegative_float as _nonnegative_float
+from zoo.cli.args import nonnegative_int as _nonnegative_int
+from zoo.cli.args import positive_int as _positive_int
+
+#: `zoo train FAMILY`: each family's part of the command (zoo.cli.train.Family), by name
+FAMILIES = {}
 
 
-class UsageError(ValueError):
-    pass
+def _families():
+    if not FAMILIES:
+        from zoo.cli import rbm
 
-
-class Parser(argparse.ArgumentParser):
-    """argparse that reports a bad argument in one line (no usage dump) with exit code 2."""
-
-    def error(self, message):
-        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
-
-
-def _number(convert, minimum, what):
-    """An argparse type: `convert(text)`, finite and >= minimum, else a one-line error naming `what`."""
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not (minimum <= value < float("inf")):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-
-_positive_int = _number(int, 1, "a positive integer")
-_nonnegative_int = _number(int, 0, "an integer >= 0")
-_nonnegative_float = _number(float, 0.0, "a finite number >= 0")
-_n_betas = _number(int, 2, "an integer >= 2 (inverse temperatures from 0 to 1)")
-
-
-def _labels_per_class(text):
-    """An argparse type: a positive integer or 'all'."""
-    if text == "all":
-        return text
-    return _number(int, 1, "a positive integer or 'all'")(text)
+        for family in (rbm.FAMILY,):
+            FAMILIES[family.name] = family
+    return FAMILIES
 
 
 def build_parser():
+    from zoo.cli import train as train_lib
+
     parser = Parser(prog="zoo", description="A model zoo of deep generative models with binary latent "
                     "variables: train, sample and inspect them.",
                     epilog="Run `zoo COMMAND --help` for the options of a command.")
@@ -56,90 +37,26 @@ def build_parser():
 
     train = commands.add_parser("train", help="train a model", description="Train a model of the zoo.")
     families = train.add_subparsers(dest="family", metavar="FAMILY", parser_class=Parser)
-    rbm = families.add_parser(
-        "rbm", help="restricted Boltzmann machine (CD-k or persistent CD)",
-        description="Train an RBM with CD-k or persistent CD and save it as a model folder "
-                    "(model.keras, card.json, samples.png, filters.png), with TensorBoard logs.",
-        epilog="example: zoo train rbm --dataset binarized_mnist --n-hidden 500 --cd-k 1 --persistent "
-               "--epochs 100 --batch-size 100 --lr 0.05 --out models/rbm500 --seed 0")
-    data = rbm.add_argument_group("data")
-    data.add_argument("--dataset", default="binarized_mnist", help="mnist, binarized_mnist or digits "
-                      "(default: %(default)s)")
-    data.add_argument("--dynamic-binarization", action="store_true",
-                      help="draw a fresh binary sample of the grey images every epoch")
-    model = rbm.add_argument_group("model")
-    model.add_argument("--n-hidden", type=_positive_int, default=500, help="hidden units (default: %(default)s)")
-    model.add_argument("--visible", default="bernoulli", help="bernoulli, gaussian or softmax (default: %(default)s)")
-    model.add_argument("--hidden", default="bernoulli", help="bernoulli or softmax (default: %(default)s)")
-    model.add_argument("--group-size", type=_positive_int, help="softmax hidden units: units per one-hot group")
-    model.add_argument("--sigma", type=float, default=1.0, help="gaussian visible units: standard deviation")
-    model.add_argument("--learn-sigma", action="store_true", help="gaussian visible units: learn sigma")
-    model.add_argument("--allow-nonbinary", action="store_true",
-                       help="bernoulli visible units: accept probabilities in [0, 1] as data")
-    algo = rbm.add_argument_group("training")
-    algo.add_argument("--cd-k", type=_positive_int, default=1, help="Gibbs steps per update (default: %(default)s)")
-    algo.add_argument("--cd-k-final", type=_positive_int, help="raise k linearly to this by the last epoch")
-    algo.add_argument("--persistent", action="store_true", help="persistent CD (fantasy particles)")
-    algo.add_argument("--n-chains", type=_positive_int, default=100, help="persistent chains (default: %(default)s)")
-    algo.add_argument("--fast-lr", type=_nonnegative_float, default=0.0,
-                      help="fast-weights PCD: learning rate of the fast weights the chains add to the model's "
-                           "(default: 0, plain PCD; needs --persistent)")
-    algo.add_argument("--fast-decay", type=_nonnegative_float, default=0.95,
-                      help="fast-weights PCD: factor the fast weights shrink by every update (default: %(default)s)")
-    algo.add_argument("--temperatures", type=_positive_int, default=1, metavar="T",
-                      help="parallel tempering: --n-chains chains at each of T inverse temperatures from --min-beta "
-                           "to 1, swapping states after every sweep (default: 1, plain PCD; needs --persistent)")
-    algo.add_argument("--min-beta", type=_nonnegative_float, default=0.0,
-                      help="parallel tempering: the hottest chains' inverse temperature, in [0, 1) "
-                           "(default: %(default)s)")
-    algo.add_argument("--centering", action="store_true",
-                      help="centered gradient (Melchior et al. 2016): the update of the model rewritten with the "
-                           "visible and hidden units minus their moving means on the data (Bernoulli or softmax "
-                           "visible units)")
-    algo.add_argument("--centering-rate", type=_nonnegative_float, default=0.01,
-                      help="centering: rate of the moving means, in (0, 1] (default: %(default)s)")
-    algo.add_argument("--init-from", metavar="MODEL",
-                      help="start from the weights and biases of a trained RBM of the same shape (model folder "
-                           "or registered name) instead of a random start: continue training it with these settings")
-    algo.add_argument("--epochs", type=_positive_int, default=10, help="(default: %(default)s)")
-    algo.add_argument("--batch-size", type=_positive_int, default=100, help="(default: %(default)s)")
-    algo.add_argument("--lr", type=_nonnegative_float, default=0.05, help="learning rate (default: %(default)s)")
-    algo.add_argument("--lr-final", type=_nonnegative_float, help="decay the learning rate linearly to this")
-    algo.add_argument("--momentum", type=_nonnegative_float, default=0.0, help="SGD momentum (default: %(default)s)")
-    algo.add_argument("--l2", type=_nonnegative_float, default=0.0, help="weight decay (default: %(default)s)")
-    algo.add_argument("--sparsity-target", type=_nonnegative_float, default=0.1, help="(default: %(default)s)")
-    algo.add_argument("--sparsity-cost", type=_nonnegative_float, default=0.0, help="(default: %(default)s)")
-    algo.add_argument("--dropout", type=_nonnegative_float, default=0.0, help="hidden dropout rate")
-    algo.add_argument("--max-norm", type=_nonnegative_float, help="bound on each hidden unit's weight norm")
-    algo.add_argument("--sample-visible", action="store_true",
-                      help="use sampled visible states, not probabilities, for the negative phase")
-    algo.add_argument("--no-visible-bias-init", action="store_true",
-                      help="start visible biases at zero instead of the data's means")
-    algo.add_argument("--seed", type=_nonnegative_int, help="seed for weights, sampling and shuffling")
-    out = rbm.add_argument_group("output")
-    out.add_argument("--out", required=True, help="model folder to write (must not exist unless --overwrite)")
-    out.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
-    out.add_argument("--logdir", help="TensorBoard folder (default: tensorboard/<name of --out>-<time>)")
-    out.add_argument("--log-every", type=_positive_int, default=1,
-                     help="write images and histograms every N epochs (default: %(default)s)")
-    out.add_argument("--log-z-every", type=_nonnegative_int, default=0, metavar="N",
-                     help="every N epochs, log Z by a cheap AIS (1000 temperatures, 32 chains) and RAISE, and "
-                          "the validation NLL bracket, into TensorBoard and the card (default: 0, off)")
-    out.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras progress output")
+    for family in _families().values():
+        train_lib.add_family(families, family)
 
     sample = commands.add_parser("sample", help="draw samples from a trained model into a PNG",
-                                 description="Run Gibbs chains in a trained model and tile the samples.")
+                                 description="Draw samples from a trained model (any model that can sample: an RBM "
+                                             "by Gibbs chains) and tile them into a PNG.")
     sample.add_argument("model", help="model folder or registered name (see zoo list)")
     sample.add_argument("--n", type=_positive_int, default=100, help="number of samples (default: %(default)s)")
-    sample.add_argument("--steps", type=_nonnegative_int, default=1000, help="Gibbs steps (default: %(default)s)")
+    sample.add_argument("--steps", type=_nonnegative_int, help="Markov chain steps, for models that sample by a "
+                        "chain (an RBM: Gibbs sweeps; default: the model's own, 1000 for an RBM)")
     sample.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
     sample.add_argument("--out", default="samples.png", help="PNG file (default: %(default)s)")
 
     ev = commands.add_parser(
-        "eval", help="log Z and the train/test NLL bracket by forward and reverse AIS",
-        description="Estimate log Z of a trained model by forward AIS (too low on average) and by reverse "
+        "eval", help="the model's log-likelihood: AIS bracket (energy models) or importance sampling",
+        description="Energy models (RBM): estimate log Z by forward AIS (too low on average) and by reverse "
                     "AIS from test examples (RAISE, too high on average), exactly when the model is small "
-                    "enough, and the train/test negative log-likelihood they bracket, in nats per example.",
+                    "enough, and the train/test negative log-likelihood they bracket, in nats per example. "
+                    "Latent-variable models with an inference network: the test NLL by importance sampling at "
+                    "each K of --k, with its effective sample size.",
         epilog="example: zoo eval models/rbm500 --ais-betas 14501 --ais-chains 100 --json")
     ev.add_argument("model", help="model folder or registered name (see zoo list; fetched if needed)")
     ev.add_argument("--dataset", metavar="NAME", help="mnist, binarized_mnist or digits (default: the card's dataset, "
@@ -160,6 +77,10 @@ def build_parser():
                     help="spacing of the temperatures (default: %(default)s)")
     ev.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="(default: %(default)s)")
     ev.add_argument("--seed", type=_nonnegative_int, default=0, metavar="S", help="(default: %(default)s)")
+    ev.add_argument("--k", type=_positive_int, nargs="+", default=[1, 10, 100, 1000, 10000], metavar="K",
+                    help="latent-variable models: importance samples per example (default: 1 10 100 1000 10000)")
+    ev.add_argument("--batch-size", type=_positive_int, default=100, metavar="B",
+                    help="latent-variable models: test examples per batch (default: %(default)s)")
     ev.add_argument("--json", action="store_true", help="print one JSON object with every number instead")
     ev.add_argument("--write-card", action="store_true",
                     help="record the numbers, their settings and this command as the metrics of the model "
@@ -236,7 +157,21 @@ def build_parser():
     return parser
 
 
+def _prepare_tensorflow():
+    """Before TensorFlow loads, for this command's own process (not for `import zoo`, which leaves the
+    environment alone): its C++ start-up lines muted (they would bury the one-line messages), and oneDNN
+    kernels on unless the user chose (TF_ENABLE_ONEDNN_OPTS): off by default on CPUs without
+    AVX512-VNNI/BF16/AMX, about 25 % faster float32 GEMMs on those (scripts/bench_rbm.py)."""
+    from zoo import _quiet
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    _quiet.import_tensorflow_quietly()
+
+
 def main(argv=None):
+    from zoo.cli import train as train_lib
+
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
@@ -246,13 +181,17 @@ def main(argv=None):
             return EXIT_BAD_INPUT
         if args.command == "train":
             if args.family is None:
-                raise UsageError("zoo train: choose a model family: rbm (see zoo train --help)")
-            return train_rbm(args, argv)
+                raise UsageError(f"zoo train: choose a model family: {', '.join(_families())} (see zoo train --help)")
+            _prepare_tensorflow()
+            return train_lib.run(args.train_family, args, argv)
         if args.command == "sample":
+            _prepare_tensorflow()
             return sample(args)
         if args.command == "eval":
+            _prepare_tensorflow()
             return evaluate(args, argv)
         if args.command == "finetune":
+            _prepare_tensorflow()
             return finetune(args, argv)
         if args.command == "list":
             return list_models(args)
@@ -270,165 +209,59 @@ def main(argv=None):
     return 0
 
 
-def train_rbm(args, argv):
-    import keras
-
-    from zoo import data, export, files, training, units, viz
-    from zoo.models import RBM
-
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise ValueError(f"output folder {out} already exists: choose another --out or pass --overwrite")
-    dataset = data.load(args.dataset)
-    visible_kwargs = {}
-    if args.visible == "gaussian":
-        visible_kwargs = {"sigma": args.sigma, "learn_sigma": args.learn_sigma}
-    elif args.visible == "bernoulli":
-        visible_kwargs = {"allow_nonbinary": args.allow_nonbinary}
-    hidden_kwargs = {"group_size": args.group_size} if args.hidden in ("softmax", "multinomial") else {}
-    visible = units.get(args.visible).__class__(**visible_kwargs)
-    hidden = units.get(args.hidden).__class__(**hidden_kwargs)
-    if args.seed is not None:
-        keras.utils.set_random_seed(args.seed)
-    model = RBM(args.n_hidden, visible=visible, hidden=hidden, n_visible=dataset.n_features, cd_k=args.cd_k,
-                persistent=args.persistent, n_chains=args.n_chains, fast_lr=args.fast_lr,
-                fast_decay=args.fast_decay, n_temperatures=args.temperatures, min_beta=args.min_beta,
-                centering=args.centering, centering_rate=args.centering_rate, l2=args.l2,
-                sparsity_target=args.sparsity_target, sparsity_cost=args.sparsity_cost, dropout=args.dropout,
-                max_norm=args.max_norm, sample_visible=args.sample_visible,
-                visible_bias_init="zeros" if args.no_visible_bias_init else "data", seed=args.seed)
-    if args.init_from:
-        source, source_card = export.load_folder(_model_folder(args.init_from))
-        model.set_parameters_from(source)
-        # the card names the start and how it was made: the two commands reproduce the model
-        initialized_from = {"model": args.init_from, "command": source_card.get("command"),
-                            "initialized_from": source_card.get("initialized_from")}
-    train_x = dataset.train.x
-    if args.dynamic_binarization:
-        model.prepare_visible_bias(train_x)
-        x = dataset.train.pipeline(args.batch_size, seed=args.seed, dynamic_binarization=True)
-        # training sees fresh samples; the metrics and the free-energy gap use one fixed thresholded view
-        monitor_train_x, validation_x = ((s.x > 0.5).astype("float32") for s in (dataset.train, dataset.validation))
-    else:
-        x = model.validate_data(train_x, f"dataset {args.dataset!r} (training split)")
-        validation_x = model.validate_data(dataset.validation.x, f"dataset {args.dataset!r} (validation)")
-        if args.batch_size > len(x):
-            raise ValueError(f"--batch-size {args.batch_size} is larger than the training data ({len(x)})")
-        monitor_train_x = x
-
-    steps = args.epochs * -(-len(train_x) // args.batch_size)
-    lr = args.lr if args.lr_final is None else keras.optimizers.schedules.PolynomialDecay(
-        args.lr, steps, end_learning_rate=args.lr_final, power=1.0)
-    model.compile(keras.optimizers.SGD(learning_rate=lr, momentum=args.momentum))
-
-    run_name = f"{out.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    logdir = Path(args.logdir) if args.logdir else Path("tensorboard") / run_name
-    backup = _resume_folder(out, argv)
-    sample_n = min(1000, len(validation_x))
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup)),
-        training.RaiseOnNaN(),
-        training.FreeEnergyGap(monitor_train_x[:sample_n], validation_x[:sample_n]),
-        training.TensorBoardLogger(logdir, validation_x[:100], dataset.image_shape, every=args.log_every),
-    ]
-    if args.log_z_every:
-        # before the logger, which writes the scalars it adds to `logs`; on the validation split, not the test
-        callbacks.insert(-1, training.LogPartitionMonitor(validation_x, train_x=monitor_train_x,
-                                                          every=args.log_z_every, seed=args.seed or 0,
-                                                          split="validation"))
-    if args.cd_k_final is not None:
-        callbacks.append(training.GibbsStepsSchedule(training.linear_steps(args.cd_k, args.cd_k_final, args.epochs)))
-    trained, metrics_file = backup / "trained.keras", backup / "final_metrics.json"
-    if trained.is_file():  # a rerun after the training finished but the folder was not written
-        print(f"zoo: the training had finished; writing the model folder from {trained}", file=sys.stderr)
-        model, final = keras.models.load_model(trained), json.loads(metrics_file.read_text())
-    else:
-        try:
-            history = model.fit(x, batch_size=None if args.dynamic_binarization else args.batch_size,
-                                epochs=args.epochs, validation_data=validation_x[:sample_n], callbacks=callbacks,
-                                verbose=args.verbose)
-        except KeyboardInterrupt:
-            print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
-            raise
-        except BaseException:
-            shutil.rmtree(backup, ignore_errors=True)  # a failed run is not worth resuming
-            raise
-        final = {k: float(v[-1]) for k, v in history.history.items()}
-        # kept until the folder is written: a failure after the training (sampling, disk) loses no epoch;
-        # Keras removes its backup folder when the training ends, so it is made again with its stamp
-        backup.mkdir(parents=True, exist_ok=True)
-        (backup / "command.json").write_text(json.dumps(argv))
-        metrics_file.write_text(json.dumps(final))
-        files.write_atomically(trained, model.save)
-    samples = model.sample(100, n_steps=1000, seed=0 if args.seed is None else args.seed)
-    card = export.make_card(
-        model, name=out.name, dataset=args.dataset, binarization=("dynamic (fresh Bernoulli sample every epoch)"
-                                                                   if args.dynamic_binarization
-                                                                   else dataset.binarization),
-        image_shape=list(dataset.image_shape), command="zoo " + shlex.join(argv), seed=args.seed,
-        epochs=args.epochs, final_metrics=final,
-        **({"initialized_from": initialized_from} if args.init_from else {}))
-    files = {
-        "samples.png": lambda p: viz.save_png(p, viz.tile(samples, dataset.image_shape)),
-        "filters.png": lambda p: viz.save_png(p, viz.tile(viz.filters_to_images(model.kernel.numpy()),
-                                                          dataset.image_shape, scale_each=True)),
-    }
-    export.save(model, out, card, files, overwrite=args.overwrite)
-    shutil.rmtree(backup, ignore_errors=True)
-    print(f"model folder: {out}  (model.keras, card.json, samples.png, filters.png)")
-    print("final metrics: " + ", ".join(f"{k}={v:.4g}" for k, v in sorted(final.items())))
-    print(f"TensorBoard logs: {logdir}\n  watch them with: tensorboard --logdir {logdir}")
-    return 0
-
-
-def _resume_folder(out, argv):
-    """The backup folder of an interrupted run, `<out>.backup`: reused only by the very same command."""
-    backup = out.with_name(out.name + ".backup")
-    stamp = backup / "command.json"
-    command = json.dumps(argv)
-    if backup.exists():
-        if not stamp.is_file() or stamp.read_text() != command:
-            raise ValueError(f"{backup} holds an interrupted run with other settings: rerun that command "
-                             "to resume it, or delete the folder")
-        print(f"zoo: resuming the interrupted run from {backup}", file=sys.stderr)
-    else:
-        backup.mkdir(parents=True)
-        stamp.write_text(command)
-    return backup
-
-
 def sample(args):
-    from zoo import export, viz
+    from zoo import capabilities, export, viz
 
     model, card = export.load_folder(_model_folder(args.model))
+    capabilities.require(model, capabilities.Sampler, "sample")
     image_shape = card.get("image_shape")
     if not image_shape:
         raise ValueError(f"{args.model}/card.json has no image_shape: cannot tile the samples")
     if not args.out.lower().endswith(".png"):
         raise ValueError(f"--out must name a .png file, got {args.out!r}")
-    samples = model.sample(args.n, n_steps=args.steps, seed=args.seed)
+    steps = {} if args.steps is None else {"n_steps": args.steps}
+    samples = model.sample(args.n, seed=args.seed, **steps)
     viz.save_png(args.out, viz.tile(samples, image_shape))
-    print(f"{args.n} samples after {args.steps} Gibbs steps: {os.path.abspath(args.out)}")
+    how = f" after {args.steps} Gibbs steps" if steps else ""
+    print(f"{args.n} samples{how}: {os.path.abspath(args.out)}")
     return 0
 
 
 def evaluate(args, argv):
-    from zoo import data, evaluation, export
+    from zoo import capabilities, data, export
 
     folder = _model_folder(args.model)
     if args.write_card and not Path(args.model).is_dir():
         raise ValueError(f"--write-card needs a model folder path, got the registered name {args.model!r}")
     model, card = export.load_folder(folder)
+    capabilities.require(model, (capabilities.EnergyModel, capabilities.LatentVariableModel),
+                         "be evaluated by zoo eval (log-likelihood)")
     dataset = data.load(args.dataset or _trained_on(card))
-    if dataset.n_features != model.n_visible:
-        raise ValueError(f"the model has {model.n_visible} visible units but dataset {dataset.name!r} has "
+    n_inputs = getattr(model, "n_visible", None)
+    if n_inputs is not None and dataset.n_features != n_inputs:
+        raise ValueError(f"the model has {n_inputs} visible units but dataset {dataset.name!r} has "
                          f"{dataset.n_features} features: choose the dataset it was trained on (--dataset)")
-    # every failure before the AIS runs, not after it
+    # every failure before the estimates run, not after them
     for split in ("train", "test"):
         model.validate_data(getattr(dataset, split).x, f"dataset {dataset.name!r} ({split} split)")
+    summary = model.describe() if callable(getattr(model, "describe", None)) else type(model).__name__
+    if isinstance(model, capabilities.EnergyModel):
+        return _evaluate_energy_model(args, argv, model, folder, dataset, summary)
+    return _evaluate_latent_variable_model(args, argv, model, folder, dataset, summary)
+
+
+def _card_command(folder, args, argv):
+    """`zoo eval NAME ...` by the folder's name, which is also its registry name: it reproduces the numbers."""
+    return shlex.join(["zoo", "eval", Path(folder).name] + [a for a in argv[1:]
+                                                            if a not in (args.model, "--write-card")])
+
+
+def _evaluate_energy_model(args, argv, model, folder, dataset, summary):
+    from zoo import evaluation, export
+
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:  # with exact=True, evaluate enumerates first: a model too large for it fails before any AIS
-        result = evaluation.evaluate(
+        result = evaluation.evaluate_energy_model(
             model, dataset, n_betas=args.ais_betas, n_chains=args.ais_chains, reverse_betas=args.reverse_betas,
             reverse_examples=args.reverse_examples, exact=True if args.exact else None, base=args.base,
             schedule=args.schedule, dtype=args.dtype, seed=args.seed, progress=progress)
@@ -437,22 +270,53 @@ def evaluate(args, argv):
             raise
         message = str(exc).removesuffix("; use zoo.evaluation.ais")
         raise ValueError(f"--exact: {message}; drop --exact to estimate log Z by AIS") from None
-    summary = f"{type(model).__name__}, {model.n_visible} visible and {model.n_hidden} hidden units"
     report = {"model": str(args.model), "model_summary": summary, "n_train": dataset.train.n,
               "n_test": dataset.test.n, **result.to_dict(arrays=False)}
     print(json.dumps(report, indent=2, allow_nan=False) if args.json else _eval_table(report))
     if args.write_card:
-        # by the folder's name, which is also its registry name: `zoo eval NAME ...` reproduces the numbers
-        command = ["zoo", "eval", Path(folder).name] + [a for a in argv[1:] if a not in (args.model, "--write-card")]
         export.update_card(folder, metrics={
-            "dataset": result.dataset, "test_nll": result.nll["test"], "train_nll": result.nll["train"],
+            "dataset": result.dataset, "kind": result.kind, "test_nll": result.nll["test"],
+            "train_nll": result.nll["train"],
             "log_z": {"forward": result.log_z_forward, "forward_lower": result.forward["log_z_lower"],
                       "forward_upper": result.forward["log_z_upper"], "ess": result.forward["ess"],
                       "reverse": result.log_z_reverse, "exact": result.log_z_exact},
             "raise_test_log_likelihood": {"mean": result.reverse["log_likelihood"],
                                           "std": result.reverse["log_likelihood_std"]},
             "settings": {"forward": result.forward["settings"], "reverse": result.reverse["settings"]},
-            "seconds": result.seconds, "command": shlex.join(command)})
+            "seconds": result.seconds, "command": _card_command(folder, args, argv)})
+        print(f"metrics written to {Path(folder) / export.CARD_FILE}", file=sys.stderr)
+    return 0
+
+
+def _evaluate_latent_variable_model(args, argv, model, folder, dataset, summary):
+    from zoo import evaluation, export
+
+    def progress(k, result):
+        print(f"  K = {k}: test NLL {result.nll:.3f} (ESS {result.ess:.1f}, {result.seconds:.1f} s)",
+              file=sys.stderr, flush=True)
+
+    result = evaluation.evaluate_latent_variable_model(model, dataset, ks=args.k, batch_size=args.batch_size,
+                                                       seed=args.seed, progress=progress)
+    report = {"model": str(args.model), "model_summary": summary, "n_test": dataset.test.n,
+              **result.to_dict(arrays=False)}
+    if args.json:
+        print(json.dumps(report, indent=2, allow_nan=False))
+    else:
+        print(f"model    {args.model} ({summary})")
+        print(f"dataset  {result.dataset} ({dataset.test.n} test examples)")
+        print()
+        print(f"{'K':>8}{'test NLL':>12}{'+- (se)':>10}{'ESS':>10}{'seconds':>10}")
+        for r in result.results:
+            print(f"{r['k']:>8}{r['nll']:>12.4f}{r['std']:>10.4f}{r['ess']:>10.1f}{r['seconds']:>10.1f}")
+        print("  importance sampling from the inference network: a stochastic lower bound on log p(x) "
+              "(an upper one on the NLL), tightening with K")
+    if args.write_card:
+        export.update_card(folder, metrics={
+            "dataset": result.dataset, "kind": result.kind,
+            "test_nll_by_k": {str(r["k"]): {"nll": r["nll"], "std": r["std"], "ess": r["ess"], "seconds": r["seconds"]}
+                              for r in result.results},
+            "settings": {"batch_size": args.batch_size, "seed": args.seed}, "seconds": result.seconds,
+            "command": _card_command(folder, args, argv)})
         print(f"metrics written to {Path(folder) / export.CARD_FILE}", file=sys.stderr)
     return 0
 

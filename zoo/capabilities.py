@@ -1,0 +1,120 @@
+"""What a model can do: small interfaces that evaluation, sampling, fine-tuning, export and the CLI ask for,
+instead of class names or attributes.
+
+A model offers a capability by having its methods (structural typing: `typing.Protocol`, checked with
+`isinstance`); it offers as many as it can. The families and what they offer:
+
+| capability          | methods                                                  | served by                        |
+|---------------------|----------------------------------------------------------|----------------------------------|
+| EnergyModel         | unnormalized_log_prob, base_parameters, annealing_path,  | zoo.evaluation.ais (AIS, RAISE)  |
+|                     | validate_data                                            |                                  |
+| Enumerable          | enumerable_layers, unnormalized_log_marginal             | zoo.evaluation.ais (exact log Z) |
+| LatentVariableModel | log_importance_weights, validate_data                    | zoo.evaluation.importance        |
+| Sampler             | sample                                                   | zoo sample, the run manager      |
+| Encoder             | encoder                                                  | zoo.finetune                     |
+| Classifier          | predict_classes                                          | zoo finetune --save, classify    |
+| Servable            | serving_endpoints                                        | zoo.export (SavedModel)          |
+
+This module imports nothing heavy: it is safe to use before TensorFlow loads.
+"""
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class EnergyModel(Protocol):
+    """p(x) = exp(log f(x)) / Z with log f = `unnormalized_log_prob` (an RBM: -F(x)); Z by annealing from a
+    tractable base model (`base_parameters(data)`: fitted to the data's means, or uniform for None) along
+    `annealing_path(base, dtype)`, an object with `terms(x)`, `log_f(terms, beta)`, `transition(x, terms,
+    beta, seed)`, `base_log_partition()` and `base_sample(n, seed)`."""
+
+    def unnormalized_log_prob(self, x): ...
+
+    def base_parameters(self, data=None): ...
+
+    def annealing_path(self, base, dtype): ...
+
+    def validate_data(self, x, name="x"): ...
+
+
+@runtime_checkable
+class Enumerable(Protocol):
+    """Exact log Z: `enumerable_layers()` -> {name: units with log_n_states() and states(start, stop)}, and
+    `unnormalized_log_marginal(states, layer)` = log sum over the other layers of exp(-E)."""
+
+    def enumerable_layers(self): ...
+
+    def unnormalized_log_marginal(self, states, layer): ...
+
+
+@runtime_checkable
+class LatentVariableModel(Protocol):
+    """A model p(x, h) with an inference network q(h | x): `log_importance_weights(x, k, seed)` gives, for
+    k samples h_k ~ q(. | x) per row of x, the tensor (n, k) of log p(x, h_k) - log q(h_k | x)."""
+
+    def log_importance_weights(self, x, k, seed): ...
+
+    def validate_data(self, x, name="x"): ...
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """`sample(n, seed=None, ...)`: n samples of the visible units as a NumPy array (n, n_features)."""
+
+    def sample(self, n, seed=None): ...
+
+
+@runtime_checkable
+class Encoder(Protocol):
+    """`encoder()`: a new keras.Model from inputs (None, n_features) to features, which fine-tuning wraps
+    (the model itself is never changed by it)."""
+
+    def encoder(self): ...
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """`predict_classes(x)`: the predicted class of each row of x."""
+
+    def predict_classes(self, x): ...
+
+
+@runtime_checkable
+class Servable(Protocol):
+    """`serving_endpoints()` -> {name: (function, input_signature)}: the SavedModel's signatures."""
+
+    def serving_endpoints(self): ...
+
+
+#: name, protocol and what it gives, in the order they are listed to a user
+CAPABILITIES = (
+    ("energy model", EnergyModel, "log Z by AIS and RAISE, zoo eval"),
+    ("exact enumeration", Enumerable, "exact log Z"),
+    ("latent-variable model", LatentVariableModel, "importance-sampled log p(x), zoo eval"),
+    ("sampler", Sampler, "zoo sample"),
+    ("encoder", Encoder, "zoo finetune"),
+    ("classifier", Classifier, "class predictions"),
+    ("servable", Servable, "SavedModel signatures"),
+)
+
+
+def of(model):
+    """The names of the capabilities `model` offers, e.g. ['energy model', 'sampler', 'encoder']."""
+    return [name for name, protocol, _ in CAPABILITIES if isinstance(model, protocol)]
+
+
+def describe(model):
+    """'<Class> offers: energy model (log Z by AIS ...), sampler (zoo sample)' in one line."""
+    offered = [f"{name} ({gives})" for name, protocol, gives in CAPABILITIES if isinstance(model, protocol)]
+    return f"{type(model).__name__} offers " + ("; ".join(offered) if offered else "none of the zoo's capabilities")
+
+
+def require(model, protocols, action):
+    """`model` if it offers one of `protocols` (a protocol or a tuple of them), else ValueError in one line:
+    '<Class> cannot <action>: it is not a <needed>; <Class> offers ...'."""
+    protocols = protocols if isinstance(protocols, tuple) else (protocols,)
+    if any(isinstance(model, p) for p in protocols):
+        return model
+    names = {protocol: name for name, protocol, _ in CAPABILITIES}
+    needed = " or ".join(names.get(p, p.__name__) for p in protocols)
+    raise ValueError(f"{type(model).__name__} cannot {action}: that needs a model with the capability "
+                     f"{needed}; {describe(model)}")

@@ -5,6 +5,9 @@ setup(
     version="0.1.0",
     description="A TensorFlow 2 / Keras model zoo of deep generative models with binary latent variables",
     packages=find_packages(include=["zoo", "zoo.*"]),
+    # the bundled checkpoints travel with the package: `zoo list`, `zoo fetch NAME` and `zoo.load(NAME)` work
+    # from an installed wheel
+    package_data={"zoo": ["pretrained/registry.json", "pretrained/*.tar.gz", "pretrained/README.md"]},
     python_requires=">=3.10",
     # Exact pins live in requirements.txt; these are the loose requirements for a plain `pip install .`.
     install_requires=[

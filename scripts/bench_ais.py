@@ -8,7 +8,6 @@ the bound. Printed: seconds of each (median of --repeats), the ratio, PASS/FAIL 
     .venv/bin/python scripts/bench_ais.py --dtype float32
     .venv/bin/python scripts/bench_ais.py --n-betas 1000        # smoke run
 """
-import argparse
 import json
 import statistics
 import sys
@@ -16,17 +15,13 @@ import time
 
 import numpy as np
 
+from zoo.cli import args as cli
+
 N_VISIBLE, N_HIDDEN, N_CHAINS, TARGET = 784, 500, 100, 1.5
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block; exit code 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def parse_args(argv):
-    parser = _Parser(description="Time AIS on an RBM 784-500 against its matrix-product bound.")
+    parser = cli.Parser(prog="bench_ais.py", description="Time AIS on an RBM 784-500 against its matrix-product bound.")
     parser.add_argument("--n-betas", type=int, default=None, help="temperatures (default 14,501)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of each (default 1)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")
@@ -56,7 +51,13 @@ def matmul_loop(tf, x, dtype, n_steps):
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except cli.UsageError as exc:  # one line, no usage block; exit code 2
+        print(exc, file=sys.stderr)
+        return cli.EXIT_BAD_INPUT
+    from zoo.cli import prepare_tensorflow
+    prepare_tensorflow()  # the zoo command's settings: TensorFlow's start-up lines muted, oneDNN on
     import tensorflow as tf
 
     import zoo

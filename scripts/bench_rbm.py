@@ -18,7 +18,6 @@ sklearn (reported, not asserted: exit 0; 2 on bad arguments), and the CPU share 
     .venv/bin/python scripts/bench_rbm.py --repeats 3                    # the benchmark (`make bench`)
     .venv/bin/python scripts/bench_rbm.py --n-examples 5000 --repeats 1  # smoke run
 """
-import argparse
 import gc
 import json
 import os
@@ -27,6 +26,8 @@ import sys
 import time
 
 import numpy as np
+
+from zoo.cli import args as cli
 
 N_VISIBLE, N_HIDDEN, BATCH_SIZE, LEARNING_RATE = 784, 500, 100, 0.05
 N_TRAIN, N_WARMUP = 50_000, 5_000
@@ -133,14 +134,9 @@ def matmul_bound(x, tf):
     return lambda data: float(epoch())  # `data` is ignored: the batches were fixed above
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, no usage block; exit code 2
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def parse_args(argv):
-    parser = _Parser(description="Time one CD-1 epoch of an RBM 784-500: zoo vs NumPy vs scikit-learn.")
+    parser = cli.Parser(prog="bench_rbm.py",
+                        description="Time one CD-1 epoch of an RBM 784-500: zoo vs NumPy vs scikit-learn.")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--n-examples", type=int, default=N_TRAIN, help=f"examples (default {N_TRAIN})")
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON object")
@@ -160,9 +156,15 @@ def cpu_seconds():
 
 
 def main(argv=None):
-    args = parse_args(argv)
+    try:
+        args = parse_args(argv)
+    except cli.UsageError as exc:  # one line, no usage block; exit code 2
+        print(exc, file=sys.stderr)
+        return cli.EXIT_BAD_INPUT
     onednn_env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    import zoo  # imports TensorFlow quietly
+    from zoo.cli import prepare_tensorflow
+    prepare_tensorflow()  # as the zoo command does: oneDNN on unless TF_ENABLE_ONEDNN_OPTS says otherwise
+    import zoo
     import keras
     import sklearn
     import tensorflow as tf
@@ -205,7 +207,7 @@ def main(argv=None):
     ratios = {other: median["zoo"] / median[other] for other in TARGETS}
     passed = {other: ratios[other] >= TARGETS[other] for other in TARGETS}
     print("environment: " + ", ".join(f"{k} {v}" for k, v in list(env.items())[:6]))
-    print(f"oneDNN: {onednn} (TF_ENABLE_ONEDNN_OPTS " + ("unset before `import zoo`, which turns it on; "
+    print(f"oneDNN: {onednn} (TF_ENABLE_ONEDNN_OPTS " + ("unset; the zoo command and this benchmark turn it on; "
           "TF alone turns it on only for CPUs with AVX512_VNNI, AVX512_BF16 or AMX)" if onednn_env is None
           else f"{onednn_env!r})"))
     print(f"workload: Bernoulli RBM {N_VISIBLE}-{N_HIDDEN}, CD-1, batch {BATCH_SIZE}, lr {LEARNING_RATE}, "

@@ -2,8 +2,8 @@
 
     python scripts/fetch_models.py NAME... | --all [--mirror URL] [--force]
 
-Each archive comes from --mirror, else $ZOO_MODELS_URL, else the bundled pretrained/ folder, is checked
-against the sha256 of pretrained/registry.json, and lands in $ZOO_HOME/models/NAME (default
+Each archive comes from --mirror, else $ZOO_MODELS_URL, else the bundled zoo/pretrained/ folder, is checked
+against the sha256 of zoo/pretrained/registry.json, and lands in $ZOO_HOME/models/NAME (default
 ~/.cache/zoo/models/NAME).
 """
 import sys

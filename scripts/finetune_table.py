@@ -4,7 +4,9 @@
     python scripts/finetune_table.py --json result.json     # reads `zoo finetune ... --json > result.json`
 
 Any arguments but --json go to `zoo finetune` (which gets --json added). The numbers come from the run's
-JSON only, so the table and the command under it cannot disagree.
+JSON only, so the table and the command under it cannot disagree. When the report says where each setting
+came from (`settings_sources`, from `zoo.finetune.resolve_settings`), the settings the model card
+recommended are named under the table.
 """
 import contextlib
 import io
@@ -13,6 +15,18 @@ import shlex
 import sys
 
 from zoo import cli, finetune
+
+
+# few_shot's recorded settings under another name than the setting's
+RECORDED_AS = {"epochs": "max_epochs", "fixed_epochs": "fixed_epochs_without_validation"}
+
+
+def card_settings(report):
+    """'shift 2, l2 0.0001, ...': the settings of the run that came from the model card's finetune_defaults."""
+    s = report["settings"]
+    values = [(key, s.get(RECORDED_AS.get(key, key))) for key, source in report.get("settings_sources", {}).items()
+              if source == "card"]
+    return ", ".join(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}" for key, value in values)
 
 
 def render(report):
@@ -36,8 +50,10 @@ def render(report):
                + (" For 'all': the whole train split, early stopping on the dataset's validation split, no "
                   "refit." if "all" in report["labels_per_class"] else "")
                + " Gain: pretrained - random, paired by seed.")
+    recommended = card_settings(report)
     return "\n".join([caption, "", finetune.markdown_table(report), "",
-                      f"Produced by `{report['command']}` ({report['seconds']:.0f} s; {finetune.describe_settings(s)}).",
+                      f"Produced by `{report['command']}` ({report['seconds']:.0f} s; {finetune.describe_settings(s)}"
+                      + (f"; recommended by the model card: {recommended}" if recommended else "") + ").",
                       "", f"Regenerate with `python scripts/finetune_table.py {shlex.join(args)}`."])
 
 

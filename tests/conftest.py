@@ -18,3 +18,10 @@ def load_script():
         return module
 
     return load
+
+
+@pytest.fixture(scope="session")
+def toy_latent_class():
+    """ToyHelmholtz: a tiny latent-variable model for exact answers (registered, so its folders load)."""
+    from toy_models import ToyHelmholtz
+    return ToyHelmholtz

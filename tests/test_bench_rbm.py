@@ -103,7 +103,7 @@ def test_bad_arguments_exit_2_with_one_line():
     result = subprocess.run([sys.executable, str(SCRIPT), "--repeats", "0"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["bench_rbm.py: error: --repeats must be >= 1, got 0"]
+    assert result.stderr.strip().splitlines() == ["bench_rbm.py: --repeats must be >= 1, got 0 (see bench_rbm.py --help)"]
 
 
 @pytest.mark.slow
@@ -128,7 +128,7 @@ def test_bench_ais_bad_arguments_exit_2_with_one_line():
     result = subprocess.run([sys.executable, str(AIS_SCRIPT), "--n-betas", "1"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == ["bench_ais.py: error: --n-betas must be >= 2, got 1"]
+    assert result.stderr.strip().splitlines() == ["bench_ais.py: --n-betas must be >= 2, got 1 (see bench_ais.py --help)"]
 
 
 @pytest.mark.slow

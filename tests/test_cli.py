@@ -209,6 +209,17 @@ def test_init_from_continues_a_trained_model(tmp_path, capsys):
     card = json.loads((out / "card.json").read_text())
     assert card["initialized_from"]["model"] == str(first)
     assert card["initialized_from"]["command"] == json.loads((first / "card.json").read_text())["command"]
+    # the stages as data: the start's command (and the folder it was continued from), then this run's
+    assert [(s["stage"], s["command"]) for s in card["lineage"]] == [
+        (1, json.loads((first / "card.json").read_text())["command"]), (2, card["command"])]
+    assert card["lineage"][0]["model"] == str(first) and card["lineage"][1]["epochs"] == 3
+    code, _, err = _run(capsys, ["eval", str(out), "--ais-betas", "50", "--ais-chains", "8",
+                                "--reverse-examples", "4", "--write-card"])
+    assert code == 0, err
+    card = json.loads((out / "card.json").read_text())
+    assert card["lineage"][1]["result"]["test_nll"] == [card["metrics"]["test_nll"]["lower"],
+                                                        card["metrics"]["test_nll"]["upper"]]
+    assert card["lineage"][1]["eval_command"] == card["metrics"]["command"]
 
     code, _, _, err = _train(tmp_path, capsys, name="wider", extra=["--init-from", str(first), "--n-hidden", "20"])
     assert code == 2 and "does not match this one" in err and len(err.strip().splitlines()) == 1
@@ -364,3 +375,49 @@ def test_eval_progress_rewrites_one_line_per_run():
     assert stream.getvalue().split("\n") == [
         "\rforward AIS: 500/1000 steps\rforward AIS: 1000/1000 steps",
         "\rreverse AIS (RAISE): 500/600 steps\rreverse AIS (RAISE): 600/600 steps", ""]
+
+
+@pytest.fixture(scope="module")
+def classifier_folder(tmp_path_factory):
+    """A fine-tuned classifier's folder: a model that can classify and encode, but not sample or be evaluated."""
+    from zoo import export, finetune
+    from zoo.models import RBM
+    root = tmp_path_factory.mktemp("classifier")
+    classifier = finetune.build_classifier(RBM(8, n_visible=64, seed=0), n_classes=10)
+    return export.save(classifier, root / "clf", export.make_card(classifier, dataset="digits", image_shape=[8, 8]))
+
+
+@pytest.mark.parametrize("command, message", [
+    (["eval"], "Classifier cannot be evaluated by zoo eval (log-likelihood): that needs a model with the capability "
+               "energy model or latent-variable model; Classifier offers"),
+    (["sample"], "Classifier cannot sample: that needs a model with the capability sampler; Classifier offers"),
+    (["train", "rbm", "--dataset", "digits", "--allow-nonbinary", "--epochs", "1", "--init-from"],
+     "can only copy the parameters of an RBM, got Classifier"),
+])
+def test_a_model_without_the_capability_is_one_line(classifier_folder, command, message, capsys, tmp_path):
+    args = command + [str(classifier_folder)]
+    if command[0] == "train":
+        args += ["--out", str(tmp_path / "x")]
+    code, out, err = _run(capsys, args)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert message in err
+    if command[0] != "train":  # the one line names what the model can do
+        assert "classifier (class predictions)" in err and "encoder (zoo finetune)" in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_eval_of_a_latent_variable_model_reports_each_k(tmp_path, capsys, toy_latent_class):
+    from zoo import export
+    toy = toy_latent_class(n_visible=64, n_latent=4, scale=0.3, seed=0)
+    folder = export.save(toy, tmp_path / "toy", export.make_card(toy, dataset="digits", image_shape=[8, 8]),
+                         saved_model=False)
+    code, out, err = _run(capsys, ["eval", str(folder), "--k", "1", "10", "--json", "--write-card"])
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["kind"] == "stochastic lower bound" and [r["k"] for r in report["results"]] == [1, 10]
+    assert report["n_test"] == 300 and "K = 10: test NLL" in err
+    metrics = json.loads((folder / "card.json").read_text())["metrics"]
+    assert metrics["test_nll_by_k"]["10"]["nll"] == report["results"][1]["nll"]
+    assert metrics["command"].startswith("zoo eval toy --k 1 10 --json")
+    code, out, err = _run(capsys, ["sample", str(folder), "--n", "4", "--out", str(tmp_path / "s.png")])
+    assert code == 0 and (tmp_path / "s.png").is_file() and "Gibbs" not in out

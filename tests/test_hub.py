@@ -157,24 +157,34 @@ def test_registry_and_readme_come_from_the_cards(registry, folder):
     assert "zoo.hub.build_registry(" in readme and "do not edit by hand" in readme
 
 
-def test_readme_names_the_models_a_model_continued(model, tmp_path):
-    start = {"model": "models/a", "command": "zoo train rbm --out models/a",
-             "initialized_from": {"model": "models/b", "command": "zoo train b"}}
-    folder = export.save(model, tmp_path / NAME, export.make_card(model, initialized_from=start), saved_model=False)
-    registry = hub.build_registry([folder], tmp_path / "out")
-    assert json.loads(registry.read_text())["models"][NAME]["summary"]["initialized_from"]["model"] == "models/a"
+def test_a_staged_checkpoint_gets_a_generated_page(model, tmp_path):
+    lineage = [{"stage": 1, "command": "zoo train rbm --out models/a", "epochs": 4,
+                "result": {"test_nll": [90.0, 91.5]}, "note": "the first stage"},
+               {"stage": 2, "command": "zoo train rbm --init-from models/a --out models/b", "epochs": 2,
+                "result": {"test_nll": [88.25, 89.0], "ess": 12.5}, "eval_command": "zoo eval models/b"}]
+    card = export.make_card(model, lineage=lineage, finetune_defaults={"shift": 2},
+                            metrics={"test_nll": {"lower": 88.25, "upper": 89.0}, "command": "zoo eval b"})
+    folder = export.save(model, tmp_path / NAME, card, saved_model=False)
+    registry = hub.build_registry([folder], tmp_path / "out", pages_dir=tmp_path / "pages", command="make it")
+    assert json.loads(registry.read_text())["models"][NAME]["summary"]["lineage"] == lineage
     line = next(line for line in (registry.parent / "README.md").read_text().splitlines() if NAME in line and "**" in line)
-    assert line.endswith(", continuing `models/a`, trained by `zoo train rbm --out models/a`, continuing "
-                         "`models/b`, trained by `zoo train b`")
+    assert line.endswith(f"; 2 stages, see [its page](../../docs/checkpoints/{NAME}.md)")
+    page = (tmp_path / "pages" / f"{NAME}.md").read_text()
+    assert "| 1 | 4 | - | [90.00, 91.50] | - | - | the first stage |" in page
+    assert "| 2 | 2 | - | [88.25, 89.00] | - | 12.50 | - |" in page
+    assert "2. `zoo train rbm --init-from models/a --out models/b`\n   measured by `zoo eval models/b`" in page
+    assert "test_nll [88.25, 89.00]" in page and "shift 2" in page and "by `make it`" in page
 
 
 def test_make_registry_script_records_its_command_and_mirrors(folder, tmp_path, capsys):
     script = runpy.run_path(str(SCRIPTS / "make_registry.py"), run_name="make_registry")
-    argv = [str(folder), "--out-dir", str(tmp_path / "pre"), "--mirror", "https://example.org/zoo/"]
+    argv = [str(folder), "--out-dir", str(tmp_path / "pre"), "--pages-dir", str(tmp_path / "pages"), "--mirror",
+            "https://example.org/zoo/"]
     assert script["main"](argv) == 0
     entry = hub.list_models(tmp_path / "pre" / "registry.json")[0]
     assert entry["urls"] == [ARCHIVE, f"https://example.org/zoo/{ARCHIVE}"]
     assert "python scripts/make_registry.py " in (tmp_path / "pre" / "README.md").read_text()
+    assert "python scripts/make_registry.py " in (tmp_path / "pages" / f"{folder.name}.md").read_text()
     assert entry["sha256"] in capsys.readouterr().out
     assert script["main"]([str(tmp_path / "nothing-here")]) == 2
     err = capsys.readouterr().err

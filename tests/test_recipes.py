@@ -4,7 +4,7 @@ import json
 import shlex
 from pathlib import Path
 
-from zoo import cli, hub
+from zoo import cli
 
 
 def test_every_recipe_stage_parses_and_stages_chain(load_script):
@@ -31,10 +31,11 @@ def _without_folders(arguments):
 
 def test_the_bundled_rbm500_was_trained_by_the_stages_of_its_recipe(load_script):
     recipes = load_script("train_pretrained")
-    registry = json.loads((Path(__file__).parent.parent / "pretrained" / "registry.json").read_text())
+    registry = json.loads((Path(__file__).parent.parent / "zoo" / "pretrained" / "registry.json").read_text())
     summary = registry["models"]["rbm500-bmnist"]["summary"]
-    commands = [summary["command"]] + [start["command"] for start in hub.continued_from(summary["initialized_from"])]
-    trained = [_without_folders(shlex.split(command)[3:]) for command in reversed(commands)]
+    commands = [stage["command"] for stage in summary["lineage"]]  # oldest first
+    assert commands[-1] == summary["command"]
+    trained = [_without_folders(shlex.split(command)[3:]) for command in commands]
     assert all(shlex.split(command)[:3] == ["zoo", "train", "rbm"] for command in commands)
     assert trained == [_without_folders(train) for _, train in recipes._stages("rbm500-bmnist", Path("models"))]
 

@@ -15,7 +15,6 @@ Prepared local arrays are cached in `$ZOO_HOME/data/<name>-v1.npz` (default `~/.
 """
 import gzip
 import importlib.metadata
-import os
 import pickle
 import warnings
 from dataclasses import dataclass

@@ -1,6 +1,6 @@
-"""Model folders: `model.keras` (the Keras model, for `zoo.load` or `keras.models.load_model` after `import zoo.models`),
-`saved_model/` (a TF SavedModel with named signatures, loadable by `tf.saved_model.load` without zoo) and
-`card.json` (what it is, how it was made, what it measured), plus any PNGs. Written atomically: everything
+"""Model folders: `model.keras` (the Keras model, for `zoo.load`, or `keras.models.load_model` after
+`import zoo.models`), `saved_model/` (a TF SavedModel with named signatures, loadable by `tf.saved_model.load`
+without zoo) and `card.json` (what it is, how it was made, what it measured), plus any PNGs. Written atomically: everything
 goes to a temporary sibling folder that replaces the target only when complete, so a failure never leaves a
 half-written model folder.
 
@@ -109,6 +109,30 @@ def update_card(path, **fields):
     text = json.dumps(card, indent=2, sort_keys=True, default=_jsonable, allow_nan=True) + "\n"
     files.write_atomically(card_path, lambda tmp: tmp.write_text(text))
     return card
+
+
+def lineage(card, model=None):
+    """The training stages of a card, oldest first: its `lineage` when it was trained in stages, else one
+    stage of its own command and epochs; `model` names the folder or registered model of the last stage.
+    Each stage: {"stage", "command", "epochs", "result" (the NLL brackets its metrics measured), ...}."""
+    stages = [dict(stage) for stage in card.get("lineage") or []] or [
+        {"stage": 1, "command": card.get("command"), "epochs": card.get("epochs")}]
+    result = stage_result(card.get("metrics"))
+    if result and not stages[-1].get("result"):
+        stages[-1]["result"] = result
+    if model is not None:
+        stages[-1]["model"] = str(model)
+    return stages
+
+
+def stage_result(metrics):
+    """The headline of a card's metrics as a stage's result: {"test_nll": [lower, upper], "train_nll": ...}."""
+    result = {}
+    for key in ("test_nll", "train_nll"):
+        value = (metrics or {}).get(key)
+        if isinstance(value, dict) and value.get("lower") is not None and value.get("upper") is not None:
+            result[key] = [value["lower"], value["upper"]]
+    return result
 
 
 def read_card(path):

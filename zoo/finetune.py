@@ -1,21 +1,25 @@
 """Few-shot classification by fine-tuning pretrained models (issue 5).
 
-Encoder interface: a model that can encode has `encoder_layers()` -> [(kernel, bias), ...], NumPy arrays of
-a sigmoid MLP, first layer first (the RBM: [(W, hidden_bias)], so the MLP computes E[h | v]). Later model
-families supply their own layers through the same method.
+Encoder capability (`zoo.capabilities.Encoder`): a model that can encode has `encoder()`, which returns a
+new `keras.Model` from inputs (None, n_inputs), float32, to features (None, n_features), a copy of the
+model's weights (the RBM: x -> E[h | x], one sigmoid Dense layer with W and the hidden biases).
+Fine-tuning wraps it (`zoo.models.classifier.Classifier`) and never changes the model itself.
 
-- `build_classifier`: those layers (or random Glorot layers of the same sizes) under a new softmax layer.
-- `fine_tune`: Adam (or SGD) with a smaller learning rate for the pretrained layers, L2 on the kernels,
+- `build_classifier`: the model's encoder (or the same architecture with every variable re-initialised, the
+  baseline) under a new softmax layer.
+- `fine_tune`: Adam (or SGD) with a smaller learning rate for the pretrained encoder, L2 on the kernels,
   early stopping on a validation set with the best weights restored, TensorBoard scalars.
 - `frozen_features_baseline`: logistic regression (scikit-learn) on the frozen encoder's features.
 - `few_shot`: the protocol: class-balanced draws of labelled examples from the train split only, per
   seed; pretrained, random-init and frozen-feature rows; test accuracy on the whole test split.
+- `SETTINGS_DEFAULTS`, `resolve_settings`: the settings of `few_shot` that `zoo finetune` exposes, from the
+  user's flags, else the model card's recommended `finetune_defaults`, else the library's defaults.
 
 Per-layer learning rates. Keras 3 optimizers have a single learning rate. `Classifier.train_step` scales the
-optimizer's *update* of each layer instead: it keeps the layer's variables from before the step and sets
+optimizer's *update* of the encoder's variables instead: it keeps them from before the step and sets
 v = v_before + m * (v_after - v_before). For Adam and SGD (with momentum) that is exactly the optimizer with
-learning rate m * lr for that layer, since their state sees the same raw gradients either way. Scaling the
-gradients would not do: Adam divides each gradient by its own running scale, so the step would not change.
+learning rate m * lr for those variables, since their state sees the same raw gradients either way. Scaling
+the gradients would not do: Adam divides each gradient by its own running scale, so the step would not change.
 """
 import time
 from dataclasses import dataclass, field
@@ -25,176 +29,88 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import checks
+from zoo import capabilities, checks
 from zoo import data as data_lib
+from zoo.models.classifier import Classifier, check_encoder, dense_layers
 from zoo.training import _SummaryCallback
+
+__all__ = ["Classifier", "get_encoder", "encoder_summary", "encode", "reinitialized", "build_classifier",
+           "fine_tune", "frozen_features_baseline", "few_shot", "FewShotResult", "FineTuneLog", "draw_labelled",
+           "shifted_copies", "SETTINGS_DEFAULTS", "resolve_settings", "describe_sources", "describe_settings",
+           "format_table", "markdown_table", "accuracy", "check_labels", "MONITORS", "ROWS", "ROW_TITLES"]
 
 ROWS = ("pretrained", "random", "frozen")
 ROW_TITLES = {"pretrained": "pretrained (fine-tuned)", "random": "random init (same net)",
               "frozen": "frozen features + logreg"}
 
 
-# -- the encoder interface ---------------------------------------------------------------------------------
-def encoder_layers(model):
-    """[(kernel, bias), ...] of `model`'s sigmoid encoder as float32 arrays, checked; ValueError for a model
-    that cannot encode."""
-    if not callable(getattr(model, "encoder_layers", None)):
-        raise ValueError(f"{type(model).__name__} cannot encode: it has no encoder_layers() (the sigmoid "
-                         "layers a classifier starts from)")
-    layers = [(np.asarray(k, np.float32), np.asarray(b, np.float32)) for k, b in model.encoder_layers()]
-    if not layers:
-        raise ValueError(f"{type(model).__name__} cannot encode: encoder_layers() is empty")
-    width = layers[0][0].shape[0] if layers[0][0].ndim == 2 else None
-    for i, (kernel, bias) in enumerate(layers):
-        if kernel.ndim != 2 or kernel.shape[0] != width or bias.shape != kernel.shape[1:]:
-            raise ValueError(f"encoder layer {i + 1}: kernel {kernel.shape} and bias {bias.shape} do not form "
-                             f"a layer on {width} inputs")
-        if not (np.all(np.isfinite(kernel)) and np.all(np.isfinite(bias))):
-            raise ValueError(f"encoder layer {i + 1} has NaN or infinite weights")
-        width = kernel.shape[1]
-    return layers
+# -- the encoder capability --------------------------------------------------------------------------------
+def get_encoder(model):
+    """`model.encoder()`, checked (`zoo.models.classifier.check_encoder`, finite weights). A model without the
+    capability, or whose encoder() refuses (an RBM with softmax hidden units), gives one line of ValueError:
+    "<Class> cannot encode: ..."."""
+    capabilities.require(model, capabilities.Encoder, "encode")
+    name = type(model).__name__
+    if isinstance(model.encoder, keras.layers.Layer):  # e.g. an autoencoder's attribute, not the capability
+        raise ValueError(f"{name} cannot encode: its `encoder` is a Keras layer, not the method encoder() that "
+                         "returns a new keras.Model")
+    try:
+        encoder = model.encoder()
+        check_encoder(encoder)
+    except ValueError as exc:
+        raise ValueError(f"{name} cannot encode: {exc}") from None
+    if not all(np.all(np.isfinite(w)) for w in encoder.get_weights()):
+        raise ValueError(f"{name} cannot encode: its encoder has NaN or infinite weights")
+    return encoder
 
 
-def encode(layers, x):
-    """The encoder's features of `x`: the sigmoid layers applied in turn (the RBM: E[h | x])."""
-    h = checks.as_float_matrix(x, "x", width=layers[0][0].shape[0])
-    for kernel, bias in layers:
-        h = tf.math.sigmoid(h @ kernel + bias).numpy()
-    return h
+def encoder_summary(encoder):
+    """The encoder's widths as text: inputs, then each Dense layer's units (the RBM's: '784-500'), and the
+    features' width when the last Dense layer does not give it."""
+    n_inputs, n_features = check_encoder(encoder)
+    widths = [n_inputs] + [layer.units for layer in dense_layers(encoder)]
+    if widths[-1] != n_features or len(widths) == 1:
+        widths.append(n_features)
+    return "-".join(map(str, widths))
 
 
-# -- the classifier ----------------------------------------------------------------------------------------
-@keras.saving.register_keras_serializable(package="zoo")
-class Classifier(keras.Model):
-    """A sigmoid MLP (`hidden_sizes`) with a softmax output layer of `n_classes` units, input `n_inputs` wide.
-
-    n_pretrained: how many of the first hidden layers were set from an encoder (`source` says which);
-      `fine_tune` gives them the smaller learning rate.
-    l2: adds l2 * sum ||kernel||^2 over every layer to the training loss (not to the validation loss).
-    dropout: during training, each hidden unit's output is zeroed with this probability (and the others
-      scaled by 1 / (1 - dropout)); at prediction the whole net is used.
-    lr_multipliers: one learning-rate factor per Dense layer, output last (set by `fine_tune`).
-    seed: seeds the Glorot initialisers of the hidden layers (hidden layer i gets seed + i); the softmax layer
-      starts at zero, in pretrained and random classifiers alike.
-    Serving: `serving_endpoints()` gives `zoo.export` a `classify` signature (input `x`, outputs
-    `probabilities` and `class`).
-    """
-
-    def __init__(self, n_inputs, n_classes, hidden_sizes=(), n_pretrained=0, source=None, l2=0.0,
-                 lr_multipliers=None, seed=None, dropout=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.n_inputs = checks.check_positive_int(n_inputs, "n_inputs")
-        self.n_classes = checks.check_positive_int(n_classes, "n_classes", minimum=2)
-        self.hidden_sizes = tuple(checks.check_positive_int(n, "hidden size") for n in hidden_sizes)
-        self.n_pretrained = checks.check_positive_int(n_pretrained, "n_pretrained", minimum=0)
-        if self.n_pretrained > len(self.hidden_sizes):
-            raise ValueError(f"n_pretrained {n_pretrained} exceeds the {len(self.hidden_sizes)} hidden layers")
-        self.source = source
-        self.l2 = checks.check_nonnegative(l2, "l2")
-        self.seed = None if seed is None else checks.check_positive_int(seed, "seed", minimum=0)
-        self.dropout = checks.check_probability(dropout, "dropout")
-        self.lr_multipliers = (1.0,) * (len(self.hidden_sizes) + 1)
-        if lr_multipliers is not None:
-            self.set_lr_multipliers(lr_multipliers)
-
-        def glorot(i):
-            return keras.initializers.GlorotUniform(None if self.seed is None else self.seed + i)
-
-        self.dense = [keras.layers.Dense(n, activation="sigmoid", kernel_initializer=glorot(i), name=f"hidden_{i + 1}")
-                      for i, n in enumerate(self.hidden_sizes)]
-        # The new output layer starts at zero (uniform class probabilities): its first steps are a logistic
-        # regression on the features below, not a fight against random weights. That beat Glorot by 1-3 points
-        # with 1 and 10 labels per class (measured on MNIST's validation split, not the test split).
-        self.dense.append(keras.layers.Dense(self.n_classes, activation="softmax", kernel_initializer="zeros",
-                                             name="softmax"))
-        self.dropouts = [keras.layers.Dropout(self.dropout, seed=None if self.seed is None else self.seed + 1000 + i,
-                                              name=f"dropout_{i + 1}") for i in range(len(self.hidden_sizes))]
-        self.build((None, self.n_inputs))
-
-    def build(self, input_shape):
-        width = input_shape[-1]
-        for layer in self.dense:
-            layer.build((None, width))
-            width = layer.units
-        self.built = True
-
-    def call(self, x, training=False):
-        for layer, drop in zip(self.dense, self.dropouts + [None]):
-            x = layer(x)
-            if drop is not None and self.dropout:
-                x = drop(x, training=training)
-        return x
-
-    def get_config(self):
-        return {**super().get_config(), "n_inputs": self.n_inputs, "n_classes": self.n_classes,
-                "hidden_sizes": list(self.hidden_sizes), "n_pretrained": self.n_pretrained,
-                "source": self.source, "l2": self.l2, "lr_multipliers": list(self.lr_multipliers),
-                "seed": self.seed, "dropout": self.dropout}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def set_lr_multipliers(self, multipliers):
-        multipliers = tuple(checks.check_nonnegative(m, "learning-rate multiplier") for m in multipliers)
-        if len(multipliers) != len(self.hidden_sizes) + 1:
-            raise ValueError(f"expected {len(self.hidden_sizes) + 1} learning-rate multipliers (one per layer), "
-                             f"got {len(multipliers)}")
-        self.lr_multipliers = multipliers
-        self.train_function = None  # traced with the old factors
-
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = super().compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=training)
-        if training and self.l2:
-            loss += self.l2 * tf.add_n([tf.reduce_sum(tf.square(layer.kernel)) for layer in self.dense])
-        return loss
-
-    def train_step(self, data):
-        # Per-layer learning rates by scaling each layer's update (see the module docstring).
-        scaled = [(v, m) for layer, m in zip(self.dense, self.lr_multipliers) if m != 1.0
-                  for v in layer.trainable_variables]
-        before = [tf.identity(v) for v, _ in scaled]
-        logs = super().train_step(data)
-        for (v, m), old in zip(scaled, before):
-            v.assign(old + m * (v - old))
-        return logs
-
-    def serving_endpoints(self):
-        """{name: (function, input_signature)} for `zoo.export`: classify(x) -> probabilities and class."""
-        def classify(x):
-            probabilities = self(x)
-            return {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1)}
-
-        return {"classify": (classify, [tf.TensorSpec([None, self.n_inputs], tf.float32, name="x")])}
-
-    def predict_classes(self, x, batch_size=2000):
-        """Predicted class of each row of `x` (NumPy in, NumPy out)."""
-        x = checks.as_float_matrix(x, "x", width=self.n_inputs)
-        return np.concatenate([np.argmax(self(x[i:i + batch_size]), axis=-1)
-                               for i in range(0, len(x), batch_size)])
+def encode(encoder, x, batch_size=2000):
+    """The encoder's features of the rows of `x` (NumPy in, NumPy out), `batch_size` rows at a time."""
+    n_inputs, _ = check_encoder(encoder)
+    x = checks.as_float_matrix(x, "x", width=n_inputs)
+    return np.concatenate([keras.ops.convert_to_numpy(encoder(x[i:i + batch_size], training=False))
+                           for i in range(0, len(x), batch_size)])
 
 
-def build_classifier(model, n_inputs, n_classes, hidden_sizes=None, seed=0, dropout=0.0):
-    """A `Classifier`: sigmoid layers set from `model.encoder_layers()` (its kernels and biases), or, with
-    model=None, random Glorot layers of `hidden_sizes` (the baseline), then a new softmax layer of
-    `n_classes` units. With a model, `hidden_sizes` may be given only to check the encoder's sizes.
-    dropout: the hidden units' dropout rate during training."""
-    if model is None:
-        if hidden_sizes is None:
-            raise ValueError("hidden_sizes is needed without a pretrained model (e.g. the encoder's sizes)")
-        return Classifier(n_inputs, n_classes, tuple(hidden_sizes), seed=seed, dropout=dropout)
-    layers = encoder_layers(model)
-    sizes = tuple(k.shape[1] for k, _ in layers)
-    if layers[0][0].shape[0] != n_inputs:
-        raise ValueError(f"the encoder takes {layers[0][0].shape[0]} inputs, not n_inputs={n_inputs}")
-    if hidden_sizes is not None and tuple(hidden_sizes) != sizes:
-        raise ValueError(f"hidden_sizes {tuple(hidden_sizes)} differ from the encoder's layer sizes {sizes}")
-    classifier = Classifier(n_inputs, n_classes, sizes, n_pretrained=len(layers), source=type(model).__name__,
-                            seed=seed, dropout=dropout)
-    for layer, (kernel, bias) in zip(classifier.dense, layers):
-        layer.kernel.assign(kernel)
-        layer.bias.assign(bias)
-    return classifier
+def reinitialized(encoder, seed=0):
+    """A copy of `encoder`'s architecture with every variable initialised afresh (the random-initialisation
+    baseline): Dense layer i (in `dense_layers` order) gets its kernel from GlorotUniform(seed + i) and a
+    zero bias; any other layer its own configured initialisers. Nested Sequential/Functional models are
+    copied layer by layer."""
+    check_encoder(encoder)
+    seed = checks.check_positive_int(seed, "seed", minimum=0)
+    index = {id(layer): i for i, layer in enumerate(dense_layers(encoder))}
+
+    def fresh(layer):
+        config = layer.get_config()
+        if id(layer) in index:
+            config.update(kernel_initializer=keras.initializers.GlorotUniform(seed + index[id(layer)]),
+                          bias_initializer="zeros")
+        return type(layer).from_config(config)
+
+    return keras.models.clone_model(encoder, clone_function=fresh, recursive=True)
+
+
+def build_classifier(model, n_classes, pretrained=True, seed=0, dropout=0.0):
+    """A `Classifier`: `model`'s encoder (`get_encoder`) under a new softmax layer of `n_classes` units that
+    starts at zero. pretrained=False: the baseline, the same architecture from random initialisation
+    (`reinitialized(encoder, seed)`). seed also seeds the dropout masks (seed + 1000); dropout: the rate on
+    the encoder's features during training."""
+    encoder = get_encoder(model)
+    if not pretrained:
+        encoder = reinitialized(encoder, seed)
+    return Classifier(encoder, n_classes, dropout=dropout, pretrained=pretrained, source=type(model).__name__,
+                      seed=seed)
 
 
 # -- training ----------------------------------------------------------------------------------------------
@@ -220,6 +136,9 @@ class FineTuneLog:
 
 
 MONITORS = ("val_accuracy", "val_loss")
+#: the epoch each monitor keeps, in words (for the recorded settings)
+EARLY_STOPPING_RULES = {"val_accuracy": "best validation accuracy (ties: lower validation loss)",
+                        "val_loss": "lowest validation loss (ties: higher validation accuracy)"}
 
 
 class _EarlyStopping(keras.callbacks.Callback):
@@ -256,15 +175,16 @@ class _EarlyStopping(keras.callbacks.Callback):
 
 class _ScalarLogger(_SummaryCallback):
     """TensorBoard scalars every epoch: loss, accuracy (train and validation), the learning rate and each
-    layer's effective learning rate (`learning_rate/<layer>`)."""
+    Dense layer's effective learning rate (`learning_rate/<layer>`: the encoder's at lr * its multiplier)."""
 
     def __init__(self, logdir):
         super().__init__(logdir, 1)
 
     def on_epoch_end(self, epoch, logs=None):
         lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        m = self.model.encoder_lr_multiplier
         self.write_scalars(epoch, {**(logs or {}), "learning_rate": lr, **{
-            f"learning_rate/{layer.name}": lr * m for layer, m in zip(self.model.dense, self.model.lr_multipliers)}})
+            f"learning_rate/{layer.name}": lr * (1.0 if layer is self.model.head else m) for layer in self.model.dense}})
 
 
 def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, lr=1e-3, l2=1e-5, epochs=200,
@@ -272,8 +192,9 @@ def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, l
               steps_per_epoch=None):
     """Train `classifier` in place on (x, y) with sparse categorical cross-entropy; returns a `FineTuneLog`.
 
-    The pretrained layers (`classifier.n_pretrained`) learn at lr * pretrained_lr_multiplier, the others at
-    lr; l2 * sum ||kernel||^2 is added to the training loss. With validation=(xv, yv), early stopping: the
+    A pretrained encoder (`classifier.pretrained`) learns at lr * pretrained_lr_multiplier, the softmax layer
+    (and a randomly initialised encoder) at lr; l2 * sum ||kernel||^2 over every Dense layer is added to the
+    training loss. With validation=(xv, yv), early stopping: the
     epoch with the best `monitor` is kept ("val_accuracy": highest validation accuracy, ties: lower loss;
     "val_loss": lowest validation cross-entropy, ties: higher accuracy), and training stops after `patience`
     epochs without improvement; without validation, exactly `epochs` epochs. Batches of
@@ -282,7 +203,7 @@ def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, l
     count of the original examples keeps an epoch (and so `epochs` and `patience`) the same length.
     """
     if not isinstance(classifier, Classifier):
-        raise ValueError(f"classifier must be a zoo.finetune.Classifier, got {type(classifier).__name__}")
+        raise ValueError(f"classifier must be a zoo.models.classifier.Classifier, got {type(classifier).__name__}")
     x = checks.as_float_matrix(x, "x", width=classifier.n_inputs)
     y = check_labels(y, len(x), classifier.n_classes)
     epochs = checks.check_positive_int(epochs, "epochs")
@@ -294,7 +215,7 @@ def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, l
     seed = checks.check_positive_int(seed, "seed", minimum=0)
     lr = checks.check_nonnegative(lr, "lr")
     multiplier = checks.check_nonnegative(pretrained_lr_multiplier, "pretrained_lr_multiplier")
-    checks.check_choice(optimizer, "optimizer", ("adam", "sgd"))
+    checks.check_choice(optimizer, "optimizer", OPTIMIZERS)
     callbacks = []
     if validation is not None:
         if not isinstance(validation, (tuple, list)) or len(validation) != 2:
@@ -306,8 +227,7 @@ def fine_tune(classifier, x, y, validation=None, pretrained_lr_multiplier=0.1, l
         callbacks.append(_ScalarLogger(logdir))
 
     classifier.l2 = checks.check_nonnegative(l2, "l2")
-    classifier.set_lr_multipliers([multiplier if i < classifier.n_pretrained else 1.0
-                                   for i in range(len(classifier.dense))])
+    classifier.set_encoder_lr_multiplier(multiplier if classifier.pretrained else 1.0)
     opt = (keras.optimizers.Adam(learning_rate=lr) if optimizer == "adam"
            else keras.optimizers.SGD(learning_rate=lr, momentum=0.9))
     classifier.compile(optimizer=opt, loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -328,14 +248,14 @@ def accuracy(classifier, x, y):
     return float(np.mean(classifier.predict_classes(x) == y))
 
 
-def frozen_features_baseline(layers, x, y, x_test, y_test, C=1.0):
+def frozen_features_baseline(encoder, x, y, x_test, y_test, C=1.0):
     """Test accuracy of a multinomial logistic regression (scikit-learn, L2 strength 1/C) trained on the
-    frozen encoder features of (x, y): the third row of the table."""
+    frozen features `encode(encoder, x)` of (x, y): the third row of the table."""
     from sklearn.linear_model import LogisticRegression
 
     clf = LogisticRegression(C=C, max_iter=2000)
-    clf.fit(encode(layers, x), y)
-    return float(np.mean(clf.predict(encode(layers, x_test)) == y_test))
+    clf.fit(encode(encoder, x), y)
+    return float(np.mean(clf.predict(encode(encoder, x_test)) == y_test))
 
 
 # -- the protocol ------------------------------------------------------------------------------------------
@@ -456,7 +376,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     random initialisation, fit logistic regression on the frozen features, and measure all three on the
     whole test split. Returns a `FewShotResult`.
 
-    model: anything with `encoder_layers()`. dataset: a `zoo.data.Dataset` or its name (the data the model
+    model: anything with the encoder capability (`get_encoder`). dataset: a `zoo.data.Dataset` or its name (the data the model
     was trained on). seeds: a count n (seeds 0..n-1) or a list; a seed fixes the labelled draw, the
     initialisation and the batch order, the same for the pretrained and the random net.
     Validation: the nets stop early on the validation part of the draw (validation_fraction of the labelled
@@ -469,7 +389,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     shift: train the nets on each labelled image and its copies translated by up to `shift` pixels
     (`shifted_copies`; epochs keep the length of one pass over the labelled examples); the frozen row and
     the validation examples are not shifted.
-    dropout: the nets' hidden dropout rate during training (`Classifier`).
+    dropout: the nets' dropout rate on the encoder's features during training (`Classifier`).
     evaluate_on: "test" (the whole test split, for the numbers to report) or "validation" (the dataset's
     validation split, which the draws never touch: for choosing encoders and settings without looking at
     the test split; not with k = "all", whose early stopping uses that split).
@@ -477,7 +397,9 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     progress(k, seed, {row: accuracy}) is called after each draw.
     """
     start = time.perf_counter()
-    layers = encoder_layers(model)
+    # fails before any work for a model that cannot encode; the frozen row's features (never trained: each
+    # net gets its own copy from build_classifier)
+    encoder = get_encoder(model)
     if isinstance(dataset, str):
         dataset = data_lib.load(dataset)
     ks = _check_labels_per_class(labels_per_class)
@@ -492,7 +414,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     monitor = checks.check_choice(monitor, "monitor", MONITORS)
     if shift:
         shifted_copies(dataset.train.x[:1], dataset.train.y[:1], dataset.image_shape, shift)  # fails early
-    n_inputs = layers[0][0].shape[0]
+    n_inputs, _ = check_encoder(encoder)
     if dataset.n_features != n_inputs:
         raise ValueError(f"the model encodes {n_inputs} inputs but dataset {dataset.name!r} has "
                          f"{dataset.n_features} features")
@@ -513,12 +435,11 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
         if k != "all":
             draw_labelled(train.y, k, 0, n_classes, validation_fraction)
 
-    hidden_sizes = tuple(kernel.shape[1] for kernel, _ in layers)
     common = dict(lr=lr, l2=l2, batch_size=batch_size, optimizer=optimizer, patience=patience, monitor=monitor,
                   pretrained_lr_multiplier=pretrained_lr_multiplier)
 
-    def train_net(source, x, y, validation, epochs, seed, logdir):
-        classifier = build_classifier(source, n_inputs, n_classes, hidden_sizes, seed=seed, dropout=dropout)
+    def train_net(pretrained, x, y, validation, epochs, seed, logdir):
+        classifier = build_classifier(model, n_classes, pretrained=pretrained, seed=seed, dropout=dropout)
         xs, ys = shifted_copies(x, y, dataset.image_shape, shift)
         log = fine_tune(classifier, xs, ys, validation, epochs=epochs, seed=seed, logdir=logdir,
                         steps_per_epoch=-(-len(x) // min(batch_size, len(x))), **common)
@@ -542,12 +463,12 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
             n_labelled[k] = (len(xt), len(xv))
             validation = (xv, yv) if len(xv) else None
             scores = {}
-            for row, source in (("pretrained", model), ("random", None)):
+            for row, pretrained in (("pretrained", True), ("random", False)):
                 run_logdir = None if logdir is None else Path(logdir) / f"{k}-per-class" / f"seed-{seed}" / row
-                classifier, log = train_net(source, xt, yt, validation, epochs if validation else fixed_epochs,
+                classifier, log = train_net(pretrained, xt, yt, validation, epochs if validation else fixed_epochs,
                                             seed, run_logdir)
                 if refit and validation and k != "all":
-                    classifier, _ = train_net(source, np.concatenate([xt, xv]), np.concatenate([yt, yv]), None,
+                    classifier, _ = train_net(pretrained, np.concatenate([xt, xv]), np.concatenate([yt, yv]), None,
                                               log.best_epoch, seed,
                                               None if run_logdir is None else run_logdir.with_name(row + "-refit"))
                 scores[row] = accuracy(classifier, test.x, test.y)
@@ -556,7 +477,7 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
                 if keep_classifier and row == "pretrained" and k == ks[-1] and seed == seeds[0]:
                     kept = classifier
             labelled_x, labelled_y = (xt, yt) if k == "all" else (np.concatenate([xt, xv]), np.concatenate([yt, yv]))
-            scores["frozen"] = frozen_features_baseline(layers, labelled_x, labelled_y, test.x, test.y, C=C)
+            scores["frozen"] = frozen_features_baseline(encoder, labelled_x, labelled_y, test.x, test.y, C=C)
             scores_by_row["frozen"][k].append(scores["frozen"])
             if progress is not None:
                 progress(k, seed, scores)
@@ -564,11 +485,12 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
     settings = {
         "dataset": dataset.name, "binarization": dataset.binarization, "evaluated_on": evaluate_on,
         "n_test": test.n,
-        "hidden_sizes": list(hidden_sizes), "source": type(model).__name__, "n_classes": n_classes,
+        "encoder": encoder_summary(encoder), "hidden_sizes": [layer.units for layer in dense_layers(encoder)],
+        "source": type(model).__name__, "n_classes": n_classes,
         "optimizer": optimizer, "lr": lr, "pretrained_lr_multiplier": pretrained_lr_multiplier, "l2": l2,
         "batch_size": batch_size, "max_epochs": epochs, "patience": patience, "monitor": monitor,
         "validation_fraction": validation_fraction, "fixed_epochs_without_validation": fixed_epochs,
-        "early_stopping": "best validation accuracy (ties: lower validation loss), best weights restored",
+        "early_stopping": f"{EARLY_STOPPING_RULES[monitor]}, best weights restored",
         "refit": bool(refit), "shift": shift, "dropout": float(dropout),
         "frozen": f"logistic regression (scikit-learn lbfgs, C={C}) on all labelled examples of the draw",
     }
@@ -577,6 +499,95 @@ def few_shot(model, dataset, labels_per_class=(1, 10, 100), seeds=5, validation_
 
     return FewShotResult(ks, seeds, frozen(scores_by_row), frozen(best_epochs), n_labelled, settings,
                          time.perf_counter() - start, draws, kept)
+
+
+# -- settings: flags, else the model card's recommendation, else the library's defaults ------------------
+OPTIMIZERS = ("adam", "sgd")
+#: the library defaults of the `few_shot` settings that `zoo finetune` exposes (names are few_shot's)
+SETTINGS_DEFAULTS = {"lr": 1e-3, "pretrained_lr_multiplier": 0.1, "l2": 1e-5, "batch_size": 32, "optimizer": "adam",
+                     "epochs": 200, "patience": 20, "monitor": "val_accuracy", "fixed_epochs": 100, "shift": 0,
+                     "dropout": 0.0, "refit": True}
+SOURCES = ("flag", "card", "default")
+CARD_FIELD = "finetune_defaults"
+
+
+def _number(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+def _flag(value, name):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return bool(value)
+
+
+_SETTING_CHECKS = {
+    "lr": lambda v, name: checks.check_nonnegative(_number(v, name), name),
+    "pretrained_lr_multiplier": lambda v, name: checks.check_nonnegative(_number(v, name), name),
+    "l2": lambda v, name: checks.check_nonnegative(_number(v, name), name),
+    "batch_size": lambda v, name: checks.check_positive_int(v, name),
+    "optimizer": lambda v, name: checks.check_choice(v, name, OPTIMIZERS),
+    "epochs": lambda v, name: checks.check_positive_int(v, name),
+    "patience": lambda v, name: checks.check_positive_int(v, name),
+    "monitor": lambda v, name: checks.check_choice(v, name, MONITORS),
+    "fixed_epochs": lambda v, name: checks.check_positive_int(v, name),
+    "shift": lambda v, name: checks.check_positive_int(v, name, minimum=0),
+    "dropout": lambda v, name: checks.check_probability(_number(v, name), name),
+    "refit": _flag,
+}
+
+
+def _checked(values, what):
+    unknown = sorted(set(values) - set(SETTINGS_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{what} has unknown setting{'s' if len(unknown) > 1 else ''} "
+                         f"{', '.join(map(repr, unknown))}: expected some of {', '.join(SETTINGS_DEFAULTS)}")
+    return {key: _SETTING_CHECKS[key](value, f"{what}.{key}") for key, value in values.items()}
+
+
+def resolve_settings(card=None, overrides=None):
+    """(settings, sources): each setting of `SETTINGS_DEFAULTS` from `overrides` (the flags the user gave;
+    None values count as not given), else the model card's `finetune_defaults` (its recommended settings,
+    e.g. chosen on the validation split), else `SETTINGS_DEFAULTS`; sources[name] is "flag", "card" or
+    "default". Both are checked: an unknown setting or a bad value is a ValueError naming the card field
+    (e.g. "card field finetune_defaults.shift must be an integer >= 0, got -1"). The settings are keyword
+    arguments of `few_shot`, in the order of SETTINGS_DEFAULTS."""
+    if card is not None and not isinstance(card, dict):
+        raise ValueError(f"the model card must be a JSON object, got {type(card).__name__}")
+    recommended = (card or {}).get(CARD_FIELD)
+    if recommended is None:
+        recommended = {}
+    if not isinstance(recommended, dict):
+        raise ValueError(f"card field {CARD_FIELD} must be an object {{setting: value}}, got {recommended!r}")
+    recommended = _checked({k: v for k, v in recommended.items() if k != "dataset"}, f"card field {CARD_FIELD}")
+    flags = _checked({k: v for k, v in (overrides or {}).items() if v is not None}, "fine-tuning settings")
+    settings, sources = {}, {}
+    for key, default in SETTINGS_DEFAULTS.items():
+        for source, values in (("flag", flags), ("card", recommended), ("default", {key: default})):
+            if key in values:
+                settings[key], sources[key] = values[key], source
+                break
+    return settings, sources
+
+
+def recommended_dataset(card):
+    """The dataset a card's `finetune_defaults` names for the classifier's data, or None: e.g. "mnist" (grey
+    images) for a model trained on fresh binary samples of them and measured on binarized_mnist."""
+    recommended = (card or {}).get(CARD_FIELD) if isinstance(card, dict) else None
+    name = recommended.get("dataset") if isinstance(recommended, dict) else None
+    if name is not None and not isinstance(name, str):
+        raise ValueError(f"card field {CARD_FIELD}.dataset must be a dataset name, got {name!r}")
+    return name
+
+
+def describe_sources(settings, sources):
+    """Which setting came from where, in one line: 'flags: epochs 30; model card: shift 2, ...; defaults: ...'."""
+    groups = [(title, [f"{key} {settings[key]:g}" if isinstance(settings[key], float) else f"{key} {settings[key]}"
+                       for key in settings if sources.get(key) == source])
+              for title, source in (("flags", "flag"), ("model card", "card"), ("defaults", "default"))]
+    return "; ".join(f"{title}: {', '.join(items)}" for title, items in groups if items)
 
 
 # -- tables ------------------------------------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 - `pack(folder, out_dir)`: a byte-for-byte reproducible `NAME.tar.gz` of a model folder.
 - `build_registry(folders, out_dir)`: packs folders and writes `registry.json` (file, sha256, size, urls and a
-  summary of each card) and a README table generated from the cards.
+  summary of each card), a README table generated from the cards, and (pages_dir) one page per checkpoint.
 - `fetch(name)`: the archive from a mirror (`mirror=` or `$ZOO_MODELS_URL`) or from the registry's own urls
-  (by default the archive bundled next to `pretrained/registry.json`), sha256 checked before anything is
+  (by default the archive bundled next to `zoo/pretrained/registry.json`), sha256 checked before anything is
   unpacked, unpacked safely into `$ZOO_HOME/models/NAME/` (default `~/.cache/zoo/models/NAME/`).
 - `resolve(name_or_path)` / `load(name_or_path)`: the folder / the Keras model of a model folder or of a
   registered name (fetched if needed). `list_models()`: the registry's entries.
@@ -29,10 +29,10 @@ from zoo import export, files
 
 FORMAT = "zoo-registry/1"
 REGISTRY_FILE = "registry.json"
-REGISTRY = Path(__file__).resolve().parent.parent / "pretrained" / REGISTRY_FILE  # the bundled registry
+REGISTRY = Path(__file__).resolve().parent / "pretrained" / REGISTRY_FILE  # the bundled registry (package data)
 STAMP_FILE = ".zoo-fetch.json"  # in a fetched folder: the sha256 of the archive it came from
 MIRROR_ENV = "ZOO_MODELS_URL"
-SUMMARY_FIELDS = ("model", "dataset", "binarization", "command", "seed", "initialized_from")
+SUMMARY_FIELDS = ("model", "dataset", "binarization", "command", "seed", "lineage", "finetune_defaults")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
@@ -68,7 +68,7 @@ def pack(folder, out_dir):
     return out
 
 
-def build_registry(folders, out_dir="pretrained", mirrors=(), command=None):
+def build_registry(folders, out_dir="pretrained", mirrors=(), command=None, pages_dir=None):
     """Pack each model folder into `out_dir` and write `out_dir/registry.json` and `out_dir/README.md`.
 
     The registry lists exactly `folders`: {"format": "zoo-registry/1", "models": {NAME: {"file", "sha256",
@@ -106,6 +106,12 @@ def build_registry(folders, out_dir="pretrained", mirrors=(), command=None):
     files.write_atomically(out_dir / REGISTRY_FILE, lambda p: p.write_text(text))
     readme = _registry_readme(registry["models"], command)
     files.write_atomically(out_dir / "README.md", lambda p: p.write_text(readme))
+    if pages_dir is not None:  # one page per checkpoint, from its card
+        pages_dir = Path(pages_dir)
+        pages_dir.mkdir(parents=True, exist_ok=True)
+        for folder, card in zip(folders, cards):
+            page = checkpoint_page(folder.name, card, registry["models"][folder.name], command)
+            files.write_atomically(pages_dir / f"{folder.name}.md", lambda p, page=page: p.write_text(page))
     return out_dir / REGISTRY_FILE
 
 
@@ -120,7 +126,7 @@ def fetch(name, mirror=None, registry=None, cache_dir=None, force=False):
 
     Source: `mirror` (a base URL, or a local folder) + "/" + the archive's name, else `$ZOO_MODELS_URL`
     likewise, else the registry entry's urls in order (a relative one is a file next to the registry, so
-    by default the archive bundled in `pretrained/`). `registry`: path of a registry.json (default
+    by default the archive bundled in `zoo/pretrained/`). `registry`: path of a registry.json (default
     `REGISTRY`). The archive goes into a temporary folder in the cache and must match the registry's
     sha256 before anything is unpacked (ValueError naming both hashes otherwise); it is unpacked with
     tarfile's "data" filter after checking every member stays inside NAME/, and the folder moves into
@@ -243,9 +249,10 @@ def _registry_readme(models, command):
                     f"`{entry['sha256'][:12]}` |")
         details.append(f"- **{name}** (`{entry['file']}`): binarisation {s.get('binarization') or '-'}; seed "
                        f"{'-' if s.get('seed') is None else s['seed']}; trained by `{s.get('command') or '-'}`"
-                       + _starts(s.get("initialized_from")))
+                       + (f"; {len(s['lineage'])} stages, see [its page](../../docs/checkpoints/{name}.md)"
+                          if s.get("lineage") else ""))
     return "\n".join([
-        "# pretrained/", "",
+        "# zoo/pretrained/", "",
         "Bundled checkpoints: archives of model folders and `registry.json` (sha256, size, urls, and a summary",
         "of each model card). `zoo list` shows them, `zoo fetch NAME` unpacks one into the cache, and",
         "`zoo.load(\"NAME\")` returns the Keras model. The metrics and the settings that measured them are in",
@@ -254,17 +261,58 @@ def _registry_readme(models, command):
         f"Generated from the model folders' cards by `{command}`: do not edit by hand.", ""])
 
 
-def continued_from(start):
-    """The models a model was continued from (`zoo train rbm --init-from`), each a card's `initialized_from`
-    ({model, command, initialized_from}), newest first."""
-    while start:
-        yield start
-        start = start.get("initialized_from")
+def checkpoint_page(name, card, entry=None, command=None):
+    """A checkpoint's Markdown page, generated from its card (and registry entry): what it is, what it
+    measured with which command, its training stages, its recommended fine-tuning settings."""
+    metrics = card.get("metrics") or {}
+    lines = [f"# {name}", "", f"A {card.get('model', '?')} trained on `{card.get('dataset', '?')}` "
+             f"(binarisation: {card.get('binarization') or '-'}; seed {card.get('seed', '-')}).", ""]
+    if entry:
+        lines += [f"Archive `{entry['file']}`, {format_size(entry['size'])}, sha256 `{entry['sha256']}`: "
+                  f"`zoo fetch {name}`, `zoo.load(\"{name}\")`.", ""]
+    lines += ["## Measured", ""]
+    if metrics:
+        lines += [f"{describe_metrics(metrics) or '-'} ({metrics.get('kind', 'see the card')}, on "
+                  f"`{metrics.get('dataset', '?')}`), by", "", f"    {metrics.get('command', '-')}", ""]
+    else:
+        lines += ["Nothing measured yet.", ""]
+    lineage = card.get("lineage") or []
+    if lineage:
+        lines += ["## Training stages", "", "Each stage continues the one before it (`--init-from`); the result "
+                  "is the test / train NLL bracket in nats measured on the stage's model.", "",
+                  "| stage | epochs | minutes | test NLL | train NLL | ESS | what changed |",
+                  "|---:|---:|---:|---|---|---:|---|"]
+        for stage in lineage:
+            result = stage.get("result") or {}
+            lines.append(f"| {stage.get('stage', '?')} | {_cell(stage.get('epochs'))} | "
+                         f"{_cell(stage.get('minutes'))} | "
+                         f"{_bracket(result.get('test_nll'))} | {_bracket(result.get('train_nll'))} | "
+                         f"{_cell(result.get('ess'))} | {stage.get('note') or '-'} |")
+        lines += ["", "Commands, oldest first (`zoo train`, then the `zoo eval` that measured the stage):", ""]
+        for stage in lineage:
+            lines += [f"{stage.get('stage', '?')}. `{stage.get('command') or '-'}`"]
+            if stage.get("eval_command"):
+                lines += [f"   measured by `{stage['eval_command']}`"]
+        lines.append("")
+    else:
+        lines += ["## Training", "", f"    {card.get('command') or '-'}", ""]
+    if card.get("finetune_defaults"):
+        settings = ", ".join(f"{k} {v}" for k, v in sorted(card["finetune_defaults"].items()))
+        lines += ["## Fine-tuning", "", f"`zoo finetune {name}` applies these settings unless a flag overrides them "
+                  f"(chosen on the validation split): {settings}.", ""]
+    if command:
+        lines += [f"Generated from the card by `{command}`: do not edit by hand.", ""]
+    return "\n".join(lines)
 
 
-def _starts(start):
-    return "".join(f", continuing `{s.get('model')}`, trained by `{s.get('command') or '-'}`"
-                   for s in continued_from(start))
+def _cell(x):
+    return "-" if x is None else _format(x) if isinstance(x, float) else str(x)
+
+
+def _bracket(pair):
+    if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_is_number(v) for v in pair):
+        return f"[{_format(float(pair[0]))}, {_format(float(pair[1]))}]"
+    return "-"
 
 
 # --- fetch ---
@@ -368,12 +416,12 @@ def _check_name(name, what):
 def _walk(folder):
     """Every path under `folder` (itself first) in sorted order; symbolic links are refused."""
     paths = []
-    for root, dirs, files in os.walk(folder):
+    for root, dirs, names in os.walk(folder):
         dirs.sort()
-        for link in (n for n in dirs + files if os.path.islink(os.path.join(root, n))):
+        for link in (n for n in dirs + names if os.path.islink(os.path.join(root, n))):
             raise ValueError(f"{os.path.join(root, link)} is a symbolic link: model archives hold only files "
                              "and folders")
-        paths += [Path(root)] + [Path(root, f) for f in sorted(files)]
+        paths += [Path(root)] + [Path(root, f) for f in sorted(names)]
     return paths
 
 

@@ -1,5 +1,4 @@
 """The `zoo` command: a thin face over the library. Bad input gives one line on stderr and exit code 2."""
-import argparse
 import datetime
 import json
 import os
@@ -100,31 +99,35 @@ def build_parser():
     ft.add_argument("--labels-per-class", nargs="+", type=_labels_per_class, default=[1, 10, 100], metavar="N",
                     help="labelled examples per class, or 'all' for the whole train split (default: 1 10 100)")
     ft.add_argument("--seeds", type=_positive_int, default=5, help="draws per N: seeds 0..S-1 (default: %(default)s)")
-    ft.add_argument("--dataset", metavar="NAME", help="mnist, binarized_mnist or digits (default: the card's dataset)")
-    ft.add_argument("--epochs", type=_positive_int, default=200, help="most epochs with early stopping "
-                    "(default: %(default)s)")
-    ft.add_argument("--patience", type=_positive_int, default=20, help="epochs without a better --monitor "
-                    "before stopping (default: %(default)s)")
-    ft.add_argument("--monitor", choices=("val_accuracy", "val_loss"), default="val_accuracy",
+    ft.add_argument("--dataset", metavar="NAME", help="mnist, binarized_mnist or digits (default: the dataset the "
+                    "card recommends for fine-tuning, else the one the model was trained on)")
+    # The fine-tuning settings default to None: each comes from its flag, else the model card's recommended
+    # finetune_defaults, else zoo.finetune.SETTINGS_DEFAULTS (zoo.finetune.resolve_settings).
+    recommended = "(default: the model card's finetune_defaults, else %s)"
+    ft.add_argument("--epochs", type=_positive_int, help="most epochs with early stopping " + recommended % 200)
+    ft.add_argument("--patience", type=_positive_int, help="epochs without a better --monitor before stopping "
+                    + recommended % 20)
+    ft.add_argument("--monitor", choices=("val_accuracy", "val_loss"),
                     help="what early stopping keeps: the epoch of highest validation accuracy (ties: lower loss) "
-                         "or of lowest validation cross-entropy (ties: higher accuracy) (default: %(default)s)")
-    ft.add_argument("--fixed-epochs", type=_positive_int, default=100, help="epochs when there is no validation "
-                    "set (1 label per class) (default: %(default)s)")
-    ft.add_argument("--lr", type=_nonnegative_float, default=1e-3, help="learning rate (default: %(default)s)")
-    ft.add_argument("--lr-multiplier", type=_nonnegative_float, default=0.1,
-                    help="learning-rate factor of the pretrained layers (default: %(default)s)")
-    ft.add_argument("--l2", type=_nonnegative_float, default=1e-5,
-                    help="L2 penalty on the kernels (default: %(default)s)")
-    ft.add_argument("--batch-size", type=_positive_int, default=32, help="(default: %(default)s)")
-    ft.add_argument("--optimizer", choices=("adam", "sgd"), default="adam", help="(default: %(default)s)")
-    ft.add_argument("--shift", type=_nonnegative_int, default=0, metavar="R",
+                         "or of lowest validation cross-entropy (ties: higher accuracy) " + recommended % "val_accuracy")
+    ft.add_argument("--fixed-epochs", type=_positive_int, help="epochs when there is no validation "
+                    "set (1 label per class) " + recommended % 100)
+    ft.add_argument("--lr", type=_nonnegative_float, help="learning rate " + recommended % 1e-3)
+    ft.add_argument("--lr-multiplier", type=_nonnegative_float,
+                    help="learning-rate factor of the pretrained encoder " + recommended % 0.1)
+    ft.add_argument("--l2", type=_nonnegative_float, help="L2 penalty on the kernels " + recommended % 1e-5)
+    ft.add_argument("--batch-size", type=_positive_int, help=recommended % 32)
+    ft.add_argument("--optimizer", choices=("adam", "sgd"), help=recommended % "adam")
+    ft.add_argument("--shift", type=_nonnegative_int, metavar="R",
                     help="train the nets on each labelled image and its copies shifted by up to R pixels "
-                         "(default: %(default)s)")
-    ft.add_argument("--dropout", type=_nonnegative_float, default=0.0, metavar="P",
-                    help="the nets' hidden dropout rate during training, in [0, 1) (default: %(default)s)")
-    ft.add_argument("--no-refit", dest="refit", action="store_false",
+                         + recommended % 0)
+    ft.add_argument("--dropout", type=_nonnegative_float, metavar="P",
+                    help="the nets' dropout rate on the encoder's features during training, in [0, 1) "
+                         + recommended % 0)
+    ft.add_argument("--no-refit", dest="refit", action="store_false", default=None,
                     help="keep the early-stopped net instead of training it again, for the chosen number of "
-                         "epochs, on all labelled examples (train and validation parts of the draw)")
+                         "epochs, on all labelled examples (train and validation parts of the draw) (default: "
+                         "refit, unless the model card's finetune_defaults say refit: false)")
     ft.add_argument("--evaluate-on", choices=("test", "validation"), default="test",
                     help="split that measures the accuracies: the test split (the numbers to report) or the "
                          "validation split, which the draws never touch, to choose models and settings "
@@ -135,7 +138,7 @@ def build_parser():
     ft.add_argument("--overwrite", action="store_true", help="replace an existing --save folder")
     ft.add_argument("--logdir", metavar="DIR", help="TensorBoard folder (default: tensorboard/finetune-<model>-<time>)")
 
-    registry_help = "registry.json to read (default: the bundled pretrained/registry.json)"
+    registry_help = "registry.json to read (default: the bundled zoo/pretrained/registry.json)"
     ls = commands.add_parser("list", help="list the pretrained models with their measured metrics",
                              description="List the registered pretrained models: name, model, dataset, metrics, "
                                          "archive size.")
@@ -145,7 +148,8 @@ def build_parser():
     fetch = commands.add_parser(
         "fetch", help="download pretrained models into the cache (sha256 checked)",
         description="Fetch registered models into $ZOO_HOME/models/NAME (default ~/.cache/zoo/models): from "
-                    "--mirror, else $ZOO_MODELS_URL, else the archives bundled in pretrained/. Each archive must "
+                    "--mirror, else $ZOO_MODELS_URL, else the archives bundled in the package (zoo/pretrained/). "
+                    "Each archive must "
                     "match the registry's sha256 before it is unpacked; a model already fetched is not "
                     "downloaded again.",
         epilog="example: zoo fetch rbm500-bmnist --mirror https://example.org/zoo-models")
@@ -157,7 +161,7 @@ def build_parser():
     return parser
 
 
-def _prepare_tensorflow():
+def prepare_tensorflow():
     """Before TensorFlow loads, for this command's own process (not for `import zoo`, which leaves the
     environment alone): its C++ start-up lines muted (they would bury the one-line messages), and oneDNN
     kernels on unless the user chose (TF_ENABLE_ONEDNN_OPTS): off by default on CPUs without
@@ -182,16 +186,16 @@ def main(argv=None):
         if args.command == "train":
             if args.family is None:
                 raise UsageError(f"zoo train: choose a model family: {', '.join(_families())} (see zoo train --help)")
-            _prepare_tensorflow()
+            prepare_tensorflow()
             return train_lib.run(args.train_family, args, argv)
         if args.command == "sample":
-            _prepare_tensorflow()
+            prepare_tensorflow()
             return sample(args)
         if args.command == "eval":
-            _prepare_tensorflow()
+            prepare_tensorflow()
             return evaluate(args, argv)
         if args.command == "finetune":
-            _prepare_tensorflow()
+            prepare_tensorflow()
             return finetune(args, argv)
         if args.command == "list":
             return list_models(args)
@@ -246,8 +250,8 @@ def evaluate(args, argv):
         model.validate_data(getattr(dataset, split).x, f"dataset {dataset.name!r} ({split} split)")
     summary = model.describe() if callable(getattr(model, "describe", None)) else type(model).__name__
     if isinstance(model, capabilities.EnergyModel):
-        return _evaluate_energy_model(args, argv, model, folder, dataset, summary)
-    return _evaluate_latent_variable_model(args, argv, model, folder, dataset, summary)
+        return _evaluate_energy_model(args, argv, model, card, folder, dataset, summary)
+    return _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, summary)
 
 
 def _card_command(folder, args, argv):
@@ -256,8 +260,8 @@ def _card_command(folder, args, argv):
                                                             if a not in (args.model, "--write-card")])
 
 
-def _evaluate_energy_model(args, argv, model, folder, dataset, summary):
-    from zoo import evaluation, export
+def _evaluate_energy_model(args, argv, model, card, folder, dataset, summary):
+    from zoo import evaluation
 
     progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
     try:  # with exact=True, evaluate enumerates first: a model too large for it fails before any AIS
@@ -274,7 +278,7 @@ def _evaluate_energy_model(args, argv, model, folder, dataset, summary):
               "n_test": dataset.test.n, **result.to_dict(arrays=False)}
     print(json.dumps(report, indent=2, allow_nan=False) if args.json else _eval_table(report))
     if args.write_card:
-        export.update_card(folder, metrics={
+        _write_metrics(folder, card, {
             "dataset": result.dataset, "kind": result.kind, "test_nll": result.nll["test"],
             "train_nll": result.nll["train"],
             "log_z": {"forward": result.log_z_forward, "forward_lower": result.forward["log_z_lower"],
@@ -283,13 +287,25 @@ def _evaluate_energy_model(args, argv, model, folder, dataset, summary):
             "raise_test_log_likelihood": {"mean": result.reverse["log_likelihood"],
                                           "std": result.reverse["log_likelihood_std"]},
             "settings": {"forward": result.forward["settings"], "reverse": result.reverse["settings"]},
-            "seconds": result.seconds, "command": _card_command(folder, args, argv)})
-        print(f"metrics written to {Path(folder) / export.CARD_FILE}", file=sys.stderr)
+            "seconds": result.seconds, "command": _card_command(folder, args, argv)}, ess=result.forward["ess"])
     return 0
 
 
-def _evaluate_latent_variable_model(args, argv, model, folder, dataset, summary):
-    from zoo import evaluation, export
+def _write_metrics(folder, card, metrics, **result):
+    """The card's metrics, and the result of its last training stage when it was trained in stages."""
+    from zoo import export
+
+    fields = {"metrics": metrics}
+    if card.get("lineage"):
+        stages = [dict(stage) for stage in card["lineage"]]
+        stages[-1].update(result=export.stage_result(metrics) | result, eval_command=metrics["command"])
+        fields["lineage"] = stages
+    export.update_card(folder, **fields)
+    print(f"metrics written to {Path(folder) / export.CARD_FILE}", file=sys.stderr)
+
+
+def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, summary):
+    from zoo import evaluation
 
     def progress(k, result):
         print(f"  K = {k}: test NLL {result.nll:.3f} (ESS {result.ess:.1f}, {result.seconds:.1f} s)",
@@ -311,13 +327,12 @@ def _evaluate_latent_variable_model(args, argv, model, folder, dataset, summary)
         print("  importance sampling from the inference network: a stochastic lower bound on log p(x) "
               "(an upper one on the NLL), tightening with K")
     if args.write_card:
-        export.update_card(folder, metrics={
+        _write_metrics(folder, card, {
             "dataset": result.dataset, "kind": result.kind,
             "test_nll_by_k": {str(r["k"]): {"nll": r["nll"], "std": r["std"], "ess": r["ess"], "seconds": r["seconds"]}
                               for r in result.results},
             "settings": {"batch_size": args.batch_size, "seed": args.seed}, "seconds": result.seconds,
             "command": _card_command(folder, args, argv)})
-        print(f"metrics written to {Path(folder) / export.CARD_FILE}", file=sys.stderr)
     return 0
 
 
@@ -329,11 +344,14 @@ def finetune(args, argv):
         raise ValueError(f"--save folder {args.save} already exists: choose another or pass --overwrite")
     folder = _model_folder(args.model)
     model, card = export.load_folder(folder)
-    dataset = data.load(args.dataset or _trained_on(card))
+    recommended = finetune_lib.recommended_dataset(card)
+    dataset = data.load(args.dataset or recommended or _trained_on(card))
     logdir = Path(args.logdir) if args.logdir else \
         Path("tensorboard") / f"finetune-{Path(folder).name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    layers = finetune_lib.encoder_layers(model)  # a model that cannot encode fails here, before any work
-    sizes = "-".join(str(n) for n in [layers[0][0].shape[0]] + [kernel.shape[1] for kernel, _ in layers])
+    sizes = finetune_lib.encoder_summary(finetune_lib.get_encoder(model))  # a model that cannot encode fails here
+    settings, sources = finetune_lib.resolve_settings(card, {
+        key: getattr(args, "lr_multiplier" if key == "pretrained_lr_multiplier" else key)
+        for key in finetune_lib.SETTINGS_DEFAULTS})
     # say what was loaded: a silently skipped or substituted model would make the table meaningless
     print(f"zoo finetune: {type(model).__name__} {sizes} from {folder} (trained on {card.get('dataset')!r}: "
           f"{card.get('command', 'no command recorded')}); classifier data: {dataset.name}", file=sys.stderr)
@@ -342,15 +360,15 @@ def finetune(args, argv):
         print(f"  {k} per class, seed {seed}: " + ", ".join(f"{row} {100 * acc:.2f} %" for row, acc in scores.items()),
               file=sys.stderr, flush=True)
 
+    sources["dataset"] = "flag" if args.dataset else "card" if recommended else "default"
+    print(f"zoo finetune: settings: {finetune_lib.describe_sources({**settings, 'dataset': dataset.name}, sources)}",
+          file=sys.stderr)
     result = finetune_lib.few_shot(
-        model, dataset, labels_per_class=args.labels_per_class, seeds=args.seeds, fixed_epochs=args.fixed_epochs,
-        epochs=args.epochs, patience=args.patience, monitor=args.monitor, lr=args.lr, pretrained_lr_multiplier=args.lr_multiplier,
-        l2=args.l2, batch_size=args.batch_size, optimizer=args.optimizer, refit=args.refit, shift=args.shift,
-        dropout=args.dropout,
-        evaluate_on=args.evaluate_on, logdir=logdir, keep_classifier=bool(args.save), progress=progress)
+        model, dataset, labels_per_class=args.labels_per_class, seeds=args.seeds, evaluate_on=args.evaluate_on,
+        logdir=logdir, keep_classifier=bool(args.save), progress=progress, **settings)
     report = {"command": "zoo " + shlex.join(argv), "model": str(args.model), "model_folder": str(folder),
               "model_summary": f"{type(model).__name__} {sizes}", "model_card_command": card.get("command"),
-              "logdir": str(logdir), **result.to_dict()}
+              "logdir": str(logdir), **result.to_dict(), "settings_sources": sources}
     if args.save:
         k, seed = result.labels_per_class[-1], result.seeds[0]
         classifier_card = export.make_card(

@@ -14,7 +14,8 @@ class RBMFamily(Family):
     def add_arguments(self, parser):
         model = parser.add_argument_group("model")
         model.add_argument("--n-hidden", type=positive_int, default=500, help="hidden units (default: %(default)s)")
-        model.add_argument("--visible", default="bernoulli", help="bernoulli, gaussian or softmax (default: %(default)s)")
+        model.add_argument("--visible", default="bernoulli",
+                           help="bernoulli, gaussian or softmax (default: %(default)s)")
         model.add_argument("--hidden", default="bernoulli", help="bernoulli or softmax (default: %(default)s)")
         model.add_argument("--group-size", type=positive_int, help="softmax hidden units: units per one-hot group")
         model.add_argument("--sigma", type=float, default=1.0, help="gaussian visible units: standard deviation")
@@ -30,10 +31,12 @@ class RBMFamily(Family):
                           help="fast-weights PCD: learning rate of the fast weights the chains add to the model's "
                                "(default: 0, plain PCD; needs --persistent)")
         algo.add_argument("--fast-decay", type=nonnegative_float, default=0.95,
-                          help="fast-weights PCD: factor the fast weights shrink by every update (default: %(default)s)")
+                          help="fast-weights PCD: factor the fast weights shrink by every update "
+                               "(default: %(default)s)")
         algo.add_argument("--temperatures", type=positive_int, default=1, metavar="T",
-                          help="parallel tempering: --n-chains chains at each of T inverse temperatures from --min-beta "
-                               "to 1, swapping states after every sweep (default: 1, plain PCD; needs --persistent)")
+                          help="parallel tempering: --n-chains chains at each of T inverse temperatures from "
+                               "--min-beta to 1, swapping states after every sweep (default: 1, plain PCD; needs "
+                               "--persistent)")
         algo.add_argument("--min-beta", type=nonnegative_float, default=0.0,
                           help="parallel tempering: the hottest chains' inverse temperature, in [0, 1) "
                                "(default: %(default)s)")

@@ -118,15 +118,15 @@ def run(family, args, argv):
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
     model = family.build(args, dataset)
-    initialized_from = None
+    initialized_from, lineage = None, None
     if args.init_from:
         source, source_card = export.load_folder(hub.resolve(args.init_from))
         if not callable(getattr(model, "set_parameters_from", None)):
             raise ValueError(f"zoo train {family.name} cannot start from a trained model (--init-from)")
         model.set_parameters_from(source)
-        # the card names the start and how it was made: the two commands reproduce the model
-        initialized_from = {"model": args.init_from, "command": source_card.get("command"),
-                            "initialized_from": source_card.get("initialized_from")}
+        # the card names the start and the stages that made it: their commands reproduce the model
+        initialized_from = {"model": args.init_from, "command": source_card.get("command")}
+        lineage = export.lineage(source_card, model=args.init_from)
     fit_data = family.training_data(args, dataset, model)
     family.compile(args, model, steps=args.epochs * -(-dataset.train.n // args.batch_size))
 
@@ -167,10 +167,14 @@ def run(family, args, argv):
         samples = model.sample(100, seed=0 if args.seed is None else args.seed)
         pictures["samples.png"] = lambda p: viz.save_png(p, viz.tile(samples, dataset.image_shape))
     pictures.update(family.pictures(args, dataset, model))
+    command = "zoo " + shlex.join(argv)
+    started = {} if initialized_from is None else {
+        "initialized_from": initialized_from,
+        "lineage": lineage + [{"stage": len(lineage) + 1, "command": command, "epochs": args.epochs}]}
     card = export.make_card(
         model, name=out.name, dataset=args.dataset, binarization=fit_data.binarization,
-        image_shape=list(dataset.image_shape), command="zoo " + shlex.join(argv), seed=args.seed,
-        epochs=args.epochs, final_metrics=final, **({"initialized_from": initialized_from} if initialized_from else {}))
+        image_shape=list(dataset.image_shape), command=command, seed=args.seed, epochs=args.epochs,
+        final_metrics=final, **started)
     export.save(model, out, card, pictures, overwrite=args.overwrite)
     shutil.rmtree(backup, ignore_errors=True)
     print(f"model folder: {out}  (model.keras, saved_model/, card.json, {', '.join(pictures)})")

@@ -314,8 +314,9 @@ class Evaluation(Result):
     kind: str = "bracket"  # the NLL from both sides; "exact" is filled in when log Z could be enumerated
 
 
-def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_betas=None, reverse_examples=100,
-             exact=None, base="data", schedule="salakhutdinov", dtype=tf.float64, seed=0, progress=None):
+def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_betas=None,
+                          reverse_examples=100, exact=None, base="data", schedule="salakhutdinov", dtype=tf.float64,
+                          seed=0, progress=None):
     """Everything at once on `dataset` (a name, a zoo.data.Dataset or {"train": x, "test": x}): forward
     AIS (n_betas, n_chains, base fitted on the training split), RAISE on `reverse_examples` test examples
     (reverse_betas temperatures, default n_betas), exact log Z when the model is small enough (exact=None:

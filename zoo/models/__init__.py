@@ -1,4 +1,5 @@
-"""Keras models of the zoo."""
+"""Keras models of the zoo, one family a file; importing this package registers them all with Keras."""
+from zoo.models.classifier import Classifier
 from zoo.models.rbm import RBM
 
-__all__ = ["RBM"]
+__all__ = ["RBM", "Classifier"]

@@ -152,6 +152,18 @@ class RBM(keras.Model):
     def _build_training_state(self):
         """The variables only training needs, after the parameters (so that a checkpoint without them keeps
         the parameters' order): persistent chains, fast weights, centering offsets."""
+        # Keras locks a built layer's state; a lean checkpoint adds its training state when training resumes
+        # (Keras' own quantize() unlocks the same way)
+        locked = self._tracker.locked
+        self._tracker.unlock()
+        try:
+            self._add_training_state()
+        finally:
+            if locked:
+                self._tracker.lock()
+        self.training_state = True
+
+    def _add_training_state(self):
         n_visible = self.n_visible
         if self.persistent:
             n_chains = self.n_temperatures * self.n_chains  # by temperature, the beta = 1 chains last
@@ -168,7 +180,6 @@ class RBM(keras.Model):
                                                   initializer="zeros")
             self.hidden_offset = self.add_weight(name="hidden_offset", shape=(self.n_hidden,), trainable=False,
                                                  initializer="zeros")
-        self.training_state = True
 
     def describe(self):
         """What the model is, in one line."""
@@ -579,10 +590,11 @@ class RBM(keras.Model):
         v = self.validate_data(v, "v")
         return self(tf.constant(v)).numpy()
 
-    def encoder_layers(self):
-        """The encoder interface of `zoo.finetune`: [(kernel, bias)] as NumPy arrays of the sigmoid layer
-        sigmoid(v kernel + bias) = E[h | v], i.e. (W, hidden_bias); Gaussian visible units fold their 1/sigma
-        into the kernel. Softmax hidden units are not a sigmoid layer: ValueError."""
+    def encoder(self):
+        """The encoder capability (`zoo.finetune`): a new keras.Sequential v -> E[h | v] = sigmoid(v W + c),
+        one Dense layer `hidden_1` on n_visible float32 inputs whose kernel and bias are copies of W and the
+        hidden biases c (Gaussian visible units fold their 1/sigma into the kernel), so training it never
+        changes the RBM. Softmax hidden units are not a sigmoid layer: ValueError."""
         if not self.built:
             raise ValueError("the model has no weights yet: fit it or give n_visible")
         if self.hidden_units.kind != "bernoulli":
@@ -590,7 +602,11 @@ class RBM(keras.Model):
         kernel = self.kernel.numpy()
         if self.visible_units.kind == "gaussian":  # interaction_v(v) = v / sigma
             kernel = kernel / self.visible_units.sigma().numpy()[:, None]
-        return [(kernel, self.hidden_bias.numpy())]
+        # zeros, not the default Glorot: the weights are set at once, and an unseeded initialiser would draw
+        dense = keras.layers.Dense(self.n_hidden, activation="sigmoid", kernel_initializer="zeros", name="hidden_1")
+        encoder = keras.Sequential([keras.Input((self.n_visible,), dtype="float32"), dense], name="rbm_encoder")
+        dense.set_weights([kernel, self.hidden_bias.numpy()])
+        return encoder
 
     def reconstruct(self, v):
         """E[v | h = E[h | v]]: a deterministic up-down pass."""

@@ -1,0 +1,133 @@
+"""The house's interfaces: capabilities, the lean import, lean checkpoints."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import capabilities, export
+from zoo.models import RBM
+
+
+def test_what_each_model_offers(toy_latent_class):
+    rbm = RBM(4, n_visible=6)
+    assert capabilities.of(rbm) == ["energy model", "exact enumeration", "sampler", "encoder", "servable"]
+    assert capabilities.of(toy_latent_class()) == ["latent-variable model", "sampler"]
+    assert capabilities.of(object()) == []
+
+
+def test_require_names_what_the_model_can_do(toy_latent_class):
+    rbm = RBM(4, n_visible=6)
+    assert capabilities.require(rbm, capabilities.EnergyModel, "anneal") is rbm
+    with pytest.raises(ValueError) as exc:
+        capabilities.require(toy_latent_class(), (capabilities.EnergyModel, capabilities.Encoder), "fly")
+    message = str(exc.value)
+    assert "\n" not in message
+    assert message.startswith("ToyHelmholtz cannot fly: that needs a model with the capability energy model or "
+                              "encoder; ToyHelmholtz offers latent-variable model")
+
+
+def _python(code, env=None):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=env)
+
+
+def test_import_zoo_is_lean():
+    """`import zoo` loads no TensorFlow, changes no environment variable and leaves stderr alone; the
+    names it offers load TensorFlow on first use, still without touching the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    code = """
+import json, os, sys
+before = dict(os.environ)
+import zoo
+lean = "tensorflow" not in sys.modules and "keras" not in sys.modules
+print("to stderr", file=sys.stderr, flush=True)
+os.write(2, b"fd 2 reaches the caller\\n")
+unchanged = dict(os.environ) == before
+zoo.RBM, zoo.load, zoo.evaluation.ais
+print(json.dumps({"lean": lean, "unchanged": unchanged, "unchanged_after_tf": dict(os.environ) == before,
+                  "tf": "tensorflow" in sys.modules}))
+"""
+    result = _python(code, env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report == {"lean": True, "unchanged": True, "unchanged_after_tf": True, "tf": True}
+    assert "to stderr" in result.stderr and "fd 2 reaches the caller" in result.stderr
+
+
+def test_the_command_line_answers_without_tensorflow():
+    code = """
+import sys
+from zoo import cli
+for argv in (["--help"], ["train", "rbm", "--help"]):
+    try:
+        cli.main(argv)
+    except SystemExit:
+        pass
+cli.main(["list"])
+print("TF LOADED" if "tensorflow" in sys.modules else "NO TF")
+"""
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "NO TF"
+    assert "--temperatures" in result.stdout and "rbm500-bmnist" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained_rbm():
+    """An RBM with every kind of training state: tempering chains, centering offsets, SGD momentum."""
+    from zoo import data
+    x = (data.load("digits").train.x > 0.5).astype("float32")
+    model = RBM(8, n_visible=64, persistent=True, n_chains=20, n_temperatures=3, min_beta=0.5, centering=True,
+                seed=0)
+    import keras
+    model.compile(keras.optimizers.SGD(0.01, momentum=0.9))
+    model.fit(x, batch_size=50, epochs=1, verbose=0)
+    return model, x
+
+
+def test_without_training_state_keeps_the_parameters_only(trained_rbm):
+    model, x = trained_rbm
+    lean = model.without_training_state()
+    assert lean.training_state is False and model.training_state is True
+    names = sorted(v.name for v in lean.variables if "seed_generator" not in v.path)
+    assert names == ["cd_k", "hidden_bias", "kernel", "visible_bias"]
+    assert {"persistent_chains", "visible_offset", "hidden_offset"} <= {v.name for v in model.variables}
+    for variable in lean.variables:
+        if "seed_generator" not in variable.path:
+            np.testing.assert_array_equal(variable.numpy(), next(v for v in model.variables
+                                                                  if v.path == variable.path).numpy())
+    v = tf.constant(x[:20], tf.float64)
+    np.testing.assert_array_equal(lean.free_energy(v).numpy(), model.free_energy(v).numpy())
+    assert lean.get_config() == {**model.get_config(), "training_state": False}
+
+
+def test_a_lean_checkpoint_is_smaller_and_answers_the_same(trained_rbm, tmp_path):
+    model, x = trained_rbm
+    full = export.save(model, tmp_path / "full", saved_model=True)
+    lean = export.save(model, tmp_path / "lean", saved_model=True, training_state=False)
+    size = {p.name: (p / export.MODEL_FILE).stat().st_size for p in (full, lean)}
+    assert size["lean"] < size["full"]
+    loaded, card = export.load_folder(lean)
+    assert loaded.training_state is False and card["config"]["training_state"] is False
+    assert not hasattr(loaded, "persistent_chains") and getattr(loaded, "optimizer", None) is None
+    v = tf.constant(x[:20], tf.float64)
+    np.testing.assert_allclose(loaded.free_energy(v).numpy(), model.free_energy(v).numpy())
+    served = tf.saved_model.load(str(lean / export.SAVED_MODEL_DIR))
+    np.testing.assert_allclose(served.signatures["free_energy"](v=tf.constant(x[:20]))["free_energy"].numpy(),
+                               model.free_energy(tf.constant(x[:20])).numpy(), rtol=1e-5)
+
+
+def test_training_a_lean_checkpoint_starts_a_fresh_state_and_keeps_its_biases(trained_rbm, tmp_path):
+    model, x = trained_rbm
+    loaded, _ = export.load_folder(export.save(model, tmp_path / "lean", training_state=False))
+    bias = loaded.visible_bias.numpy().copy()
+    loaded.prepare_visible_bias(x)  # a trained model: the data's means must not replace its biases
+    np.testing.assert_array_equal(loaded.visible_bias.numpy(), bias)
+    loaded.fit(x, batch_size=50, epochs=1, verbose=0)
+    assert loaded.training_state and loaded.persistent_chains.shape == model.persistent_chains.shape
+    again, _ = export.load_folder(export.save(loaded, tmp_path / "continued"))
+    np.testing.assert_array_equal(again.persistent_chains.numpy(), loaded.persistent_chains.numpy())

@@ -675,8 +675,8 @@ class RBM(keras.Model):
 
     # -- SavedModel (zoo.export) ------------------------------------------------------------------------
     def serving_endpoints(self):
-        """{name: (function, input_signature)} for a SavedModel that loads without zoo: free_energy,
-        transform (E[h | v]), reconstruct and sample(n, n_steps, seed) (E[v | h] after n_steps sweeps)."""
+        """{name: (function, input_signature)} for a SavedModel that loads without zoo: the common encode (x -> features = E[h | x]) and sample(n, n_steps, seed) (E[v | h] after n_steps
+        sweeps), and the RBM's own free_energy and reconstruct."""
         v = [tf.TensorSpec([None, self.n_visible], tf.float32, name="v")]
         scalars = [tf.TensorSpec([], tf.int32, name=name) for name in ("n", "n_steps", "seed")]
 
@@ -685,7 +685,8 @@ class RBM(keras.Model):
             return {"samples": self._sample_chain(self._chain_start(n, key), n_steps, key)[1]}
 
         return {"free_energy": (lambda v: {"free_energy": self.free_energy(v)}, v),
-                "transform": (lambda v: {"hidden_mean": self(v)}, v),
+                "encode": (lambda x: {"features": self(x)}, [tf.TensorSpec([None, self.n_visible], tf.float32,
+                                                                            name="x")]),
                 "reconstruct": (lambda v: {"reconstruction": self._up_down(v)}, v),
                 "sample": (sample, scalars)}
 

@@ -1,6 +1,7 @@
 """The `zoo` command, run in-process: help, one-line errors with exit code 2, training, sampling, seeds,
 atomic output and resuming an interrupted run."""
 import json
+import shutil
 
 import keras
 import numpy as np
@@ -421,3 +422,73 @@ def test_eval_of_a_latent_variable_model_reports_each_k(tmp_path, capsys, toy_la
     assert metrics["command"].startswith("zoo eval toy --k 1 10 --json")
     code, out, err = _run(capsys, ["sample", str(folder), "--n", "4", "--out", str(tmp_path / "s.png")])
     assert code == 0 and (tmp_path / "s.png").is_file() and "Gibbs" not in out
+
+
+@pytest.fixture(scope="module")
+def broken_folders(tmp_path_factory, classifier_folder):
+    """Folders that are not models: empty, a card that does not parse, a model file that is not a model."""
+    root = tmp_path_factory.mktemp("broken")
+    (root / "empty").mkdir()
+    bad_card = root / "bad-card"
+    shutil.copytree(classifier_folder, bad_card)
+    (bad_card / "card.json").write_text("{not json")
+    bad_model = root / "bad-model"
+    shutil.copytree(classifier_folder, bad_model)
+    (bad_model / "model.keras").write_bytes(b"not a zip")
+    return root
+
+
+SUBCOMMANDS = [["eval"], ["sample"], ["finetune", "--labels-per-class", "1", "--seeds", "1"],
+               ["train", "rbm", "--dataset", "digits", "--allow-nonbinary", "--epochs", "1", "--init-from"]]
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("folder, message", [("empty", "missing model.keras"), ("bad-card", "does not parse as JSON"),
+                                             ("bad-model", "could not be loaded")])
+def test_no_subcommand_gives_a_traceback_for_a_folder_that_is_not_a_model(broken_folders, command, folder, message,
+                                                                           capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = command + [str(broken_folders / folder)]
+    if command[0] == "train":
+        args += ["--out", "x"]
+    code, out, err = _run(capsys, args)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, not even TensorBoard logs
+
+
+def test_an_unknown_family_is_one_line(capsys):
+    code, out, err = _run(capsys, ["train", "dbm", "--out", "x"])
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "invalid choice: 'dbm'" in err and "rbm" in err
+
+
+def test_a_new_family_plugs_into_the_run_manager(tmp_path, capsys, monkeypatch):
+    """A family contributes its arguments and its builder; the folder, card, samples, TensorBoard logs and
+    resuming come from the run manager."""
+    from zoo.cli import train as train_lib
+
+    class TinyFamily(train_lib.Family):
+        name, help = "tiny", "a one-option family for this test"
+
+        def add_arguments(self, parser):
+            parser.add_argument_group("model").add_argument("--width", type=int, default=4)
+
+        def build(self, args, dataset):
+            from zoo import units
+            from zoo.models import RBM
+            return RBM(args.width, visible=units.BernoulliUnits(allow_nonbinary=True),
+                       n_visible=dataset.n_features, seed=args.seed)
+
+    monkeypatch.setitem(cli._families(), "tiny", TinyFamily())
+    out = tmp_path / "tiny"
+    args = ["train", "tiny", "--dataset", "digits", "--width", "3", "--epochs", "1", "--batch-size", "100",
+            "--verbose", "0", "--seed", "0", "--out", str(out), "--logdir", str(tmp_path / "tb")]
+    code, stdout, err = _run(capsys, args)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.keras", "samples.png", "saved_model"]
+    card = json.loads((out / "card.json").read_text())
+    assert card["command"] == "zoo " + " ".join(args) and card["config"]["n_hidden"] == 3
+    assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    code, _, err = _run(capsys, ["train", "tiny", "--help-me", "--out", "x"])
+    assert code == 2 and "unrecognized arguments: --help-me" in err

@@ -1,4 +1,4 @@
-"""Print the README's few-shot fine-tuning table (Markdown) with the exact command that produced it.
+"""Print the few-shot fine-tuning table of README.md and docs/finetuning.md (Markdown) with the exact command that produced it.
 
     python scripts/finetune_table.py rbm500-bmnist --labels-per-class 1 10 100 --seeds 5   # runs zoo finetune
     python scripts/finetune_table.py --json result.json     # reads `zoo finetune ... --json > result.json`

@@ -48,7 +48,7 @@ def publish(source, name, out, card_fields=None, keep_training_state=False, over
     zoo_cli.prepare_tensorflow()
     from zoo import export, hub
 
-    hub._check_name(name, "published")
+    hub.check_name(name, "published")
     source = Path(source)
     model, card = export.load_folder(source)
     fields = {}
@@ -63,10 +63,11 @@ def publish(source, name, out, card_fields=None, keep_training_state=False, over
     card.pop("renamed_from", None)
     if "lineage" in fields:  # the stages replace the nested chain of starts
         card.pop("initialized_from", None)
-    card["config"] = (model if keep_training_state else export.without_training_state(model)).get_config()
+    if not keep_training_state:
+        model = export.without_training_state(model)
+    card["config"] = model.get_config()
     pictures = {p.name: (lambda dst, p=p: shutil.copyfile(p, dst)) for p in sorted(source.glob("*.png"))}
-    return export.save(model, Path(out) / name, card, pictures, overwrite=overwrite,
-                       training_state=keep_training_state)
+    return export.save(model, Path(out) / name, card, pictures, overwrite=overwrite)
 
 
 if __name__ == "__main__":

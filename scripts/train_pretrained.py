@@ -7,11 +7,18 @@ and RAISE and records the numbers, their settings and the eval command in the mo
     .venv/bin/python scripts/train_pretrained.py rbm1024-bmnist     # tried, not bundled (see --list)
     .venv/bin/python scripts/train_pretrained.py grbm-digits
     .venv/bin/python scripts/train_pretrained.py --list
-    .venv/bin/python scripts/make_registry.py models/rbm500-bmnist models/grbm-digits   # then bundle them
+
+Then publish each (a lean copy, without optimizer slots and persistent chains, with the card fields of
+scripts/cards/NAME.json: the staged lineage, the recommended fine-tuning settings) and bundle them:
+
+    .venv/bin/python scripts/publish_checkpoint.py models/rbm500-bmnist --name rbm500-bmnist \
+        --out models/published --card-fields scripts/cards/rbm500-bmnist.json
+    .venv/bin/python scripts/publish_checkpoint.py models/grbm-digits --name grbm-digits \
+        --out models/published --card-fields scripts/cards/grbm-digits.json
+    .venv/bin/python scripts/make_registry.py models/published/rbm500-bmnist models/published/grbm-digits
 
 An existing model folder is not retrained (only measured again) unless --retrain is given.
 """
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -71,7 +78,7 @@ RECIPES = {
                  "bundled: CD-1 on MNIST with dynamic binarisation, batch 20, lr 0.05 -> 0.001, momentum 0.5, L2 "
                  "1e-5, sparsity target 0.1 (cost 1e-5), 100 epochs (22 minutes here), after the reference "
                  "project's RBM-1024 recipe (batch 10, 120 epochs). Test NLL bracket [158.7, 189.4]; as an "
-                 "initialisation it does worse than rbm500-bmnist on MNIST's validation split (README, Few-shot).",
+                 "initialisation it does worse than rbm500-bmnist on MNIST's validation split (docs/finetuning.md).",
         "train": ["--dataset", "mnist", "--dynamic-binarization", "--n-hidden", "1024", "--cd-k", "1", "--epochs",
                   "100", "--batch-size", "20", "--lr", "0.05", "--lr-final", "0.001", "--momentum", "0.5", "--l2",
                   "0.00001", "--sparsity-target", "0.1", "--sparsity-cost", "0.00001", "--seed", "0",
@@ -109,12 +116,19 @@ def _stages(name, models_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Train and measure a pretrained checkpoint of the zoo.")
+    from zoo.cli import args as cli_args
+
+    parser = cli_args.Parser(prog="train_pretrained.py", description="Train and measure a pretrained checkpoint "
+                             "of the zoo.")
     parser.add_argument("name", nargs="?", choices=sorted(RECIPES), help="which checkpoint")
     parser.add_argument("--list", action="store_true", help="list the recipes and their commands")
     parser.add_argument("--retrain", action="store_true", help="train again even if the folder exists")
     parser.add_argument("--models-dir", default=str(ROOT / "models"), help="where model folders go")
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except cli_args.UsageError as exc:  # one line, exit 2
+        print(exc, file=sys.stderr)
+        return cli_args.EXIT_BAD_INPUT
     if args.list or args.name is None:
         for name in RECIPES:
             print(f"{name}: {RECIPES[name]['about']}")

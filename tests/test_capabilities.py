@@ -19,6 +19,22 @@ def test_what_each_model_offers(toy_latent_class):
     assert capabilities.of(object()) == []
 
 
+def test_an_attribute_is_not_a_capability():
+    """A model that stores its inference network as `encoder` (a callable keras.Model) does not encode."""
+    import keras
+
+    class WithNetwork:
+        def __init__(self):
+            self.encoder = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+        def sample(self, n, seed=None):
+            return n
+
+    assert capabilities.of(WithNetwork()) == ["sampler"]
+    assert capabilities.methods(capabilities.EnergyModel) == ["unnormalized_log_prob", "base_parameters",
+                                                               "annealing_path", "validate_data"]
+
+
 def test_require_names_what_the_model_can_do(toy_latent_class):
     rbm = RBM(4, n_visible=6)
     assert capabilities.require(rbm, capabilities.EnergyModel, "anneal") is rbm
@@ -131,3 +147,16 @@ def test_training_a_lean_checkpoint_starts_a_fresh_state_and_keeps_its_biases(tr
     assert loaded.training_state and loaded.persistent_chains.shape == model.persistent_chains.shape
     again, _ = export.load_folder(export.save(loaded, tmp_path / "continued"))
     np.testing.assert_array_equal(again.persistent_chains.numpy(), loaded.persistent_chains.numpy())
+
+
+def test_the_lineage_of_a_card_of_before_lineages():
+    """A stage folder written before cards carried `lineage` has the nested `initialized_from` chain."""
+    card = {"command": "zoo train rbm --init-from b --out c", "epochs": 3,
+            "metrics": {"test_nll": {"lower": 1.0, "upper": 2.0}},
+            "initialized_from": {"model": "b", "command": "zoo train rbm --init-from a --out b",
+                                 "initialized_from": {"model": "a", "command": "zoo train rbm --out a"}}}
+    assert export.lineage(card, model="c") == [
+        {"stage": 1, "model": "a", "command": "zoo train rbm --out a"},
+        {"stage": 2, "model": "b", "command": "zoo train rbm --init-from a --out b"},
+        {"stage": 3, "command": "zoo train rbm --init-from b --out c", "epochs": 3, "model": "c",
+         "result": {"test_nll": [1.0, 2.0]}}]

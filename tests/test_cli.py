@@ -422,6 +422,15 @@ def test_eval_of_a_latent_variable_model_reports_each_k(tmp_path, capsys, toy_la
     assert metrics["command"].startswith("zoo eval toy --k 1 10 --json")
     code, out, err = _run(capsys, ["sample", str(folder), "--n", "4", "--out", str(tmp_path / "s.png")])
     assert code == 0 and (tmp_path / "s.png").is_file() and "Gibbs" not in out
+    code, out, err = _run(capsys, ["sample", str(folder), "--steps", "5", "--out", str(tmp_path / "t.png")])
+    assert code == 2 and "ToyHelmholtz samples without a Markov chain: --steps does not apply" in err
+    assert not (tmp_path / "t.png").exists()
+    code, out, err = _run(capsys, ["eval", str(folder), "--k", "1"])
+    assert code == 0, err
+    assert out.splitlines()[-2].split()[0] == "1" and len(out.splitlines()[-2].split()) == 5
+    # the table shows what JSON carries for an infinite error (one test example) or a NaN
+    assert (cli._number("inf", 6, 1), cli._number(None, 6, 1), cli._number(2.25, 6, 1)) == ("   inf", "     -",
+                                                                                            "   2.2")
 
 
 @pytest.fixture(scope="module")

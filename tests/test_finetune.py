@@ -51,7 +51,7 @@ class DeepEncoding:
 # -- the encoder capability and the classifier -----------------------------------------------------------------
 def test_rbm_encoder_is_a_copy_of_its_kernel_and_hidden_bias_and_computes_transform(rbm, digits):
     encoder = rbm.encoder()
-    assert isinstance(encoder, keras.Model) and isinstance(rbm, capabilities.Encoder)
+    assert isinstance(encoder, keras.Model) and capabilities.offers(rbm, capabilities.Encoder)
     assert tuple(encoder.inputs[0].shape) == (None, 64) and encoder.inputs[0].dtype == "float32"
     [dense] = encoder.layers
     assert dense.activation is keras.activations.sigmoid and finetune.encoder_summary(encoder) == "64-32"
@@ -205,7 +205,7 @@ def test_a_saved_classifier_loads_with_the_same_predictions_and_serves_classify_
     np.testing.assert_allclose(served.signatures["encode"](x=tf.constant(x))["features"].numpy(),
                                finetune.encode(classifier.features, x), atol=1e-6)
     # the classifier is an encoder itself: a copy of its fine-tuned encoder
-    assert isinstance(classifier, capabilities.Encoder)
+    assert capabilities.offers(classifier, capabilities.Encoder)
     copy = finetune.get_encoder(classifier)
     np.testing.assert_array_equal(finetune.encode(copy, x), finetune.encode(classifier.features, x))
     assert copy is not classifier.features

@@ -1,15 +1,16 @@
 """What a model can do: small interfaces that evaluation, sampling, fine-tuning, export and the CLI ask for,
 instead of class names or attributes.
 
-A model offers a capability by having its methods (structural typing: `typing.Protocol`, checked with
-`isinstance`); it offers as many as it can. The families and what they offer:
+A model offers a capability by having its methods (structural typing: the protocols below, checked with
+`offers(model, Capability)`, which asks for methods of the model's class, so that an attribute of the same
+name, say an inference network stored as `encoder`, does not count); it offers as many as it can. The families and what they offer:
 
 | capability          | methods                                                  | served by                        |
 |---------------------|----------------------------------------------------------|----------------------------------|
-| EnergyModel         | unnormalized_log_prob, base_parameters, annealing_path,  | zoo.evaluation.ais (AIS, RAISE)  |
-|                     | validate_data                                            |                                  |
-| Enumerable          | enumerable_layers, unnormalized_log_marginal             | zoo.evaluation.ais (exact log Z) |
-| LatentVariableModel | log_importance_weights, validate_data                    | zoo.evaluation.importance        |
+| EnergyModel         | unnormalized_log_prob, base_parameters, annealing_path,  | zoo/evaluation/ais.py (AIS,      |
+|                     | validate_data                                            | RAISE)                           |
+| Enumerable          | enumerable_layers, unnormalized_log_marginal             | zoo/evaluation/ais.py (exact)    |
+| LatentVariableModel | log_importance_weights, validate_data                    | zoo/evaluation/importance.py     |
 | Sampler             | sample                                                   | zoo sample, the run manager      |
 | Encoder             | encoder                                                  | zoo.finetune                     |
 | Classifier          | predict_classes                                          | zoo finetune --save, classify    |
@@ -17,10 +18,9 @@ A model offers a capability by having its methods (structural typing: `typing.Pr
 
 This module imports nothing heavy: it is safe to use before TensorFlow loads.
 """
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 
-@runtime_checkable
 class EnergyModel(Protocol):
     """p(x) = exp(log f(x)) / Z with log f = `unnormalized_log_prob` (an RBM: -F(x)); Z by annealing from a
     tractable base model (`base_parameters(data)`: fitted to the data's means, or uniform for None) along
@@ -36,7 +36,6 @@ class EnergyModel(Protocol):
     def validate_data(self, x, name="x"): ...
 
 
-@runtime_checkable
 class Enumerable(Protocol):
     """Exact log Z: `enumerable_layers()` -> {name: units with log_n_states() and states(start, stop)}, and
     `unnormalized_log_marginal(states, layer)` = log sum over the other layers of exp(-E)."""
@@ -46,7 +45,6 @@ class Enumerable(Protocol):
     def unnormalized_log_marginal(self, states, layer): ...
 
 
-@runtime_checkable
 class LatentVariableModel(Protocol):
     """A model p(x, h) with an inference network q(h | x): `log_importance_weights(x, k, seed)` gives, for
     k samples h_k ~ q(. | x) per row of x, the tensor (n, k) of log p(x, h_k) - log q(h_k | x)."""
@@ -56,14 +54,12 @@ class LatentVariableModel(Protocol):
     def validate_data(self, x, name="x"): ...
 
 
-@runtime_checkable
 class Sampler(Protocol):
     """`sample(n, seed=None, ...)`: n samples of the visible units as a NumPy array (n, n_features)."""
 
     def sample(self, n, seed=None): ...
 
 
-@runtime_checkable
 class Encoder(Protocol):
     """`encoder()`: a new keras.Model from inputs (None, n_features) to features, which fine-tuning wraps
     (the model itself is never changed by it)."""
@@ -71,14 +67,12 @@ class Encoder(Protocol):
     def encoder(self): ...
 
 
-@runtime_checkable
 class Classifier(Protocol):
     """`predict_classes(x)`: the predicted class of each row of x."""
 
     def predict_classes(self, x): ...
 
 
-@runtime_checkable
 class Servable(Protocol):
     """`serving_endpoints()` -> {name: (function, input_signature)}: the SavedModel's signatures."""
 
@@ -97,14 +91,25 @@ CAPABILITIES = (
 )
 
 
+def methods(protocol):
+    """The method names a capability asks for."""
+    return [name for name, value in vars(protocol).items() if callable(value) and not name.startswith("_")]
+
+
+def offers(model, protocol):
+    """Whether `model`'s class defines every method of the capability `protocol`: methods, not attributes
+    (an inference network stored as `model.encoder` is callable, yet not the Encoder capability)."""
+    return all(callable(getattr(type(model), name, None)) for name in methods(protocol))
+
+
 def of(model):
     """The names of the capabilities `model` offers, e.g. ['energy model', 'sampler', 'encoder']."""
-    return [name for name, protocol, _ in CAPABILITIES if isinstance(model, protocol)]
+    return [name for name, protocol, _ in CAPABILITIES if offers(model, protocol)]
 
 
 def describe(model):
     """'<Class> offers: energy model (log Z by AIS ...), sampler (zoo sample)' in one line."""
-    offered = [f"{name} ({gives})" for name, protocol, gives in CAPABILITIES if isinstance(model, protocol)]
+    offered = [f"{name} ({gives})" for name, protocol, gives in CAPABILITIES if offers(model, protocol)]
     return f"{type(model).__name__} offers " + ("; ".join(offered) if offered else "none of the zoo's capabilities")
 
 
@@ -112,7 +117,7 @@ def require(model, protocols, action):
     """`model` if it offers one of `protocols` (a protocol or a tuple of them), else ValueError in one line:
     '<Class> cannot <action>: it is not a <needed>; <Class> offers ...'."""
     protocols = protocols if isinstance(protocols, tuple) else (protocols,)
-    if any(isinstance(model, p) for p in protocols):
+    if any(offers(model, p) for p in protocols):
         return model
     names = {protocol: name for name, protocol, _ in CAPABILITIES}
     needed = " or ".join(names.get(p, p.__name__) for p in protocols)

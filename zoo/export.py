@@ -115,8 +115,14 @@ def lineage(card, model=None):
     """The training stages of a card, oldest first: its `lineage` when it was trained in stages, else one
     stage of its own command and epochs; `model` names the folder or registered model of the last stage.
     Each stage: {"stage", "command", "epochs", "result" (the NLL brackets its metrics measured), ...}."""
-    stages = [dict(stage) for stage in card.get("lineage") or []] or [
-        {"stage": 1, "command": card.get("command"), "epochs": card.get("epochs")}]
+    stages = [dict(stage) for stage in card.get("lineage") or []]
+    if not stages:  # a card of before lineages: the nested chain of the models it continued, newest first
+        starts, start = [], card.get("initialized_from")
+        while isinstance(start, dict):
+            starts.append({"model": start.get("model"), "command": start.get("command")})
+            start = start.get("initialized_from")
+        stages = [{**s, "stage": i + 1} for i, s in enumerate(reversed(starts))]
+        stages.append({"stage": len(stages) + 1, "command": card.get("command"), "epochs": card.get("epochs")})
     result = stage_result(card.get("metrics"))
     if result and not stages[-1].get("result"):
         stages[-1]["result"] = result

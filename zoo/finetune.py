@@ -615,7 +615,7 @@ def format_table(report):
 
 
 def describe_settings(settings):
-    """The fine-tuning settings of a `FewShotResult.settings` in one line (for the CLI and the README tables)."""
+    """The fine-tuning settings of a `FewShotResult.settings` in one line (for the CLI and the docs' tables)."""
     s = settings
     return (f"optimizer {s['optimizer']}, lr {s['lr']:g}, pretrained layers x{s['pretrained_lr_multiplier']:g}, "
             f"L2 {s['l2']:g}, " + (f"dropout {s['dropout']:g}, " if s.get("dropout") else "")
@@ -624,7 +624,7 @@ def describe_settings(settings):
 
 
 def markdown_table(report):
-    """The same table in Markdown, for the README."""
+    """The same table in Markdown, for the README and docs/finetuning.md."""
     ks = [str(k) for k in report["labels_per_class"]]
     lines = ["| labels per class | " + " | ".join(ks) + " |", "|---|" + "---:|" * len(ks)]
     lines += ["| " + " | ".join(row) + " |" for row in _accuracy_rows(report, ks)]

@@ -41,7 +41,7 @@ def pack(folder, out_dir):
     return its path. Deterministic: sorted members, mtime 0, owner 0, normalised modes, gzip mtime 0 and no
     file name in the gzip header, so the same folder gives the same sha256 (with the same zlib)."""
     folder = Path(folder)
-    name = _check_name(folder.name, f"model folder {folder}")
+    name = check_name(folder.name, f"model folder {folder}")
     for required in (export.MODEL_FILE, export.CARD_FILE):
         if not (folder / required).is_file():
             raise ValueError(f"{folder} is not a model folder: it has no {required}")
@@ -68,7 +68,7 @@ def pack(folder, out_dir):
     return out
 
 
-def build_registry(folders, out_dir="pretrained", mirrors=(), command=None, pages_dir=None):
+def build_registry(folders, out_dir=REGISTRY.parent, mirrors=(), command=None, pages_dir=None):
     """Pack each model folder into `out_dir` and write `out_dir/registry.json` and `out_dir/README.md`.
 
     The registry lists exactly `folders`: {"format": "zoo-registry/1", "models": {NAME: {"file", "sha256",
@@ -219,7 +219,7 @@ def _read_registry(path=None):
         raise ValueError(f"registry {path} is not a {FORMAT} file")
     for name, entry in registry["models"].items():
         # names and file names become paths in the cache and URLs: no separators, no ".."
-        _check_name(name, f"registry {path}: model")
+        check_name(name, f"registry {path}: model")
         if not (isinstance(entry, dict) and isinstance(entry.get("file"), str) and _NAME.fullmatch(entry["file"])
                 and re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256")))):
             raise ValueError(f"registry {path}: entry {name!r} needs a plain file name and a sha256")
@@ -265,14 +265,17 @@ def checkpoint_page(name, card, entry=None, command=None):
     """A checkpoint's Markdown page, generated from its card (and registry entry): what it is, what it
     measured with which command, its training stages, its recommended fine-tuning settings."""
     metrics = card.get("metrics") or {}
-    lines = [f"# {name}", "", f"A {card.get('model', '?')} trained on `{card.get('dataset', '?')}` "
+    lines = [f"# {name}", "", f"{card.get('model', '?')} trained on `{card.get('dataset', '?')}` "
              f"(binarisation: {card.get('binarization') or '-'}; seed {card.get('seed', '-')}).", ""]
     if entry:
         lines += [f"Archive `{entry['file']}`, {format_size(entry['size'])}, sha256 `{entry['sha256']}`: "
                   f"`zoo fetch {name}`, `zoo.load(\"{name}\")`.", ""]
     lines += ["## Measured", ""]
     if metrics:
-        lines += [f"{describe_metrics(metrics) or '-'} ({metrics.get('kind', 'see the card')}, on "
+        test = metrics.get("test_nll")
+        kind = metrics.get("kind") or ("bracket: forward AIS (optimistic), RAISE (conservative)"
+                                       if isinstance(test, dict) and "lower" in test else "see the card")
+        lines += [f"{describe_metrics(metrics) or '-'} ({kind}; on "
                   f"`{metrics.get('dataset', '?')}`), by", "", f"    {metrics.get('command', '-')}", ""]
     else:
         lines += ["Nothing measured yet.", ""]
@@ -406,7 +409,7 @@ def _stamp(folder):
 
 # --- small helpers ---
 
-def _check_name(name, what):
+def check_name(name, what):
     if not _NAME.fullmatch(name):
         raise ValueError(f"{what} name {name!r} must be letters, digits, '.', '_' or '-', starting with a letter "
                          "or digit")

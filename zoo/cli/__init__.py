@@ -1,5 +1,6 @@
 """The `zoo` command: a thin face over the library. Bad input gives one line on stderr and exit code 2."""
 import datetime
+import inspect
 import json
 import os
 import shlex
@@ -88,7 +89,7 @@ def build_parser():
     ft = commands.add_parser(
         "finetune", help="few-shot classification: fine-tune a pretrained model against random initialisation",
         description="Draw N labelled examples per class from the train split (class-balanced, one draw per seed), "
-                    "fine-tune a classifier initialised from the model's encoder (sigmoid layers plus a new softmax "
+                    "fine-tune a classifier initialised from the model's encoder (its encoder() network plus a new softmax "
                     "layer) and the same net from random initialisation, fit logistic regression on the frozen "
                     "features, and report test accuracy on the whole test split (mean +- std over seeds). 20 % of "
                     "each draw is held out for early stopping, then the net is trained again from the same start on "
@@ -224,6 +225,8 @@ def sample(args):
     if not args.out.lower().endswith(".png"):
         raise ValueError(f"--out must name a .png file, got {args.out!r}")
     steps = {} if args.steps is None else {"n_steps": args.steps}
+    if steps and "n_steps" not in inspect.signature(model.sample).parameters:
+        raise ValueError(f"{type(model).__name__} samples without a Markov chain: --steps does not apply")
     samples = model.sample(args.n, seed=args.seed, **steps)
     viz.save_png(args.out, viz.tile(samples, image_shape))
     how = f" after {args.steps} Gibbs steps" if steps else ""
@@ -234,9 +237,9 @@ def sample(args):
 def evaluate(args, argv):
     from zoo import capabilities, data, export
 
+    if args.write_card and not Path(args.model).is_dir():  # before a registered name is fetched
+        raise ValueError(f"--write-card needs a model folder path, got {args.model!r}")
     folder = _model_folder(args.model)
-    if args.write_card and not Path(args.model).is_dir():
-        raise ValueError(f"--write-card needs a model folder path, got the registered name {args.model!r}")
     model, card = export.load_folder(folder)
     capabilities.require(model, (capabilities.EnergyModel, capabilities.LatentVariableModel),
                          "be evaluated by zoo eval (log-likelihood)")
@@ -249,7 +252,7 @@ def evaluate(args, argv):
     for split in ("train", "test"):
         model.validate_data(getattr(dataset, split).x, f"dataset {dataset.name!r} ({split} split)")
     summary = model.describe() if callable(getattr(model, "describe", None)) else type(model).__name__
-    if isinstance(model, capabilities.EnergyModel):
+    if capabilities.offers(model, capabilities.EnergyModel):
         return _evaluate_energy_model(args, argv, model, card, folder, dataset, summary)
     return _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, summary)
 
@@ -322,8 +325,9 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
         print(f"dataset  {result.dataset} ({dataset.test.n} test examples)")
         print()
         print(f"{'K':>8}{'test NLL':>12}{'+- (se)':>10}{'ESS':>10}{'seconds':>10}")
-        for r in result.results:
-            print(f"{r['k']:>8}{r['nll']:>12.4f}{r['std']:>10.4f}{r['ess']:>10.1f}{r['seconds']:>10.1f}")
+        for r in result.results:  # JSON form: "inf" for an infinite error, None for NaN
+            print(f"{r['k']:>8}{_number(r['nll'], 12, 4)}{_number(r['std'], 10, 4)}{_number(r['ess'], 10, 1)}"
+                  f"{_number(r['seconds'], 10, 1)}")
         print("  importance sampling from the inference network: a stochastic lower bound on log p(x) "
               "(an upper one on the NLL), tightening with K")
     if args.write_card:
@@ -470,6 +474,12 @@ class _Progress:
         self.last = done
         print(f"\r{self.phase}: {done}/{total} steps", end="\n" if done == total else "",
               file=self.stream, flush=True)
+
+
+def _number(x, width, digits):
+    """A number of a JSON report right-aligned: "-" for None, "inf" as it is."""
+    text = "-" if x is None else x if isinstance(x, str) else f"{x:.{digits}f}"
+    return f"{text:>{width}}"
 
 
 def _eval_table(r):

@@ -32,9 +32,9 @@ def evaluate(model, dataset, **settings):
     - a latent-variable model: `evaluate_latent_variable_model` (the test NLL at each K of `ks`, with ESS;
       settings ks, batch_size, seed, progress).
     A model with neither: ValueError naming what it offers."""
-    if isinstance(model, capabilities.EnergyModel):
+    if capabilities.offers(model, capabilities.EnergyModel):
         return evaluate_energy_model(model, dataset, **settings)
-    if isinstance(model, capabilities.LatentVariableModel):
+    if capabilities.offers(model, capabilities.LatentVariableModel):
         return evaluate_latent_variable_model(model, dataset, **settings)
     capabilities.require(model, (capabilities.EnergyModel, capabilities.LatentVariableModel),
                          "be evaluated (log-likelihood)")

@@ -120,7 +120,7 @@ def exact_log_partition(model, max_states=2 ** 22, chunk_size=2 ** 14, dtype=tf.
     dtype = _check_dtype(dtype)
     max_states = checks.check_positive_int(max_states, "max_states")
     chunk_size = checks.check_positive_int(chunk_size, "chunk_size")
-    layers = model.enumerable_layers() if isinstance(model, capabilities.Enumerable) else {}
+    layers = model.enumerable_layers() if capabilities.offers(model, capabilities.Enumerable) else {}
     if not layers:
         raise ValueError(f"{type(model).__name__} has no discrete layer to enumerate: use zoo.evaluation.ais")
     name, layer = min(layers.items(), key=lambda item: item[1].log_n_states())

@@ -311,7 +311,7 @@ class Evaluation(Result):
     forward: dict
     reverse: dict
     seconds: float
-    kind: str = "bracket"  # the NLL from both sides; "exact" is filled in when log Z could be enumerated
+    kind: str = "bracket"  # the NLL from both sides; the nll[...]["exact"] entries too when log Z was enumerated
 
 
 def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_betas=None,

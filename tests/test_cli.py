@@ -420,6 +420,15 @@ def test_eval_of_a_latent_variable_model_reports_each_k(tmp_path, capsys, toy_la
     metrics = json.loads((folder / "card.json").read_text())["metrics"]
     assert metrics["test_nll_by_k"]["10"]["nll"] == report["results"][1]["nll"]
     assert metrics["command"].startswith("zoo eval toy --k 1 10 --json")
+    # a larger K on fewer examples adds to the card, each K with the command and examples that measured it
+    code, out, err = _run(capsys, ["eval", str(folder), "--k", "100", "--test-examples", "50", "--write-card"])
+    assert code == 0, err
+    metrics = json.loads((folder / "card.json").read_text())["metrics"]
+    assert list(metrics["test_nll_by_k"]) == ["1", "10", "100"]
+    assert metrics["test_nll_by_k"]["100"]["n_examples"] == 50 and metrics["test_nll_by_k"]["1"]["n_examples"] == 300
+    assert metrics["test_nll_by_k"]["100"]["command"].endswith("--k 100 --test-examples 50")
+    from zoo import hub
+    assert "test_nll K=100" in hub.describe_metrics(metrics) and "(50 examples)" in hub.describe_metrics(metrics)
     code, out, err = _run(capsys, ["sample", str(folder), "--n", "4", "--out", str(tmp_path / "s.png")])
     assert code == 0 and (tmp_path / "s.png").is_file() and "Gibbs" not in out
     code, out, err = _run(capsys, ["sample", str(folder), "--steps", "5", "--out", str(tmp_path / "t.png")])
@@ -501,3 +510,26 @@ def test_a_new_family_plugs_into_the_run_manager(tmp_path, capsys, monkeypatch):
     assert any((tmp_path / "tb").rglob("events.out.tfevents.*"))
     code, _, err = _run(capsys, ["train", "tiny", "--help-me", "--out", "x"])
     assert code == 2 and "unrecognized arguments: --help-me" in err
+
+
+def test_train_helmholtz_writes_a_model_folder_and_continues_it(tmp_path, capsys):
+    out = tmp_path / "hm"
+    args = ["train", "helmholtz", "--dataset", "digits", "--dynamic-binarization", "--layers", "8", "4", "--k", "3",
+            "--epochs", "2", "--batch-size", "100", "--lr", "0.01", "--verbose", "0", "--seed", "0", "--out", str(out),
+            "--logdir", str(tmp_path / "tb")]
+    code, stdout, err = _run(capsys, args)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "model.keras", "samples.png", "saved_model"]
+    card = json.loads((out / "card.json").read_text())
+    assert card["model"] == "HelmholtzMachine" and card["config"]["layers"] == [8, 4] and card["config"]["k"] == 3
+    assert {"val_bound_1", "val_bound_3", "val_ess", "bound"} <= set(card["final_metrics"])
+    code, _, err = _run(capsys, ["train", "helmholtz", "--dataset", "digits", "--p-layers", "ising", "--out", "x"])
+    assert code == 2 and "--p-layers: invalid choice: 'ising'" in err
+    code, _, err = _run(capsys, ["train", "helmholtz", "--dataset", "digits", "--k", "0", "--out", "x"])
+    assert code == 2 and "--k: expected a positive integer" in err
+    # continuing it (same layers) and refusing another shape, in one line
+    code, _, err = _run(capsys, args[:-4] + ["--init-from", str(out), "--epochs", "1", "--out", str(tmp_path / "hm2")])
+    assert code == 0, err
+    code, _, err = _run(capsys, ["train", "helmholtz", "--dataset", "digits", "--dynamic-binarization", "--layers",
+                                 "9", "--init-from", str(out), "--out", str(tmp_path / "hm3")])
+    assert code == 2 and "does not match this model" in err and not (tmp_path / "hm3").exists()

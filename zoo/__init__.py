@@ -9,9 +9,11 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("capabilities", "checks", "cli", "data", "evaluation", "export", "files", "finetune", "hub", "models",
+_SUBMODULES = ("capabilities", "checks", "cli", "data", "evaluation", "export", "files", "finetune", "hub", "layers",
+               "models",
                "training", "units", "viz")
-_ATTRIBUTES = {"load": "zoo.hub", "save": "zoo.export", "RBM": "zoo.models", "Classifier": "zoo.models"}
+_ATTRIBUTES = {"load": "zoo.hub", "save": "zoo.export", "RBM": "zoo.models", "HelmholtzMachine": "zoo.models",
+               "Classifier": "zoo.models"}
 
 __all__ = list(_SUBMODULES) + list(_ATTRIBUTES)
 

@@ -187,6 +187,11 @@ def describe_metrics(metrics):
     for key, value in (metrics.items() if isinstance(metrics, dict) else ()):
         if key == "seconds":  # how long the measurement took is not a property of the model
             continue
+        if key == "test_nll_by_k" and isinstance(value, dict):  # importance sampling: each K, on how many examples
+            parts += [f"test_nll K={k} {_format(float(v['nll']))}" + (
+                f" ({v['n_examples']} examples)" if v.get("n_examples") and v["n_examples"] != max(
+                    w.get("n_examples") or 0 for w in value.values()) else "")
+                for k, v in value.items() if isinstance(v, dict) and _is_number(v.get("nll"))]
         if _is_number(value):
             parts.append(f"{key} {_format(value)}")
         elif isinstance(value, dict) and _is_number(value.get("lower")) and _is_number(value.get("upper")):

@@ -20,9 +20,9 @@ FAMILIES = {}
 
 def _families():
     if not FAMILIES:
-        from zoo.cli import rbm
+        from zoo.cli import helmholtz, rbm
 
-        for family in (rbm.FAMILY,):
+        for family in (rbm.FAMILY, helmholtz.FAMILY):
             FAMILIES[family.name] = family
     return FAMILIES
 
@@ -79,6 +79,8 @@ def build_parser():
     ev.add_argument("--seed", type=_nonnegative_int, default=0, metavar="S", help="(default: %(default)s)")
     ev.add_argument("--k", type=_positive_int, nargs="+", default=[1, 10, 100, 1000, 10000], metavar="K",
                     help="latent-variable models: importance samples per example (default: 1 10 100 1000 10000)")
+    ev.add_argument("--test-examples", type=_positive_int, metavar="N",
+                    help="latent-variable models: the first N test examples only (default: all)")
     ev.add_argument("--batch-size", type=_positive_int, default=100, metavar="B",
                     help="latent-variable models: test examples per batch (default: %(default)s)")
     ev.add_argument("--json", action="store_true", help="print one JSON object with every number instead")
@@ -315,14 +317,15 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
               file=sys.stderr, flush=True)
 
     result = evaluation.evaluate_latent_variable_model(model, dataset, ks=args.k, batch_size=args.batch_size,
-                                                       seed=args.seed, progress=progress)
+                                                       seed=args.seed, n_examples=args.test_examples,
+                                                       progress=progress)
     report = {"model": str(args.model), "model_summary": summary, "n_test": dataset.test.n,
               **result.to_dict(arrays=False)}
     if args.json:
         print(json.dumps(report, indent=2, allow_nan=False))
     else:
         print(f"model    {args.model} ({summary})")
-        print(f"dataset  {result.dataset} ({dataset.test.n} test examples)")
+        print(f"dataset  {result.dataset} ({result.n_examples} test examples)")
         print()
         print(f"{'K':>8}{'test NLL':>12}{'+- (se)':>10}{'ESS':>10}{'seconds':>10}")
         for r in result.results:  # JSON form: "inf" for an infinite error, None for NaN
@@ -331,12 +334,17 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
         print("  importance sampling from the inference network: a stochastic lower bound on log p(x) "
               "(an upper one on the NLL), tightening with K")
     if args.write_card:
+        # each K keeps the command and the number of test examples that measured it: a later run at other K
+        # (a larger K on fewer examples, say) adds to the card instead of replacing it
+        command = _card_command(folder, args, argv)
+        previous = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+        by_k = dict(previous.get("test_nll_by_k") or {}) if previous.get("dataset") == result.dataset else {}
+        by_k.update({str(r["k"]): {"nll": r["nll"], "std": r["std"], "ess": r["ess"], "seconds": r["seconds"],
+                                   "n_examples": result.n_examples, "command": command} for r in result.results})
         _write_metrics(folder, card, {
             "dataset": result.dataset, "kind": result.kind,
-            "test_nll_by_k": {str(r["k"]): {"nll": r["nll"], "std": r["std"], "ess": r["ess"], "seconds": r["seconds"]}
-                              for r in result.results},
-            "settings": {"batch_size": args.batch_size, "seed": args.seed}, "seconds": result.seconds,
-            "command": _card_command(folder, args, argv)})
+            "test_nll_by_k": dict(sorted(by_k.items(), key=lambda item: int(item[0]))),
+            "settings": {"batch_size": args.batch_size, "seed": args.seed}, "command": command})
     return 0
 
 

@@ -129,12 +129,14 @@ class ImportanceEvaluation(Result):
     results: list
     seconds: float
     kind: str = "stochastic lower bound"
+    n_examples: int = 0
 
 
 def evaluate_latent_variable_model(model, dataset, ks=DEFAULT_KS, batch_size=100, seed=0, split="test",
-                                   progress=None):
+                                   n_examples=None, progress=None):
     """Test NLL of `dataset` (a name, a zoo.data.Dataset or {"test": x}) at each K in `ks`, each with its
-    ESS and seconds. progress(k, result) is called after each K."""
+    ESS and seconds; n_examples: the first n examples of the split only. progress(k, result) is called after
+    each K."""
     _check_model(model)
     ks = tuple(checks.check_positive_int(k, "k") for k in ([ks] if isinstance(ks, int) else ks))
     if not ks:
@@ -148,10 +150,12 @@ def evaluate_latent_variable_model(model, dataset, ks=DEFAULT_KS, batch_size=100
     else:
         name, x = dataset.name, getattr(dataset, split).x
     x = model.validate_data(x, f"dataset {name!r} ({split} split)")  # before any sampling
+    if n_examples is not None:
+        x = x[:checks.check_positive_int(n_examples, "n_examples")]
     begin, results = time.perf_counter(), []
     for k in sorted(set(ks)):
         result = log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed)
         results.append(result.to_dict(arrays=False))
         if progress is not None:
             progress(k, result)
-    return ImportanceEvaluation(dataset=name, results=results, seconds=time.perf_counter() - begin)
+    return ImportanceEvaluation(dataset=name, results=results, seconds=time.perf_counter() - begin, n_examples=len(x))

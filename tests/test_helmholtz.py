@@ -1,0 +1,201 @@
+"""Helmholtz machines (zoo.models.HelmholtzMachine) against exact answers on tiny models whose latent states can
+all be enumerated: log p(x), the K-sample bound, the expectation of the reweighted wake-sleep gradients."""
+import itertools
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import capabilities, evaluation, export
+from zoo.models import HelmholtzMachine
+
+
+def _tiny(layers=(2,), n_visible=3, seed=0, scale=1.0, **kwargs):
+    model = HelmholtzMachine(list(layers), n_visible=n_visible, seed=seed, **kwargs)
+    rng = np.random.default_rng(seed)
+    for variable in model.trainable_variables:
+        variable.assign(scale * rng.standard_normal(variable.shape).astype("float32"))
+    return model
+
+
+def _states(n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)), np.float32)
+
+
+def _exact_log_p(model, x):
+    """log p(x) = logsumexp over every hidden state of log p(x, h) (one hidden layer)."""
+    h = _states(model.layer_sizes[0])
+    joint = np.stack([model.log_joint(x, [np.broadcast_to(s, (len(x), len(s)))]).numpy() for s in h])
+    return np.logaddexp.reduce(joint, axis=0)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return _tiny()
+
+
+def test_log_joint_is_normalised(tiny):
+    """sum over every x and h of p(x, h) = 1, and sum over h of q(h | x) = 1 for every x."""
+    x, h = _states(3), _states(2)
+    pairs = [(a, b) for a in x for b in h]
+    joint = tiny.log_joint(np.array([a for a, _ in pairs]), [np.array([b for _, b in pairs])]).numpy()
+    assert np.exp(joint).sum() == pytest.approx(1.0, abs=1e-5)
+    q = tiny.log_q(np.array([a for a, _ in pairs]), [np.array([b for _, b in pairs])]).numpy().reshape(8, 4)
+    np.testing.assert_allclose(np.exp(q).sum(1), 1.0, atol=1e-5)
+
+
+def test_importance_estimate_tends_to_the_exact_log_likelihood(tiny):
+    x = _states(3)
+    exact = _exact_log_p(tiny, x)
+    result = evaluation.importance.log_likelihood(tiny, x, k=20000, seed=0)
+    assert np.all(np.abs(result.per_example - exact) < 5 * result.per_example_std + 1e-5)
+    one = evaluation.importance.log_likelihood(tiny, np.repeat(x, 500, axis=0), k=1, seed=1)
+    assert one.log_likelihood < np.repeat(exact, 500).mean() - 0.05  # K = 1: the looser bound
+
+
+def _gradients(model, losses, names):
+    return {name: np.asarray(g, np.float64) for name, g in zip(names, losses)}
+
+
+def _exact_rws_expectation(model, x, k):
+    """E over all K-tuples h_1..h_K ~ q(. | x) of the p and wake-q updates, sum_k w~_k grad log p(x, h_k) and
+    sum_k w~_k grad log q(h_k | x), enumerated; the means over the rows of x."""
+    h = _states(model.layer_sizes[0])
+    p_vars = [v for layer in model.p_layers_ for v in layer.trainable_variables]
+    q_vars = [v for layer in model.q_layers_ for v in layer.trainable_variables]
+    total_p, total_q = [np.zeros(v.shape) for v in p_vars], [np.zeros(v.shape) for v in q_vars]
+    for row in x:
+        log_q_all = model.log_q(np.repeat(row[None], len(h), 0), [h]).numpy()
+        for tuple_ in itertools.product(range(len(h)), repeat=k):
+            hk = h[list(tuple_)]
+            xs = np.repeat(row[None], k, 0)
+            probability = np.exp(log_q_all[list(tuple_)].sum())
+            with tf.GradientTape(persistent=True) as tape:
+                log_p, log_q = model.log_joint(xs, [hk]), model.log_q(xs, [hk])
+                w = tf.stop_gradient(tf.nn.softmax(log_p - log_q))
+                p_term, q_term = tf.reduce_sum(w * log_p), tf.reduce_sum(w * log_q)
+            for total, grads in ((total_p, tape.gradient(p_term, p_vars)), (total_q, tape.gradient(q_term, q_vars))):
+                for i, g in enumerate(grads):
+                    total[i] += probability * np.asarray(g) / len(x)
+    return total_p, total_q, p_vars, q_vars
+
+
+@pytest.mark.slow
+def test_the_rws_updates_have_the_expectation_of_their_definition():
+    """The gradients of the model's RWS losses (a batch of N copies of each example: a mean over N draws) against
+    the exact expectation over every K-tuple of samples from q. Fails if the weights are not self-normalised
+    over the K samples, or normalised over the wrong axis (checked by changing the axis)."""
+    model = _tiny(k=2, q_update="wake", seed=3, scale=1.5)
+    x = _states(3)[[1, 6]]
+    exact_p, exact_q, p_vars, q_vars = _exact_rws_expectation(model, x, k=2)
+    n = 4000
+    batch = np.repeat(x, n, axis=0)
+    with tf.GradientTape(persistent=True) as tape:
+        p_loss, wake_loss, _, _ = model.rws_losses(tf.constant(batch), tf.constant([7, 1]))
+    for exact, variables, loss in ((exact_p, p_vars, p_loss), (exact_q, q_vars, wake_loss)):
+        for want, got, variable in zip(exact, tape.gradient(loss, variables), variables):
+            # the losses are minus the updates; tolerance: a few Monte Carlo standard errors (~1/sqrt(n))
+            np.testing.assert_allclose(-np.asarray(got), want, atol=0.06, err_msg=variable.path)
+
+
+def test_training_raises_the_bound_on_tiny_data():
+    from zoo import data
+    x = (data.load("digits").train.x > 0.5).astype("float32")
+    import keras
+    model = HelmholtzMachine([16, 4], k=5, seed=0)
+    model.compile(keras.optimizers.Adam(0.01))
+    history = model.fit(x, batch_size=50, epochs=8, verbose=0, validation_data=x[:200])
+    bounds = history.history["val_bound_5"]
+    assert bounds[-1] > bounds[0] + 1.0
+    assert history.history["val_bound_1"][-1] <= bounds[-1] + 1e-3  # K = 1 is the looser bound
+    assert 1.0 <= history.history["ess"][-1] <= 5.0
+
+
+def test_capabilities_and_encoder(tiny):
+    assert capabilities.of(tiny) == ["latent-variable model", "sampler", "encoder", "servable"]
+    encoder = tiny.encoder()
+    x = _states(3)
+    np.testing.assert_allclose(encoder(x).numpy(), tf.sigmoid(x @ tiny.q_layers_[0].kernel + tiny.q_layers_[0].bias),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="encoder needs SBN q layers"):
+        _tiny(q_layers="darn").encoder()
+    samples = tiny.sample(5, seed=0)
+    assert samples.shape == (5, 3) and np.all((samples > 0) & (samples < 1))
+    binary = tiny.sample(5, seed=0, binary=True)
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+
+
+def test_a_saved_model_answers_the_same_with_and_without_zoo(tmp_path):
+    model = _tiny(layers=(4, 2), n_visible=5, seed=1)
+    folder = export.save(model, tmp_path / "hm")
+    loaded, _ = export.load_folder(folder)
+    x = _states(5)[:7]
+    np.testing.assert_array_equal(loaded.log_importance_weights(x, 3, tf.constant([1, 2])).numpy(),
+                                  model.log_importance_weights(x, 3, tf.constant([1, 2])).numpy())
+    script = f"""
+import json, sys, numpy as np, tensorflow as tf
+loaded = tf.saved_model.load({str(folder / "saved_model")!r})
+s = loaded.signatures
+x = tf.constant({x.tolist()!r}, tf.float32)
+print(json.dumps({{"names": sorted(s), "zoo": "zoo" in sys.modules,
+    "log_prob": s["log_prob"](x=x, k=tf.constant(2000), seed=tf.constant(0))["log_prob"].numpy().tolist(),
+    "encode": s["encode"](x=x)["features"].numpy().tolist(),
+    "samples": s["sample"](n=tf.constant(3), seed=tf.constant(1))["samples"].numpy().tolist()}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not out["zoo"] and {"sample", "encode", "log_prob"} <= set(out["names"])
+    estimate = evaluation.importance.log_likelihood(model, x, k=2000, seed=0)
+    np.testing.assert_allclose(out["log_prob"], estimate.per_example, atol=6 * estimate.per_example_std.max() + 1e-4)
+    np.testing.assert_allclose(out["encode"], model.encoder()(x).numpy(), atol=1e-6)
+    assert np.array(out["samples"]).shape == (3, 5)
+
+
+def test_init_from_copies_every_layer(tiny):
+    copy = HelmholtzMachine([2], n_visible=3)
+    copy.set_parameters_from(tiny)
+    for a, b in zip(copy.trainable_variables, tiny.trainable_variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(ValueError, match="does not match"):
+        HelmholtzMachine([3], n_visible=3).set_parameters_from(tiny)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"layers": []}, "at least one hidden layer"),
+    ({"layers": [0]}, "layer size"),
+    ({"p_layers": "ising"}, "unknown p layer type 'ising'"),
+    ({"k": 0}, "k must be"),
+    ({"q_update": "dream"}, "unknown q_update"),
+])
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HelmholtzMachine(**{"layers": [4], **kwargs})
+
+
+def test_non_binary_data_is_refused(tiny):
+    with pytest.raises(ValueError, match="binary"):
+        tiny.fit(np.full((10, 3), 0.5, np.float32), batch_size=5)
+    with pytest.raises(ValueError, match="3 columns"):
+        evaluation.importance.log_likelihood(tiny, np.zeros((4, 5), np.float32))
+
+
+@pytest.mark.slow
+def test_the_sleep_update_has_the_expectation_of_its_definition():
+    """The sleep-q update on N dreams against E_{(x, h) ~ p}[grad log q(h | x)], enumerated over every x and h."""
+    model = _tiny(k=1, q_update="sleep", seed=4, scale=1.5)
+    x, h = _states(3), _states(2)
+    xs = np.repeat(x, len(h), 0)
+    hs = np.tile(h, (len(x), 1))
+    q_vars = [v for layer in model.q_layers_ for v in layer.trainable_variables]
+    with tf.GradientTape() as tape:
+        weights = tf.stop_gradient(tf.exp(model.log_joint(xs, [hs])))  # p(x, h), summing to 1
+        expected = tf.reduce_sum(weights * model.log_q(xs, [hs]))
+    exact = tape.gradient(expected, q_vars)
+    with tf.GradientTape() as tape:
+        _, _, sleep_loss, _ = model.rws_losses(tf.zeros((8000, 3)), tf.constant([3, 3]))
+    for want, got, variable in zip(exact, tape.gradient(sleep_loss, q_vars), q_vars):
+        np.testing.assert_allclose(-np.asarray(got), np.asarray(want), atol=0.05, err_msg=variable.path)

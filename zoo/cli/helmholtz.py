@@ -1,0 +1,50 @@
+"""`zoo train helmholtz`: the Helmholtz machine's arguments and builder for the run manager (`zoo.cli.train`)."""
+from zoo.cli.args import nonnegative_float, positive_int
+from zoo.cli.train import Family
+
+
+class HelmholtzFamily(Family):
+    name = "helmholtz"
+    help = "Helmholtz machine (SBN, DARN or NADE layers) trained by reweighted wake-sleep"
+    description = ("Train a Helmholtz machine, a generative stack p and an inference stack q of binary layers, by "
+                   "reweighted wake-sleep with K samples from q (Bornschein & Bengio 2015), and save it as a model "
+                   "folder (model.keras, saved_model/, card.json, samples.png), with TensorBoard logs of the "
+                   "K-sample bound on the validation split. Measure it with zoo eval (importance sampling).")
+    epilog = ("example: zoo train helmholtz --dataset binarized_mnist --layers 200 200 10 --k 10 --epochs 100 "
+              "--lr 0.001 --out models/rws-sbn --seed 0")
+
+    def add_arguments(self, parser):
+        model = parser.add_argument_group("model")
+        model.add_argument("--layers", type=positive_int, nargs="+", default=[200, 200, 10], metavar="N",
+                           help="hidden layer sizes from the data up (default: 200 200 10)")
+        model.add_argument("--p-layers", choices=("sbn", "darn", "nade"), default="sbn",
+                           help="generative layer type; the top prior of 'sbn' is a factorised Bernoulli "
+                                "(default: %(default)s)")
+        model.add_argument("--q-layers", choices=("sbn", "darn", "nade"), default="sbn",
+                           help="inference layer type (default: %(default)s)")
+        model.add_argument("--nade-hidden", type=positive_int, metavar="H",
+                           help="hidden units of each NADE layer (default: as many as its units)")
+        algo = parser.add_argument_group("training")
+        algo.add_argument("--k", type=positive_int, default=10, help="samples from q per example (default: %(default)s)")
+        algo.add_argument("--q-update", choices=("wake", "sleep", "both"), default="both",
+                          help="q's update: the reweighted wake phase, the sleep phase on dreams from p, or their "
+                               "sum (default: %(default)s)")
+        algo.add_argument("--lr", type=nonnegative_float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
+        algo.add_argument("--lr-final", type=nonnegative_float, help="decay the learning rate linearly to this")
+
+    def build(self, args, dataset):
+        from zoo.models import HelmholtzMachine
+
+        return HelmholtzMachine(args.layers, p_layers=args.p_layers, q_layers=args.q_layers, k=args.k,
+                                q_update=args.q_update, nade_hidden=args.nade_hidden, n_visible=dataset.n_features,
+                                seed=args.seed)
+
+    def compile(self, args, model, steps):
+        import keras
+
+        lr = args.lr if args.lr_final is None else keras.optimizers.schedules.PolynomialDecay(
+            args.lr, steps, end_learning_rate=args.lr_final, power=1.0)
+        model.compile(keras.optimizers.Adam(learning_rate=lr))
+
+
+FAMILY = HelmholtzFamily()

@@ -21,7 +21,8 @@ N_VISIBLE, N_HIDDEN, N_CHAINS, TARGET = 784, 500, 100, 1.5
 
 
 def parse_args(argv):
-    parser = cli.Parser(prog="bench_ais.py", description="Time AIS on an RBM 784-500 against its matrix-product bound.")
+    parser = cli.Parser(prog="bench_ais.py",
+                        description="Time AIS on an RBM 784-500 against its matrix-product bound.")
     parser.add_argument("--n-betas", type=int, default=None, help="temperatures (default 14,501)")
     parser.add_argument("--repeats", type=int, default=1, help="timed runs of each (default 1)")
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float64")

@@ -1,4 +1,4 @@
-"""The recipes of the pretrained checkpoints: each is one or more `zoo train rbm` commands (stages, each
+"""The recipes of the pretrained checkpoints: each is one or more `zoo train` commands (stages, each
 continuing the one before with --init-from; each resumable: interrupt it and run the same line again)
 followed by `zoo eval --write-card`, which measures the model with forward AIS
 and RAISE and records the numbers, their settings and the eval command in the model's card.json.
@@ -96,7 +96,23 @@ RECIPES = {
         "eval": ["--ais-betas", "14501", "--ais-chains", "100", "--reverse-examples", "300", "--exact",
                  "--seed", "0"],
     },
+    "rws-sbn-bmnist": {
+        "family": "helmholtz",
+        "about": "Helmholtz machine 784-200-200-10, SBN p and q, trained by reweighted wake-sleep (K = 10, wake and "
+                 "sleep q updates, Adam lr 0.001 -> 0.0003, batch 100) on MNIST with dynamic binarisation for 150 "
+                 "epochs, measured on binarized_mnist by importance sampling at K = 1 ... 1000 on the test split "
+                 "(docs/helmholtz.md).",
+        "train": ["--dataset", "mnist", "--dynamic-binarization", "--layers", "200", "200", "10", "--p-layers",
+                  "sbn", "--q-layers", "sbn", "--k", "10", "--q-update", "both", "--epochs", "150", "--batch-size",
+                  "100", "--lr", "0.001", "--lr-final", "0.0003", "--seed", "0", "--log-every", "10", "--verbose", "2"],
+        "eval": ["--k", "1", "10", "100", "1000", "--seed", "0"],
+    },
 }
+
+
+def family(name):
+    """The `zoo train` family of a recipe (rbm unless it says otherwise)."""
+    return RECIPES[name].get("family", "rbm")
 
 
 def _shown(path):
@@ -107,7 +123,7 @@ def _shown(path):
 
 
 def _stages(name, models_dir):
-    """[(folder, zoo train rbm arguments)] of a recipe: one stage (`train`), or several (`stages`), each
+    """[(folder, zoo train arguments)] of a recipe: one stage (`train`), or several (`stages`), each
     stage but the last written to `<name>-stage<i>` and continued by the next one (`{previous}`)."""
     stages = RECIPES[name].get("stages") or [RECIPES[name]["train"]]
     folders = [models_dir / f"{name}-stage{i + 1}" for i in range(len(stages) - 1)] + [models_dir / name]
@@ -133,7 +149,7 @@ def main(argv=None):
         for name in RECIPES:
             print(f"{name}: {RECIPES[name]['about']}")
             for folder, train in _stages(name, Path("models")):
-                print(f"  zoo train rbm {' '.join(train)} --out {folder}")
+                print(f"  zoo train {family(name)} {' '.join(train)} --out {folder}")
             print(f"  zoo eval models/{name} {' '.join(RECIPES[name]['eval'])} --write-card")
         return 0
 
@@ -142,7 +158,7 @@ def main(argv=None):
     out = Path(args.models_dir) / args.name
     for folder, train in _stages(args.name, Path(args.models_dir)):
         if args.retrain or not folder.exists():
-            command = ["train", "rbm", *train, "--out", _shown(folder), "--logdir",
+            command = ["train", family(args.name), *train, "--out", _shown(folder), "--logdir",
                        _shown(ROOT / "tensorboard" / folder.name)] + (["--overwrite"] if args.retrain else [])
             print("$ zoo " + " ".join(command), flush=True)
             if cli.main(command):

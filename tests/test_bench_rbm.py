@@ -139,3 +139,24 @@ def test_bench_ais_smoke_run_prints_the_ratio():
     assert any(line.startswith("AIS / bound: ") for line in result.stdout.splitlines())
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["n_betas"] == 200 and report["ratio"] > 0
+
+
+RWS_SCRIPT = SCRIPT.with_name("bench_rws.py")
+
+
+def test_bench_rws_bad_arguments_exit_2_with_one_line():
+    result = subprocess.run([sys.executable, str(RWS_SCRIPT), "--n-examples", "50"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["bench_rws.py: --n-examples must be >= 100, got 50 "
+                                                  "(see bench_rws.py --help)"]
+
+
+@pytest.mark.slow
+def test_bench_rws_smoke_run_prints_the_ratio():
+    result = subprocess.run([sys.executable, str(RWS_SCRIPT), "--n-examples", "1000", "--eval-examples", "20",
+                             "--repeats", "1", "--json"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any(line.startswith("fit / bound: ") for line in result.stdout.splitlines())
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["n_examples"] == 1000 and report["examples_per_second"]["fit"] > 0 and report["eval_seconds"] > 0

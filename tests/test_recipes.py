@@ -14,7 +14,7 @@ def test_every_recipe_stage_parses_and_stages_chain(load_script):
         stages = recipes._stages(name, Path("models"))
         assert stages[-1][0] == Path("models") / name
         for i, (folder, train) in enumerate(stages):
-            args = parser.parse_args(["train", "rbm", *train, "--out", str(folder)])
+            args = parser.parse_args(["train", recipes.family(name), *train, "--out", str(folder)])
             if i:  # a later stage starts from the folder the stage before wrote
                 assert Path(args.init_from) == stages[i - 1][0] == Path("models") / f"{name}-stage{i}"
             else:

@@ -199,3 +199,17 @@ def test_the_sleep_update_has_the_expectation_of_its_definition():
         _, _, sleep_loss, _ = model.rws_losses(tf.zeros((8000, 3)), tf.constant([3, 3]))
     for want, got, variable in zip(exact, tape.gradient(sleep_loss, q_vars), q_vars):
         np.testing.assert_allclose(-np.asarray(got), np.asarray(want), atol=0.05, err_msg=variable.path)
+
+
+def test_fine_tuning_wraps_q_s_mean_path(tiny):
+    from zoo import finetune
+    classifier = finetune.build_classifier(tiny, n_classes=2)
+    x = _states(3)
+    features = classifier.features(x).numpy()
+    np.testing.assert_allclose(features, tiny.encoder()(x).numpy(), atol=1e-6)
+    assert classifier.predict_classes(x).shape == (8,)
+    before = [v.numpy().copy() for v in tiny.trainable_variables]
+    classifier.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    classifier.fit(x, np.arange(8) % 2, epochs=2, verbose=0)
+    for a, b in zip(before, tiny.trainable_variables):  # the encoder is a copy: the model is untouched
+        np.testing.assert_array_equal(a, b.numpy())

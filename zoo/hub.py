@@ -280,8 +280,11 @@ def checkpoint_page(name, card, entry=None, command=None):
         test = metrics.get("test_nll")
         kind = metrics.get("kind") or ("bracket: forward AIS (optimistic), RAISE (conservative)"
                                        if isinstance(test, dict) and "lower" in test else "see the card")
-        lines += [f"{describe_metrics(metrics) or '-'} ({kind}; on "
-                  f"`{metrics.get('dataset', '?')}`), by", "", f"    {metrics.get('command', '-')}", ""]
+        by_k = metrics.get("test_nll_by_k") if isinstance(metrics.get("test_nll_by_k"), dict) else {}
+        commands = list(dict.fromkeys([v.get("command") for v in by_k.values() if isinstance(v, dict)
+                                       and v.get("command")] or [metrics.get("command", "-")]))
+        lines += [f"{describe_metrics(metrics) or '-'} ({kind}; on `{metrics.get('dataset', '?')}`), by", "",
+                  *(f"    {command}" for command in commands), ""]
     else:
         lines += ["Nothing measured yet.", ""]
     lineage = card.get("lineage") or []
@@ -304,6 +307,8 @@ def checkpoint_page(name, card, entry=None, command=None):
         lines.append("")
     else:
         lines += ["## Training", "", f"    {card.get('command') or '-'}", ""]
+    if card.get("notes"):
+        lines += ["## Notes", "", str(card["notes"]), ""]
     if card.get("finetune_defaults"):
         settings = ", ".join(f"{k} {v}" for k, v in sorted(card["finetune_defaults"].items()))
         lines += ["## Fine-tuning", "", f"`zoo finetune {name}` applies these settings unless a flag overrides them "

@@ -74,11 +74,12 @@ def _check_model(model):
                                 "give an importance-sampled log-likelihood (it has no inference network)")
 
 
-def log_likelihood(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, max_elements=2 ** 20):
+def log_likelihood(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, max_elements=2 ** 16):
     """Importance-sampled log p(x) of each row of `x` with `k` samples from the model's inference network.
 
     The rows go in batches of `batch_size`, the samples in chunks of `chunk_size` (default: as many as keep
-    batch_size * chunk_size <= max_elements). Each (batch, chunk) draws with its own stateless seed derived
+    batch_size * chunk_size <= max_elements: each sample carries the model's layers, so 2^16 samples of a
+    784-200-200-10 machine take some hundreds of MB, and 2^20 ran out of 24 GB). Each (batch, chunk) draws with its own stateless seed derived
     from `seed`, so a result is reproducible; a different chunking draws other samples."""
     _check_model(model)
     k = checks.check_positive_int(k, "k")

@@ -8,6 +8,8 @@
 5. `zoo finetune rbm500-bmnist` with 10 labels per class (2 seeds, with the settings its card recommends: the
    protocol of the few-shot table in docs/finetuning.md): the pretrained classifier against the same network from
    random initialisation, on all 10,000 test images.
+6. The Helmholtz machine `rws-sbn-bmnist`: fetched, its test NLL by importance sampling at K = 1, 10 and 100 on
+   1,000 test images next to its card's, and 100 samples from p as a PNG.
 Outputs go to demo_output/ and tensorboard/demo-*/.
 """
 import contextlib
@@ -78,9 +80,21 @@ def main():
     for row in ("pretrained", "random"):
         print(f"  {row:<11} {100 * result['accuracy'][row]['10']['mean']:.2f} %")
 
+    helmholtz, helmholtz_samples = "rws-sbn-bmnist", out_dir / "rws-sbn-bmnist-samples.png"
+    print(run(["fetch", helmholtz], capture=True).strip())
+    report = json.loads(run(["eval", helmholtz, "--k", "1", "10", "100", "--test-examples", "1000", "--seed", "0",
+                             "--json"], capture=True))
+    card = json.loads((hub.resolve(helmholtz) / "card.json").read_text()).get("metrics", {}).get("test_nll_by_k", {})
+    print(f"\n{'test NLL by importance sampling':<34}{'card (10,000 images)':>22}{'just now (1,000)':>18}")
+    for r in report["results"]:
+        then = card.get(str(r["k"]), {}).get("nll")
+        print(f"{'K = ' + str(r['k']):<34}{'-' if then is None else f'{then:.2f}':>22}{r['nll']:>18.2f}")
+    run(["sample", helmholtz, "--n", "100", "--seed", "1", "--out", str(helmholtz_samples)])
+
     print(f"\nDone in {time.time() - start:.0f} s. What the demo wrote:")
     print(f"  pretrained model   {hub.resolve(MODEL)}/ (model.keras, saved_model/, card.json)")
-    print(f"  its samples        {samples.relative_to(ROOT)}")
+    print(f"  its samples        {samples.relative_to(ROOT)}; the Helmholtz machine's: "
+          f"{helmholtz_samples.relative_to(ROOT)}")
     print(f"  a small RBM        {small.relative_to(ROOT)}/ (model.keras, saved_model/, card.json, samples.png, "
           "filters.png)")
     print(f"  TensorBoard logs   {logdir.relative_to(ROOT)}/ and {finetune_logs.relative_to(ROOT)}/")

@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import checks
-from zoo import data as data_lib
 from zoo import layers as layers_lib
+from zoo.models.base import fit_inputs
 from zoo.models.metrics import RunningMeans
 
 Q_UPDATES = ("wake", "sleep", "both")
@@ -241,20 +241,7 @@ class HelmholtzMachine(keras.Model):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, **kwargs):
         """Keras `fit`; arrays are checked first (shape, finiteness, binary) and the visible biases start at
         the data's base rate on a model's first fit."""
-        if isinstance(x, (np.ndarray, list)) or hasattr(x, "numpy"):
-            x = self.validate_data(x)
-            batch = 32 if batch_size is None else checks.check_positive_int(batch_size, "batch_size")
-            if batch > len(x):
-                raise ValueError(f"batch_size {batch} is larger than the data ({len(x)} examples)")
-            self.prepare_visible_bias(x)
-            x = data_lib.batches(x.astype(np.uint8), batch, shuffle=kwargs.pop("shuffle", True))
-            batch_size = None
-        if isinstance(x, tf.data.Dataset):
-            kwargs["shuffle"] = False
-        if isinstance(validation_data, (np.ndarray, list)):
-            validation_data = self.validate_data(validation_data, "validation_data")
-        if getattr(self, "optimizer", None) is None:
-            self.compile()
+        x, batch_size, validation_data = fit_inputs(self, x, batch_size, validation_data, kwargs)
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
 
     def set_parameters_from(self, source):

@@ -13,8 +13,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo import checks
-from zoo import data as data_lib
 from zoo import units as units_lib
+from zoo.models.base import fit_inputs
 from zoo.models.metrics import RunningMeans
 
 
@@ -493,28 +493,10 @@ class RBM(keras.Model):
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, **kwargs):
         """Keras `fit`; arrays are checked first (shape, finiteness, binary for Bernoulli units)."""
-        if isinstance(x, (np.ndarray, list)) or hasattr(x, "numpy"):
-            x = self.validate_data(x)
-            batch = 32 if batch_size is None else checks.check_positive_int(batch_size, "batch_size")
-            if batch > len(x):
-                raise ValueError(f"batch_size {batch} is larger than the data ({len(x)} examples)")
-            self.prepare_visible_bias(x)
-            if kwargs.get("validation_split"):
-                raise ValueError("validation_split is not supported: pass validation_data")
-            # Our own pipeline: Keras' array adapter costs about 0.5 ms per step here, as much as a sixth of
-            # an RBM 784-500 update (scripts/bench_rbm.py).
-            if self.visible_units.kind == "bernoulli" and not self.visible_units.allow_nonbinary:
-                x = x.astype(np.uint8)  # checked binary: a quarter of the bytes to copy and gather per epoch
-            x = data_lib.batches(x, batch, shuffle=kwargs.pop("shuffle", True))
-            batch_size = None
-        elif isinstance(x, tf.data.Dataset):
-            self._check_dataset(x)
         if isinstance(x, tf.data.Dataset):
-            kwargs["shuffle"] = False  # a pipeline shuffles itself (zoo.data.Split.pipeline, above)
-        if isinstance(validation_data, (np.ndarray, list)):
-            validation_data = self.validate_data(validation_data, "validation_data")
-        if getattr(self, "optimizer", None) is None:  # Keras sets it only in compile
-            self.compile()
+            self._check_dataset(x)
+        binary = self.visible_units.kind == "bernoulli" and not self.visible_units.allow_nonbinary
+        x, batch_size, validation_data = fit_inputs(self, x, batch_size, validation_data, kwargs, compact=binary)
         if not self.training_state:  # a checkpoint published without it: training starts a fresh one
             self._build_training_state()
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)

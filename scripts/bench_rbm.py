@@ -156,14 +156,11 @@ def cpu_seconds():
 
 
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-    except cli.UsageError as exc:  # one line, no usage block; exit code 2
-        print(exc, file=sys.stderr)
-        return cli.EXIT_BAD_INPUT
-    onednn_env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
-    from zoo.cli import prepare_tensorflow
-    prepare_tensorflow()  # as the zoo command does: oneDNN on unless TF_ENABLE_ONEDNN_OPTS says otherwise
+    onednn_env = os.environ.get("TF_ENABLE_ONEDNN_OPTS")  # the user's, before prepare_tensorflow sets it
+    return cli.run_script(parse_args, lambda args: run(args, onednn_env), argv)
+
+
+def run(args, onednn_env):
     import zoo
     import keras
     import sklearn

@@ -62,13 +62,10 @@ def matmul_bound(tf, n_steps):
 
 
 def main(argv=None):
-    try:
-        args = parse_args(argv)
-    except cli.UsageError as exc:  # one line, no usage block; exit code 2
-        print(exc, file=sys.stderr)
-        return cli.EXIT_BAD_INPUT
-    from zoo.cli import prepare_tensorflow
-    prepare_tensorflow()  # the zoo command's settings: TensorFlow's start-up lines muted, oneDNN on
+    return cli.run_script(parse_args, run, argv)
+
+
+def run(args):
     import tensorflow as tf
 
     import zoo

@@ -56,6 +56,10 @@ def test_binarized_mnist_fixed_sample_and_cache_round_trip(mnist, tmp_path):
         np.testing.assert_array_equal(split.x, cached.splits()[k].x)
         np.testing.assert_array_equal(split.y, cached.splits()[k].y)
     assert not np.array_equal(bm.train.x[:10_000], bm.validation.x)  # splits use successive draws
+    # the monitors of a --dynamic-binarization run on mnist see binarized_mnist's train and validation splits
+    train, validation = data.bernoulli_samples([mnist.train.x, mnist.validation.x])
+    np.testing.assert_array_equal(train, bm.train.x)
+    np.testing.assert_array_equal(validation, bm.validation.x)
 
 
 def test_digits(digits):

@@ -213,3 +213,56 @@ def test_fine_tuning_wraps_q_s_mean_path(tiny):
     classifier.fit(x, np.arange(8) % 2, epochs=2, verbose=0)
     for a, b in zip(before, tiny.trainable_variables):  # the encoder is a copy: the model is untouched
         np.testing.assert_array_equal(a, b.numpy())
+
+
+@pytest.mark.parametrize("kinds", [("sbn", "sbn"), ("darn", "darn"), ("nade", "nade")])
+def test_layer_statistics_against_enumeration(kinds):
+    """Per-layer q entropies, each layer's share of the gap, the ELBO and KL(q || p posterior) by enumerating
+    every h_1 and h_2 of a 3-2-2 machine, against `layer_statistics`' sampled estimates."""
+    model = _tiny(layers=(2, 2), p_layers=kinds[0], q_layers=kinds[1])
+    x, h = _states(3), _states(2)
+    q1, q2, p_top, p1, p0 = model.q_layers_ + model.p_layers_
+    entropy1, entropy2, kl1, kl2, recon, elbo, kl_post = (np.zeros(len(x)) for _ in range(7))
+    for a in h:
+        h1 = np.broadcast_to(a, (len(x), 2))
+        log_q1 = q1.log_prob(h1, x).numpy()
+        entropy1 -= np.exp(log_q1) * log_q1
+        for b in h:
+            h2 = np.broadcast_to(b, (len(x), 2))
+            log_q2 = q2.log_prob(h2, h1).numpy()
+            weight = np.exp(log_q1 + log_q2)  # q(h_1, h_2 | x)
+            log_p2, log_p1, log_px = p_top.log_prob(h2).numpy(), p1.log_prob(h1, h2).numpy(), p0.log_prob(x, h1).numpy()
+            entropy2 -= weight * log_q2
+            kl1 += weight * (log_q1 - log_p1)
+            kl2 += weight * (log_q2 - log_p2)
+            recon += weight * log_px
+            elbo += weight * (log_p2 + log_p1 + log_px - log_q1 - log_q2)
+    log_p = np.logaddexp.reduce([model.log_joint(x, [np.broadcast_to(a, (8, 2)), np.broadcast_to(b, (8, 2))]).numpy()
+                                 for a in h for b in h], axis=0)
+    exact = {"q_entropy/h1": entropy1, "q_entropy/h2": entropy2, "kl/h1": kl1, "kl/h2": kl2,
+             "reconstruction": recon, "elbo": elbo, "kl_q_posterior": log_p - elbo}
+    exact = {name: value.mean() for name, value in exact.items()}
+    assert exact["elbo"] == pytest.approx(exact["reconstruction"] - exact["kl/h1"] - exact["kl/h2"], abs=1e-5)
+    estimated = model.layer_statistics(x, k=20000, seed=3)
+    assert set(estimated) == set(exact) | {"bound_20000"}
+    for name, value in exact.items():
+        assert estimated[name] == pytest.approx(value, abs=0.03), name
+    assert estimated["bound_20000"] == pytest.approx(log_p.mean(), abs=0.03)
+
+
+def test_tensorboard_shows_the_layer_statistics(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from zoo import training
+
+    model = _tiny(layers=(4, 2), n_visible=6)
+    model.compile()
+    x = (np.random.default_rng(0).random((40, 6)) < 0.5).astype(np.float32)
+    model.fit(x, batch_size=20, epochs=2, verbose=0,
+              callbacks=[training.TensorBoardLogger(tmp_path, x[:10], (2, 3), every=1)])
+    acc = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    assert {"layers/q_entropy/h1", "layers/q_entropy/h2", "layers/kl/h1", "layers/kl/h2", "layers/elbo",
+            "layers/bound_100", "layers/kl_q_posterior", "layers/reconstruction"} <= tags
+    assert [e.step for e in acc.Tensors("layers/kl_q_posterior")] == [1, 2]

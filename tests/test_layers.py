@@ -192,6 +192,47 @@ def test_samples_follow_log_prob(kind, n_in):
     assert not gaps or max(gaps) > 2 * TV_TOLERANCE
 
 
+@pytest.mark.parametrize("kind,n_in", CASES, ids=IDS)
+def test_a_sample_shape_draws_from_one_context_and_log_prob_broadcasts(kind, n_in):
+    """sample(context, sample_shape=[K]) draws K samples from one context, as the Helmholtz machine draws
+    h_1 ~ q(. | x); log_prob of (K, batch, n) values against a (batch, n_in) context equals log_prob against the
+    context repeated K times."""
+    layer = build(kind, n_in, seed=2)
+    x = contexts_for(n_in)[0]
+    seed = tf.constant([7, 0])
+    if n_in:
+        samples = layer.sample(x[None], seed=seed, sample_shape=(N_SAMPLES,)).numpy()
+        assert samples.shape == (N_SAMPLES, 1, layer.units)
+    else:
+        samples = layer.sample(seed=seed, sample_shape=(N_SAMPLES,)).numpy()
+        assert samples.shape == (N_SAMPLES, layer.units)
+    values = all_values(layer.units)
+    context = None if x is None else np.repeat(x[None], len(values), axis=0)
+    p = np.exp(layer.log_prob(values, context).numpy())
+    assert tv(histogram(samples.reshape(N_SAMPLES, layer.units), layer.units), p) < TV_TOLERANCE
+    if n_in:
+        contexts = np.stack(contexts_for(n_in)[:2]).astype(np.float32)  # (batch 2, n_in)
+        value = samples[:6].reshape(3, 2, layer.units)  # (K 3, batch 2, units)
+        np.testing.assert_allclose(layer.log_prob(value, contexts).numpy(),
+                                   layer.log_prob(value, np.broadcast_to(contexts, (3, 2, n_in))).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind,n_in", CASES, ids=IDS)
+def test_the_distribution_is_the_layer_s_log_prob(kind, n_in):
+    layer = build(kind, n_in, seed=4)
+    values = all_values(layer.units)
+    x = contexts_for(n_in)[-1]
+    context = None if x is None else np.repeat(x[None], len(values), axis=0)
+    if layer.autoregressive:
+        with pytest.raises(ValueError, match="give value"):
+            layer.distribution(context)
+    distribution = layer.distribution(context, value=values if layer.autoregressive else None)
+    if context is None and not layer.autoregressive:
+        assert distribution.batch_shape == ()
+    np.testing.assert_allclose(distribution.log_prob(values).numpy(), layer.log_prob(values, context).numpy(),
+                               rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("n_in", [0, N_IN], ids=["prior", "conditional"])
 def test_darn_samples_from_the_triangle_of_its_log_prob(n_in):
     """The reference code's bug: log_prob with one triangle, sampling with the other. The model with the

@@ -243,10 +243,18 @@ def _build_mnist():
             for k, (x, y) in zip(("train", "validation", "test"), parts)}
 
 
+def bernoulli_samples(arrays, seed=BINARIZATION_SEED):
+    """One fixed binary sample x_bin = 1[u < x] of each array of probabilities, drawn in turn from one generator
+    seeded by `seed`: binarized_mnist is this of mnist's train, validation and test splits, so the train and
+    validation splits alone give binarized_mnist's two."""
+    rng = np.random.default_rng(seed)
+    return [(rng.random(np.shape(x), dtype=np.float32) < x).astype(np.float32) for x in arrays]
+
+
 def _build_binarized_mnist():
-    rng = np.random.default_rng(BINARIZATION_SEED)
-    return {k: ((rng.random(x.shape, dtype=np.float32) < x).astype(np.float32), y)
-            for k, (x, y) in _build_mnist().items()}  # dict order: train, validation, test
+    splits = _build_mnist()  # dict order: train, validation, test
+    samples = bernoulli_samples([x for x, _ in splits.values()])
+    return {k: (x, y) for (k, (_, y)), x in zip(splits.items(), samples)}
 
 
 def _build_digits():

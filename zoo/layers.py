@@ -6,9 +6,11 @@ prior. Every layer has
 
     logits(value, context)    the logit of each unit; it may depend on the units before it in `value`
     log_prob(value, context)  sum_j log Bernoulli(value_j; logit_j), by sigmoid cross-entropy from the logits
-    sample(context, seed)     a draw, unit after unit for the autoregressive layers
+    sample(context, seed, sample_shape)   a draw, unit after unit for the autoregressive layers
 
-vectorised over any leading axes of `value` and `context` (a sample axis K, a batch axis). Parameters (the
+vectorised over any leading axes of `value` and `context` (a sample axis K, a batch axis), which broadcast
+against each other: log p(x | h) for K samples h of shape (K, batch, n) and x of shape (batch, 784) computes
+the parts that depend on x alone once, not K times (and `sample_shape` draws K samples from one context). Parameters (the
 documented layout of a checkpoint):
 
 | layer          | p(y_j = 1 | y_<j, x)                                              | variables                    |
@@ -68,14 +70,27 @@ class DirectedLayer(keras.layers.Layer):
         raise NotImplementedError
 
     def log_prob(self, value, context=None):
-        """log p(value | context), summed over the units: shape value.shape[:-1]."""
+        """log p(value | context), summed over the units: value and context broadcast against each other.
+        For binary y, log Bernoulli(y; l) = y l - softplus(l) (tfd.Bernoulli's log_prob, in half the passes)."""
         value = tf.convert_to_tensor(value, self.bias.dtype)
         logits = self.logits(value, context)
-        return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=value.dtype), 1).log_prob(value)
+        return tf.reduce_sum(value * logits - tf.nn.softplus(logits), -1)
 
-    def sample(self, context=None, seed=None, batch_shape=()):
-        """A draw of shape (*context.shape[:-1], units), or (*batch_shape, units) without context."""
+    def distribution(self, context=None, value=None):
+        """p(. | context) as a `tfd.Independent(tfd.Bernoulli)` over the units; an autoregressive layer's
+        logits depend on the value, so it needs `value` (the units before each one) too."""
+        if self.autoregressive and value is None:
+            raise ValueError(f"a {self.kind.upper()} layer's conditionals depend on the units before them: give value")
+        logits = self.logits(value, context) if value is not None else self._affine(context, None)
+        return tfd.Independent(tfd.Bernoulli(logits=logits, dtype=self.bias.dtype), 1)
+
+    def sample(self, context=None, seed=None, batch_shape=(), sample_shape=()):
+        """A draw of shape (*sample_shape, *context.shape[:-1], units), or (*sample_shape, *batch_shape, units)
+        without context."""
         raise NotImplementedError
+
+    def _full_shape(self, context, batch_shape, sample_shape):
+        return tf.concat([tf.convert_to_tensor(sample_shape, tf.int32), self._batch_shape(context, batch_shape)], 0)
 
     def _batch_shape(self, context, batch_shape):
         if self.n_in:
@@ -106,9 +121,9 @@ class SBN(DirectedLayer):
         """E[y | context] = sigmoid(logits): the layer's deterministic path (an encoder)."""
         return tf.sigmoid(self._affine(context, None))
 
-    def sample(self, context=None, seed=None, batch_shape=()):
+    def sample(self, context=None, seed=None, batch_shape=(), sample_shape=()):
         logits = self._affine(context, self._batch_shape(context, batch_shape))
-        return tfd.Bernoulli(logits=logits, dtype=self.bias.dtype).sample(seed=seed)
+        return tfd.Bernoulli(logits=logits, dtype=self.bias.dtype).sample(sample_shape, seed=seed)
 
 
 class BernoulliPrior(SBN):
@@ -152,8 +167,10 @@ class DARN(DirectedLayer):
         value = tf.convert_to_tensor(value, self.bias.dtype)
         return self._affine(context, tf.shape(value)[:-1]) + tf.tensordot(value, self.masked_kernel(), 1)
 
-    def sample(self, context=None, seed=None, batch_shape=()):
-        base = self._affine(context, self._batch_shape(context, batch_shape))
+    def sample(self, context=None, seed=None, batch_shape=(), sample_shape=()):
+        shape = self._full_shape(context, batch_shape, sample_shape)
+        base = tf.broadcast_to(self._affine(context, self._batch_shape(context, batch_shape)),
+                               tf.concat([shape, [self.units]], 0))
         kernel = self.masked_kernel()
         seed = tf.convert_to_tensor(seed if seed is not None else tf.random.uniform([2], 0, 2 ** 31 - 1, tf.int32))
 
@@ -213,10 +230,11 @@ class NADE(DirectedLayer):
                             + tf.cumsum(contributions, axis=-2, exclusive=True))
         return self._affine(context, batch_shape) + tf.reduce_sum(hidden * tf.transpose(self.output_kernel), -1)
 
-    def sample(self, context=None, seed=None, batch_shape=()):
+    def sample(self, context=None, seed=None, batch_shape=(), sample_shape=()):
+        shape = self._full_shape(context, batch_shape, sample_shape)
         batch_shape = self._batch_shape(context, batch_shape)
-        base = self._affine(context, batch_shape)
-        a = self._hidden_base(context, batch_shape)
+        base = tf.broadcast_to(self._affine(context, batch_shape), tf.concat([shape, [self.units]], 0))
+        a = tf.broadcast_to(self._hidden_base(context, batch_shape), tf.concat([shape, [self.n_hidden]], 0))
         seed = tf.convert_to_tensor(seed if seed is not None else tf.random.uniform([2], 0, 2 ** 31 - 1, tf.int32))
 
         def body(j, a, y):

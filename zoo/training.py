@@ -89,8 +89,9 @@ class _SummaryCallback(keras.callbacks.Callback):
 
 class TensorBoardLogger(_SummaryCallback):
     """Write TensorBoard summaries under `logdir` (a folder or a `tf.summary.SummaryWriter`): every epoch
-    the scalars of `logs` and the learning rate; every `every` epochs the model's images (`summary_images`)
-    and histograms (`summary_histograms`) on the data sample `x`. Images are tiled with `image_shape`."""
+    the scalars of `logs` and the learning rate; every `every` epochs the model's images (`summary_images`),
+    histograms (`summary_histograms`) and, if it has them, costlier scalars (`summary_scalars`) on the data
+    sample `x`. Images are tiled with `image_shape`."""
 
     def __init__(self, logdir, x, image_shape, every=1):
         if logdir is None:
@@ -108,6 +109,9 @@ class TensorBoardLogger(_SummaryCallback):
             self.writer.flush()
 
     def write_images_and_histograms(self):
+        if hasattr(self.model, "summary_scalars"):  # optional: statistics too costly for every epoch
+            for name, value in self.model.summary_scalars(self.x).items():
+                tf.summary.scalar(name, float(value))
         for name, (images, scale_each) in self.model.summary_images(self.x).items():
             grid = viz.tile(images, self.image_shape, scale_each=scale_each)
             tf.summary.image(name, viz.to_uint8(grid)[None])

@@ -1,5 +1,6 @@
 """The command line's argument parsing: one-line errors with exit code 2, and checked number types."""
 import argparse
+import sys
 
 EXIT_BAD_INPUT = 2
 
@@ -39,3 +40,18 @@ def labels_per_class(text):
     if text == "all":
         return text
     return number(int, 1, "a positive integer or 'all'")(text)
+
+
+def run_script(parse_args, run, argv=None):
+    """A script's main (the benchmarks): `parse_args(argv)`, a bad argument reported in one line with exit
+    code 2; then TensorFlow prepared as the zoo command prepares it (start-up lines muted, oneDNN on) and
+    `run(args)`'s exit code."""
+    try:
+        args = parse_args(argv)
+    except UsageError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from zoo.cli import prepare_tensorflow
+
+    prepare_tensorflow()
+    return run(args)

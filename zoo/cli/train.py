@@ -43,7 +43,7 @@ class Family:
 
     def training_data(self, args, dataset, model):
         """`TrainingData`: by default the checked training arrays (`model.validate_data`), or fresh binary
-        samples every epoch with --dynamic-binarization (the monitors then see one thresholded view)."""
+        samples every epoch with --dynamic-binarization (the monitors then see one fixed sample)."""
         return default_training_data(args, dataset, model)
 
     def compile(self, args, model, steps):
@@ -61,13 +61,16 @@ class Family:
 
 
 def default_training_data(args, dataset, model):
+    from zoo import data
+
     train_x = dataset.train.x
     if args.dynamic_binarization:
         if hasattr(model, "prepare_visible_bias"):
             model.prepare_visible_bias(train_x)
         x = dataset.train.pipeline(args.batch_size, seed=args.seed, dynamic_binarization=True)
-        # training sees fresh samples; the metrics use one fixed thresholded view
-        monitor_train_x, validation_x = ((s.x > 0.5).astype("float32") for s in (dataset.train, dataset.validation))
+        # training sees fresh samples; the metrics one fixed sample (for mnist: binarized_mnist's two splits), so
+        # that validation numbers measure what the test split of binarized_mnist will
+        monitor_train_x, validation_x = data.bernoulli_samples([dataset.train.x, dataset.validation.x])
         return TrainingData(x, None, monitor_train_x, validation_x,
                             "dynamic (fresh Bernoulli sample every epoch)")
     x = model.validate_data(train_x, f"dataset {args.dataset!r} (training split)")

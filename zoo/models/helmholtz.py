@@ -107,11 +107,12 @@ class HelmholtzMachine(keras.Model):
     # -- the two stacks ----------------------------------------------------------------------------------
     def sample_q(self, x, k, seed):
         """K samples of every hidden layer from q(. | x): ([h_1, ..., h_L], each (k, batch, n_l), log q (k, batch))."""
-        x = tf.convert_to_tensor(x, self.compute_dtype)
-        below = tf.broadcast_to(x, tf.concat([[k], tf.shape(x)], 0))
+        below = tf.convert_to_tensor(x, self.compute_dtype)
         hidden, log_q = [], 0.0
         for i, layer in enumerate(self.q_layers_):
-            h = tf.stop_gradient(layer.sample(below, seed=tf.random.experimental.stateless_fold_in(seed, i)))
+            # the first layer's context x is the same for the K samples: its logits are computed once
+            h = tf.stop_gradient(layer.sample(below, seed=tf.random.experimental.stateless_fold_in(seed, i),
+                                              sample_shape=[k] if i == 0 else []))
             log_q += layer.log_prob(h, below)
             hidden.append(h)
             below = h
@@ -122,19 +123,16 @@ class HelmholtzMachine(keras.Model):
         log_q = 0.0
         below = tf.convert_to_tensor(x, self.compute_dtype)
         for layer, h in zip(self.q_layers_, hidden):
-            below = tf.broadcast_to(below, tf.concat([tf.shape(h)[:-1], tf.shape(below)[-1:]], 0))
             log_q += layer.log_prob(h, below)
             below = h
         return log_q
 
     def log_joint(self, x, hidden):
-        """log p(x, h) for the layers `hidden` (bottom first, each (..., n_l)), broadcasting x against them."""
-        top_down = list(reversed(hidden))
+        """log p(x, h) for the layers `hidden` (bottom first, each (..., n_l)), broadcasting x against them (the
+        terms of log p(x | h_1) that depend on x alone, as a DARN's, are computed once for the K samples)."""
+        top_down = list(reversed(hidden)) + [tf.convert_to_tensor(x, self.compute_dtype)]
         log_p = self.p_layers_[0].log_prob(top_down[0])
-        for layer, above, below in zip(self.p_layers_[1:], top_down, top_down[1:] + [None]):
-            if below is None:
-                below = tf.broadcast_to(tf.convert_to_tensor(x, self.compute_dtype),
-                                        tf.concat([tf.shape(above)[:-1], [self.n_visible]], 0))
+        for layer, above, below in zip(self.p_layers_[1:], top_down, top_down[1:]):
             log_p += layer.log_prob(below, above)
         return log_p
 
@@ -280,8 +278,14 @@ class HelmholtzMachine(keras.Model):
         n = checks.check_positive_int(n, "n")
         seed = (self._next_seed() if seed is None
                 else tf.constant([checks.check_positive_int(seed, "seed", minimum=0), 0], tf.int32))
-        x, _, probabilities = self.dream(n, seed)
+        x, probabilities = self._compiled_dream(tf.constant(n), seed)
         return (x if binary else probabilities).numpy()
+
+    @tf.function(reduce_retracing=True)
+    def _compiled_dream(self, n, seed):
+        # compiled: an autoregressive bottom layer draws the pixels one by one, 50 times faster in a graph
+        x, _, probabilities = self.dream(n, seed)
+        return x, probabilities
 
     def encoder(self):
         """The encoder capability: q's mean path, a new keras.Sequential x -> E-propagated q(h_L | ...), each layer
@@ -322,7 +326,51 @@ class HelmholtzMachine(keras.Model):
             endpoints["encode"] = (lambda x: {"features": self(x)}, [x])
         return endpoints
 
+    # -- per-layer statistics ------------------------------------------------------------------------------------
+    def layer_statistics(self, x, k=100, seed=0):
+        """Where the bound's gap lies, layer by layer, on data `x` with `k` samples h ~ q(. | x) per example
+        (means over x and the samples; l = 1 ... L from the data up, h_0 = x, p(h_L | h_{L+1}) = the prior):
+
+            q_entropy/h{l}   E_q[H(q(h_l | h_{l-1}))], the entropy of q's layer given the layer below (nats;
+                             for an autoregressive layer, the chain rule's sum of each unit's entropy)
+            kl/h{l}          E_q[log q(h_l | h_{l-1}) - log p(h_l | h_{l+1})], the layer's share of the gap
+            reconstruction   E_q[log p(x | h_1)];  elbo = reconstruction - sum_l kl/h{l}  (the K = 1 bound)
+            bound_{k}        log mean_k w_k, the k-sample bound
+            kl_q_posterior   KL(q(h | x) || p(h | x)) = log p(x) - elbo, estimated by bound_{k} - elbo: too
+                             low on average, by the bound's own gap, and exact as k grows
+        """
+        x = tf.convert_to_tensor(self.validate_data(x), self.compute_dtype)
+        k = checks.check_positive_int(k, "k")
+        seed = tf.constant([checks.check_positive_int(seed, "seed", minimum=0), 0], tf.int32)
+        hidden, log_q = self.sample_q(x, k, seed)
+        below = x
+        statistics, gap = {}, []
+        for i, (layer, h) in enumerate(zip(self.q_layers_, hidden)):
+            logits = layer.logits(h, below)
+            # H(Bernoulli(sigmoid(l))) = softplus(l) - sigmoid(l) * l, from the logits
+            entropy = tf.reduce_sum(tf.nn.softplus(logits) - tf.sigmoid(logits) * logits, -1)
+            statistics[f"q_entropy/h{i + 1}"] = entropy
+            gap.append(layer.log_prob(h, below))
+            below = h
+        top_down = list(reversed(hidden)) + [x]
+        log_p = [self.p_layers_[0].log_prob(top_down[0])]
+        log_p += [layer.log_prob(b, a) for layer, a, b in zip(self.p_layers_[1:], top_down, top_down[1:])]
+        for i in range(len(hidden)):  # log_p runs top-down: h_L, ..., h_1, then x
+            statistics[f"kl/h{i + 1}"] = gap[i] - log_p[len(hidden) - 1 - i]
+        statistics["reconstruction"] = log_p[-1]
+        log_w = sum(log_p) - log_q
+        elbo = tf.reduce_mean(log_w, 0)
+        bound = tf.reduce_logsumexp(log_w, 0) - tf.math.log(tf.cast(k, log_w.dtype))
+        statistics = {name: float(tf.reduce_mean(value)) for name, value in statistics.items()}
+        statistics.update({"elbo": float(tf.reduce_mean(elbo)), f"bound_{k}": float(tf.reduce_mean(bound)),
+                           "kl_q_posterior": float(tf.reduce_mean(bound - elbo))})
+        return statistics
+
     # -- what TensorBoard shows (zoo.training.TensorBoardLogger) ----------------------------------------------
+    def summary_scalars(self, x):
+        """`layer_statistics` with K = 100 samples, under `layers/`."""
+        return {f"layers/{name}": value for name, value in self.layer_statistics(x, k=100, seed=0).items()}
+
     def summary_images(self, x):
         """Samples from p and the data's reconstructions through q then p."""
         samples = self.sample(100, seed=0)

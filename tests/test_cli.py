@@ -312,6 +312,8 @@ def test_eval_prints_a_table(tiny_model, capsys):
     assert code == 0, err
     forward_row = next(line for line in out.splitlines() if line.startswith("forward AIS"))
     assert forward_row.split()[3:5] == ["-inf", "inf"] and "+- inf" in out
+    code, out, err = _run(capsys, ["eval", str(tiny_model), "--split", "validation"])
+    assert code == 2 and "--split validation is for latent-variable models" in err and len(err.splitlines()) == 1
 
 
 def test_eval_exact_on_a_large_model_names_ais(tmp_path, capsys):
@@ -437,6 +439,19 @@ def test_eval_of_a_latent_variable_model_reports_each_k(tmp_path, capsys, toy_la
     code, out, err = _run(capsys, ["eval", str(folder), "--k", "1"])
     assert code == 0, err
     assert out.splitlines()[-2].split()[0] == "1" and len(out.splitlines()[-2].split()) == 5
+    # the validation split, for choosing settings: the first N validation examples, never written to the card
+    code, out, err = _run(capsys, ["eval", str(folder), "--k", "10", "--split", "validation", "--test-examples", "20",
+                                   "--json"])
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["split"] == "validation" and report["n_validation"] == 300 and report["n_examples"] == 20
+    assert "K = 10: validation NLL" in err
+    from zoo import data, evaluation
+    direct = evaluation.importance.log_likelihood(toy, data.load("digits").validation.x[:20], k=10, seed=0)
+    assert report["results"][0]["nll"] == pytest.approx(direct.nll, rel=1e-6)
+    before = (folder / "card.json").read_text()
+    code, out, err = _run(capsys, ["eval", str(folder), "--split", "validation", "--write-card"])
+    assert code == 2 and "--write-card records the test split" in err and (folder / "card.json").read_text() == before
     # the table shows what JSON carries for an infinite error (one test example) or a NaN
     assert (cli._number("inf", 6, 1), cli._number(None, 6, 1), cli._number(2.25, 6, 1)) == ("   inf", "     -",
                                                                                             "   2.2")

@@ -80,7 +80,10 @@ def build_parser():
     ev.add_argument("--k", type=_positive_int, nargs="+", default=[1, 10, 100, 1000, 10000], metavar="K",
                     help="latent-variable models: importance samples per example (default: 1 10 100 1000 10000)")
     ev.add_argument("--test-examples", type=_positive_int, metavar="N",
-                    help="latent-variable models: the first N test examples only (default: all)")
+                    help="latent-variable models: the first N examples of the split only (default: all)")
+    ev.add_argument("--split", choices=("test", "validation"), default="test",
+                    help="latent-variable models: the split measured; choose settings on validation, never on "
+                         "test (default: %(default)s; the card records the test split only)")
     ev.add_argument("--batch-size", type=_positive_int, default=100, metavar="B",
                     help="latent-variable models: test examples per batch (default: %(default)s)")
     ev.add_argument("--json", action="store_true", help="print one JSON object with every number instead")
@@ -241,6 +244,8 @@ def evaluate(args, argv):
 
     if args.write_card and not Path(args.model).is_dir():  # before a registered name is fetched
         raise ValueError(f"--write-card needs a model folder path, got {args.model!r}")
+    if args.write_card and args.split != "test":
+        raise ValueError("--write-card records the test split: drop --split validation or --write-card")
     folder = _model_folder(args.model)
     model, card = export.load_folder(folder)
     capabilities.require(model, (capabilities.EnergyModel, capabilities.LatentVariableModel),
@@ -255,6 +260,9 @@ def evaluate(args, argv):
         model.validate_data(getattr(dataset, split).x, f"dataset {dataset.name!r} ({split} split)")
     summary = model.describe() if callable(getattr(model, "describe", None)) else type(model).__name__
     if capabilities.offers(model, capabilities.EnergyModel):
+        if args.split != "test":
+            raise ValueError(f"--split {args.split} is for latent-variable models: {summary} is measured on the "
+                             "test split (its log Z does not depend on the split)")
         return _evaluate_energy_model(args, argv, model, card, folder, dataset, summary)
     return _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, summary)
 
@@ -313,23 +321,23 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
     from zoo import evaluation
 
     def progress(k, result):
-        print(f"  K = {k}: test NLL {result.nll:.3f} (ESS {result.ess:.1f}, {result.seconds:.1f} s)",
+        print(f"  K = {k}: {args.split} NLL {result.nll:.3f} (ESS {result.ess:.1f}, {result.seconds:.1f} s)",
               file=sys.stderr, flush=True)
 
     result = evaluation.evaluate_latent_variable_model(model, dataset, ks=args.k, batch_size=args.batch_size,
-                                                       seed=args.seed, n_examples=args.test_examples,
-                                                       progress=progress)
-    report = {"model": str(args.model), "model_summary": summary, "n_test": dataset.test.n,
-              **result.to_dict(arrays=False)}
+                                                       seed=args.seed, split=args.split,
+                                                       n_examples=args.test_examples, progress=progress)
+    report = {"model": str(args.model), "model_summary": summary, "split": args.split,
+              f"n_{args.split}": getattr(dataset, args.split).n, **result.to_dict(arrays=False)}
     if args.json:
         print(json.dumps(report, indent=2, allow_nan=False))
     else:
         print(f"model    {args.model} ({summary})")
-        print(f"dataset  {result.dataset} ({result.n_examples} test examples)")
+        print(f"dataset  {result.dataset} ({result.n_examples} {args.split} examples)")
         print()
-        print(f"{'K':>8}{'test NLL':>12}{'+- (se)':>10}{'ESS':>10}{'seconds':>10}")
+        print(f"{'K':>8}{args.split + ' NLL':>16}{'+- (se)':>10}{'ESS':>10}{'seconds':>10}")
         for r in result.results:  # JSON form: "inf" for an infinite error, None for NaN
-            print(f"{r['k']:>8}{_number(r['nll'], 12, 4)}{_number(r['std'], 10, 4)}{_number(r['ess'], 10, 1)}"
+            print(f"{r['k']:>8}{_number(r['nll'], 16, 4)}{_number(r['std'], 10, 4)}{_number(r['ess'], 10, 1)}"
                   f"{_number(r['seconds'], 10, 1)}")
         print("  importance sampling from the inference network: a stochastic lower bound on log p(x) "
               "(an upper one on the NLL), tightening with K")

@@ -18,6 +18,7 @@ setup(
         "numpy>=2.0",
         "scipy",
         "scikit-learn",
+        "pillow",
     ],
     extras_require={"tfds": ["tensorflow-datasets", "importlib_resources"]},
     entry_points={"console_scripts": ["zoo=zoo.cli:main"]},

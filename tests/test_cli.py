@@ -548,3 +548,59 @@ def test_train_helmholtz_writes_a_model_folder_and_continues_it(tmp_path, capsys
     code, _, err = _run(capsys, ["train", "helmholtz", "--dataset", "digits", "--dynamic-binarization", "--layers",
                                  "9", "--init-from", str(out), "--out", str(tmp_path / "hm3")])
     assert code == 2 and "does not match this model" in err and not (tmp_path / "hm3").exists()
+
+
+def test_bihm_trains_samples_inpaints_and_evaluates(tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "bihm"
+    args = ["train", "bihm", "--dataset", "binarized_mnist", "--layers", "6", "3", "--k", "3", "--epochs", "1",
+            "--batch-size", "500", "--verbose", "0", "--seed", "0", "--out", str(out), "--logdir", str(tmp_path / "tb")]
+    code, _, err = _run(capsys, args)
+    assert code == 0, err
+    card = json.loads((out / "card.json").read_text())
+    assert card["model"] == "BiHM" and "q_update" not in card["config"] and (out / "samples.png").is_file()
+    code, _, err = _run(capsys, ["train", "bihm", "--q-update", "wake", "--out", str(tmp_path / "x")])
+    assert code == 2 and "unrecognized arguments: --q-update" in err
+    # samples of p* after a chain, with the chain as a GIF
+    code, stdout, err = _run(capsys, ["sample", str(out), "--n", "4", "--steps", "3", "--out", str(tmp_path / "s.png"),
+                                      "--gif", str(tmp_path / "s.gif")])
+    assert code == 0, err
+    assert Image.open(tmp_path / "s.gif").n_frames == 4  # the start and one frame per step
+    # inpainting: one row per image, the image, its known pixels, then the chains
+    code, stdout, err = _run(capsys, ["inpaint", str(out), "--mask", "bottom", "--n", "2", "--chains", "3", "--steps",
+                                      "2", "--out", str(tmp_path / "i.png"), "--gif", str(tmp_path / "i.gif")])
+    assert code == 0, err
+    width, height = Image.open(tmp_path / "i.png").size
+    assert (width, height) == (5 * 29 + 1, 2 * 29 + 1)
+    for bad, message in [(["--mask", "diagonal"], "unknown mask 'diagonal'"), (["--steps", "0"], "--steps: expected"),
+                         (["--chains", "0"], "--chains: expected"), (["--n", "20000"], "more than the 10000 test"),
+                         (["--out", str(tmp_path / "i.jpg")], "--out must name a .png"),
+                         (["--mask", str(tmp_path / "missing.npy")], "cannot read the mask")]:
+        code, _, err = _run(capsys, ["inpaint", str(out), *bad])
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (bad, err)
+    np.save(tmp_path / "small.npy", np.ones(10))
+    code, _, err = _run(capsys, ["inpaint", str(out), "--mask", str(tmp_path / "small.npy")])
+    assert code == 2 and "has 10 pixels, the model 784" in err
+    np.save(tmp_path / "full.npy", np.ones((28, 28)))
+    code, _, err = _run(capsys, ["inpaint", str(out), "--mask", str(tmp_path / "full.npy")])
+    assert code == 2 and "no unknown pixel" in err
+    # log Z and log p*, with p's own NLL beside, written to the card
+    code, stdout, err = _run(capsys, ["eval", str(out), "--k", "1", "10", "--test-examples", "20", "--z-samples",
+                                      "2000", "--json", "--write-card"])
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["kind"] == "mixed estimate" and report["log_z"]["n_samples"] == 2000
+    assert [set(r) >= {"nll", "p_nll", "p_ess", "log_p_tilde"} for r in report["results"]] == [True, True]
+    metrics = json.loads((out / "card.json").read_text())["metrics"]
+    assert metrics["log_z"]["log_z"] == report["log_z"]["log_z"] and "p_nll" in metrics["test_nll_by_k"]["10"]
+    code, stdout, err = _run(capsys, ["eval", str(out), "--k", "5", "--test-examples", "5", "--z-samples", "100"])
+    assert code == 0 and "log Z" in stdout and "p NLL" in stdout
+    # a model that cannot inpaint, in one line
+    hm = tmp_path / "hm"
+    code, _, err = _run(capsys, ["train", "helmholtz", *args[2:-4], "--out", str(hm), "--logdir", str(tmp_path / "tb2")])
+    assert code == 0, err
+    code, _, err = _run(capsys, ["inpaint", str(hm)])
+    assert code == 2 and "HelmholtzMachine cannot inpaint" in err
+    code, _, err = _run(capsys, ["sample", str(hm), "--gif", str(tmp_path / "h.gif")])
+    assert code == 2 and "no chain to animate" in err

@@ -11,7 +11,10 @@ name, say an inference network stored as `encoder`, does not count); it offers a
 |                     | validate_data                                            | RAISE)                           |
 | Enumerable          | enumerable_layers, unnormalized_log_marginal             | zoo/evaluation/ais.py (exact)    |
 | LatentVariableModel | log_importance_weights, validate_data                    | zoo/evaluation/importance.py     |
+| GeometricMeanModel  | log_importance_weights, log_partition_weights,           | zoo/evaluation/importance.py     |
+|                     | validate_data                                            | (log p*(x), log Z)               |
 | Sampler             | sample                                                   | zoo sample, the run manager      |
+| Inpainter           | inpaint                                                  | zoo inpaint                      |
 | Encoder             | encoder                                                  | zoo.finetune                     |
 | Classifier          | predict_classes                                          | zoo finetune --save, classify    |
 | Servable            | serving_endpoints                                        | zoo.export (SavedModel)          |
@@ -54,10 +57,29 @@ class LatentVariableModel(Protocol):
     def validate_data(self, x, name="x"): ...
 
 
+class GeometricMeanModel(Protocol):
+    """A latent-variable model whose distribution is the normalised geometric mean of p and q (a bidirectional
+    Helmholtz machine): p*(x) = p~*(x) / Z with p~*(x) = (E_{h ~ q}[sqrt(w)])^2 from `log_importance_weights`,
+    and `log_partition_weights(n, k, seed)` the logs of n independent unbiased estimates of Z."""
+
+    def log_importance_weights(self, x, k, seed): ...
+
+    def log_partition_weights(self, n, k, seed): ...
+
+    def validate_data(self, x, name="x"): ...
+
+
 class Sampler(Protocol):
     """`sample(n, seed=None, ...)`: n samples of the visible units as a NumPy array (n, n_features)."""
 
     def sample(self, n, seed=None): ...
+
+
+class Inpainter(Protocol):
+    """`inpaint(x, mask, n_chains, n_steps, seed)`: completions of the pixels of x where mask is 0, as a NumPy
+    array (n, n_chains, n_features)."""
+
+    def inpaint(self, x, mask, n_chains=10, n_steps=250, seed=None): ...
 
 
 class Encoder(Protocol):
@@ -84,7 +106,9 @@ CAPABILITIES = (
     ("energy model", EnergyModel, "log Z by AIS and RAISE, zoo eval"),
     ("exact enumeration", Enumerable, "exact log Z"),
     ("latent-variable model", LatentVariableModel, "importance-sampled log p(x), zoo eval"),
+    ("normalised geometric mean", GeometricMeanModel, "log p*(x) with log Z by importance sampling, zoo eval"),
     ("sampler", Sampler, "zoo sample"),
+    ("inpainter", Inpainter, "zoo inpaint"),
     ("encoder", Encoder, "zoo finetune"),
     ("classifier", Classifier, "class predictions"),
     ("servable", Servable, "SavedModel signatures"),

@@ -58,3 +58,60 @@ def save_png(path, grid):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     files.write_atomically(path, lambda tmp: tmp.write_bytes(data))
     return path
+
+
+def save_gif(path, grids, seconds_per_frame=0.1):
+    """Write tiled float arrays in [0, 1] (grey, all of one shape) to `path` as an animated GIF, atomically; the
+    last frame is held three times as long."""
+    from PIL import Image
+
+    if not grids:
+        raise ValueError("no frames to animate")
+    frames = [Image.fromarray(to_uint8(grid)[..., 0] if np.ndim(grid) == 2 else to_uint8(grid)) for grid in grids]
+    duration = int(round(1000 * seconds_per_frame))
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+
+    def write(tmp):
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], loop=0,
+                       duration=[duration] * (len(frames) - 1) + [3 * duration])
+
+    files.write_atomically(path, write)
+    return path
+
+
+MASKS = ("top", "bottom", "left", "right", "random")
+
+
+def inpainting_mask(name, image_shape, seed=0):
+    """A flat mask of 1 (known pixels) and 0 (pixels to fill in) for images of `image_shape`: "top", "bottom",
+    "left", "right" hide that half of the image; "random" hides each pixel with probability 1/2 (seeded)."""
+    if name not in MASKS:
+        raise ValueError(f"unknown mask {name!r}: expected one of {', '.join(MASKS)}, or a .npy or .png file")
+    h, w = (int(s) for s in image_shape[:2])
+    rows, cols = np.mgrid[:h, :w]
+    hidden = {"top": rows < h // 2, "bottom": rows >= h // 2, "left": cols < w // 2, "right": cols >= w // 2}
+    if name == "random":
+        known = np.random.default_rng(seed).random((h, w)) < 0.5
+    else:
+        known = ~hidden[name]
+    return known.astype(np.float32).ravel()
+
+
+def read_mask(path, n_pixels):
+    """A mask from a .npy file or a PNG (known pixels non-zero / white), flattened to `n_pixels`."""
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"cannot read the mask {path}: no such file")
+    try:
+        if path.lower().endswith(".npy"):
+            mask = np.load(path, allow_pickle=False)
+        else:
+            mask = tf.io.decode_png(tf.io.read_file(path), channels=1).numpy()[..., 0] / 255.0
+    except (OSError, ValueError, tf.errors.OpError) as error:
+        raise ValueError(f"cannot read the mask {path}: {str(error).splitlines()[0][:200]}") from None
+    mask = np.asarray(mask, np.float32)
+    if mask.size != n_pixels:
+        raise ValueError(f"the mask {path} has {mask.size} pixels, the model {n_pixels}")
+    return (mask.ravel() > 0.5).astype(np.float32)

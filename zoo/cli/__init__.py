@@ -22,7 +22,7 @@ def _families():
     if not FAMILIES:
         from zoo.cli import helmholtz, rbm
 
-        for family in (rbm.FAMILY, helmholtz.FAMILY):
+        for family in (rbm.FAMILY, helmholtz.FAMILY, helmholtz.BIHM_FAMILY):
             FAMILIES[family.name] = family
     return FAMILIES
 
@@ -49,6 +49,28 @@ def build_parser():
                         "chain (an RBM: Gibbs sweeps; default: the model's own, 1000 for an RBM)")
     sample.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
     sample.add_argument("--out", default="samples.png", help="PNG file (default: %(default)s)")
+    sample.add_argument("--gif", metavar="FILE", help="also an animated GIF of the chains (models that sample by a "
+                        "chain with frames: a BiHM)")
+
+    inpaint = commands.add_parser(
+        "inpaint", help="fill in hidden pixels of test images by a Markov chain (BiHM)",
+        description="Hide part of each of the first --n test images and fill it in: --chains Markov chains per "
+                    "image, each clamping the known pixels and leaving the model's conditional of the hidden ones "
+                    "given them invariant. The PNG has one row per image: the image, the known pixels (hidden ones "
+                    "grey), then the chains' completions.",
+        epilog="example: zoo inpaint bihm-12l-bmnist --mask bottom --n 10 --chains 10 --steps 250 --out inpaint.png")
+    inpaint.add_argument("model", help="model folder or registered name (see zoo list)")
+    inpaint.add_argument("--mask", default="bottom", help="the pixels to fill in: top, bottom, left or right (that "
+                         "half of the image), random (each pixel with probability 1/2), or a .npy or .png file of the "
+                         "image's shape, non-zero where a pixel is known (default: %(default)s)")
+    inpaint.add_argument("--n", type=_positive_int, default=10, help="test images (default: %(default)s)")
+    inpaint.add_argument("--chains", type=_positive_int, default=10, help="chains per image (default: %(default)s)")
+    inpaint.add_argument("--steps", type=_positive_int, default=250, help="sweeps of each chain (default: %(default)s)")
+    inpaint.add_argument("--dataset", metavar="NAME", help="whose test images (default: the card's dataset, "
+                         "binarized_mnist for a model trained on mnist with dynamic binarisation)")
+    inpaint.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
+    inpaint.add_argument("--out", default="inpaint.png", help="PNG file (default: %(default)s)")
+    inpaint.add_argument("--gif", metavar="FILE", help="also an animated GIF of the chains")
 
     ev = commands.add_parser(
         "eval", help="the model's log-likelihood: AIS bracket (energy models) or importance sampling",
@@ -81,6 +103,10 @@ def build_parser():
                     help="latent-variable models: importance samples per example (default: 1 10 100 1000 10000)")
     ev.add_argument("--test-examples", type=_positive_int, metavar="N",
                     help="latent-variable models: the first N examples of the split only (default: all)")
+    ev.add_argument("--z-samples", type=_positive_int, default=10 ** 6, metavar="N",
+                    help="normalised geometric means (BiHM): samples of p estimating log Z (default: 1000000)")
+    ev.add_argument("--z-k", type=_positive_int, default=10, metavar="K",
+                    help="normalised geometric means (BiHM): inner samples of q per sample of p (default: 10)")
     ev.add_argument("--split", choices=("test", "validation"), default="test",
                     help="latent-variable models: the split measured; choose settings on validation, never on "
                          "test (default: %(default)s; the card records the test split only)")
@@ -197,6 +223,9 @@ def main(argv=None):
         if args.command == "sample":
             prepare_tensorflow()
             return sample(args)
+        if args.command == "inpaint":
+            prepare_tensorflow()
+            return inpaint(args)
         if args.command == "eval":
             prepare_tensorflow()
             return evaluate(args, argv)
@@ -227,15 +256,68 @@ def sample(args):
     image_shape = card.get("image_shape")
     if not image_shape:
         raise ValueError(f"{args.model}/card.json has no image_shape: cannot tile the samples")
-    if not args.out.lower().endswith(".png"):
-        raise ValueError(f"--out must name a .png file, got {args.out!r}")
+    parameters = inspect.signature(model.sample).parameters
     steps = {} if args.steps is None else {"n_steps": args.steps}
-    if steps and "n_steps" not in inspect.signature(model.sample).parameters:
+    if steps and "n_steps" not in parameters:
         raise ValueError(f"{type(model).__name__} samples without a Markov chain: --steps does not apply")
-    samples = model.sample(args.n, seed=args.seed, **steps)
+    if args.gif and "frames" not in parameters:
+        raise ValueError(f"{type(model).__name__} has no chain to animate: --gif does not apply")
+    _check_image_paths(args.out, args.gif)
+    if args.gif:
+        samples, frames = model.sample(args.n, seed=args.seed, frames=GIF_FRAMES, **steps)
+        viz.save_gif(args.gif, [viz.tile(frame, image_shape) for frame in frames])
+    else:
+        samples = model.sample(args.n, seed=args.seed, **steps)
     viz.save_png(args.out, viz.tile(samples, image_shape))
-    how = f" after {args.steps} Gibbs steps" if steps else ""
-    print(f"{args.n} samples{how}: {os.path.abspath(args.out)}")
+    how = f" after {args.steps} Markov chain steps" if steps else ""
+    print(f"{args.n} samples{how}: {os.path.abspath(args.out)}" + (f" (and {args.gif})" if args.gif else ""))
+    return 0
+
+
+GIF_FRAMES = 26  # the start and 25 points along the chains
+
+
+def _check_image_paths(png, gif):
+    if not png.lower().endswith(".png"):
+        raise ValueError(f"--out must name a .png file, got {png!r}")
+    if gif is not None and not gif.lower().endswith(".gif"):
+        raise ValueError(f"--gif must name a .gif file, got {gif!r}")
+
+
+def inpaint(args):
+    import numpy as np
+
+    from zoo import capabilities, data, export, viz
+
+    _check_image_paths(args.out, args.gif)
+    folder = _model_folder(args.model)
+    model, card = export.load_folder(folder)
+    capabilities.require(model, capabilities.Inpainter, "inpaint")
+    image_shape = card.get("image_shape")
+    if not image_shape:
+        raise ValueError(f"{args.model}/card.json has no image_shape: cannot lay out the images")
+    n_pixels = int(np.prod(image_shape))
+    from_file = args.mask.lower().endswith((".npy", ".png"))
+    mask = (viz.read_mask(args.mask, n_pixels) if from_file
+            else viz.inpainting_mask(args.mask, image_shape, seed=args.seed))
+    dataset = data.load(args.dataset or _trained_on(card))
+    if args.n > dataset.test.n:
+        raise ValueError(f"--n {args.n} is more than the {dataset.test.n} test images of {dataset.name}")
+    x = model.validate_data(dataset.test.x[:args.n], f"dataset {dataset.name!r} (test split)")
+    result = model.inpaint(x, mask, n_chains=args.chains, n_steps=args.steps, seed=args.seed,
+                           frames=GIF_FRAMES if args.gif else 0)
+    completions, frames = result if args.gif else (result, None)
+
+    def rows(completions):  # per image: the image, the known pixels on grey, the completions
+        shown = np.where(mask > 0, x, 0.5)
+        return np.concatenate([x[:, None], shown[:, None], completions], axis=1).reshape(-1, n_pixels)
+
+    n_cols = args.chains + 2
+    if frames is not None:
+        viz.save_gif(args.gif, [viz.tile(rows(frame), image_shape, n_cols=n_cols) for frame in frames])
+    viz.save_png(args.out, viz.tile(rows(completions), image_shape, n_cols=n_cols))
+    print(f"{args.n} images x {args.chains} chains, {args.steps} steps, mask {args.mask}: "
+          f"{os.path.abspath(args.out)}" + (f" (and {args.gif})" if args.gif else ""))
     return 0
 
 
@@ -326,7 +408,8 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
 
     result = evaluation.evaluate_latent_variable_model(model, dataset, ks=args.k, batch_size=args.batch_size,
                                                        seed=args.seed, split=args.split,
-                                                       n_examples=args.test_examples, progress=progress)
+                                                       n_examples=args.test_examples, progress=progress,
+                                                       partition_samples=args.z_samples, partition_k=args.z_k)
     report = {"model": str(args.model), "model_summary": summary, "split": args.split,
               f"n_{args.split}": getattr(dataset, args.split).n, **result.to_dict(arrays=False)}
     if args.json:
@@ -335,24 +418,41 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
         print(f"model    {args.model} ({summary})")
         print(f"dataset  {result.dataset} ({result.n_examples} {args.split} examples)")
         print()
-        print(f"{'K':>8}{args.split + ' NLL':>16}{'+- (se)':>10}{'ESS':>10}{'seconds':>10}")
+        z = result.log_z
+        if z:
+            print(f"log Z    {_number(z['log_z'], 0, 4).strip()} +- {_number(z['std'], 0, 4).strip()} ({z['n_samples']} "
+                  f"samples of p, {z['k']} of q each; ESS {_number(z['ess'], 0, 1).strip()}; "
+                  f"{_number(z['seconds'], 0, 1).strip()} s)")
+        print()
+        extra = f"{'p NLL':>10}{'p ESS':>8}" if z else ""
+        print(f"{'K':>8}{args.split + ' NLL':>16}{'+- (se)':>10}{'ESS':>10}{extra}{'seconds':>10}")
         for r in result.results:  # JSON form: "inf" for an infinite error, None for NaN
+            extra = f"{_number(r['p_nll'], 10, 2)}{_number(r['p_ess'], 8, 1)}" if z else ""
             print(f"{r['k']:>8}{_number(r['nll'], 16, 4)}{_number(r['std'], 10, 4)}{_number(r['ess'], 10, 1)}"
-                  f"{_number(r['seconds'], 10, 1)}")
-        print("  importance sampling from the inference network: a stochastic lower bound on log p(x) "
-              "(an upper one on the NLL), tightening with K")
+                  f"{extra}{_number(r['seconds'], 10, 1)}")
+        if z:
+            print("  log p*(x) = log p~*(x) - log Z: log p~*(x) by importance sampling from q, a stochastic lower "
+                  "bound tightening with K, and log Z-hat too low on average (so the NLL's two errors lean "
+                  "opposite ways); p NLL: the generative model p alone, from the same samples")
+        else:
+            print("  importance sampling from the inference network: a stochastic lower bound on log p(x) "
+                  "(an upper one on the NLL), tightening with K")
     if args.write_card:
         # each K keeps the command and the number of test examples that measured it: a later run at other K
         # (a larger K on fewer examples, say) adds to the card instead of replacing it
         command = _card_command(folder, args, argv)
         previous = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
         by_k = dict(previous.get("test_nll_by_k") or {}) if previous.get("dataset") == result.dataset else {}
+        plain = ("p_nll", "p_std", "p_ess", "log_p_tilde")
         by_k.update({str(r["k"]): {"nll": r["nll"], "std": r["std"], "ess": r["ess"], "seconds": r["seconds"],
+                                   **{name: r[name] for name in plain if name in r},
                                    "n_examples": result.n_examples, "command": command} for r in result.results})
-        _write_metrics(folder, card, {
-            "dataset": result.dataset, "kind": result.kind,
-            "test_nll_by_k": dict(sorted(by_k.items(), key=lambda item: int(item[0]))),
-            "settings": {"batch_size": args.batch_size, "seed": args.seed}, "command": command})
+        metrics = {"dataset": result.dataset, "kind": result.kind,
+                   "test_nll_by_k": dict(sorted(by_k.items(), key=lambda item: int(item[0]))),
+                   "settings": {"batch_size": args.batch_size, "seed": args.seed}, "command": command}
+        if result.log_z:
+            metrics["log_z"] = {**result.log_z, "command": command}
+        _write_metrics(folder, card, metrics)
     return 0
 
 

@@ -13,6 +13,8 @@ class HelmholtzFamily(Family):
     epilog = ("example: zoo train helmholtz --dataset binarized_mnist --layers 200 200 10 --k 10 --epochs 100 "
               "--lr 0.001 --out models/rws-sbn --seed 0")
 
+    q_updates = True  # the --q-update option (a BiHM has one objective for p and q)
+
     def add_arguments(self, parser):
         model = parser.add_argument_group("model")
         model.add_argument("--layers", type=positive_int, nargs="+", default=[200, 200, 10], metavar="N",
@@ -26,9 +28,10 @@ class HelmholtzFamily(Family):
                            help="hidden units of each NADE layer (default: as many as its units)")
         algo = parser.add_argument_group("training")
         algo.add_argument("--k", type=positive_int, default=10, help="samples from q per example (default: %(default)s)")
-        algo.add_argument("--q-update", choices=("wake", "sleep", "both"), default="both",
-                          help="q's update: the reweighted wake phase, the sleep phase on dreams from p, or their "
-                               "sum (default: %(default)s)")
+        if self.q_updates:
+            algo.add_argument("--q-update", choices=("wake", "sleep", "both"), default="both",
+                              help="q's update: the reweighted wake phase, the sleep phase on dreams from p, or "
+                                   "their sum (default: %(default)s)")
         algo.add_argument("--lr", type=nonnegative_float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
         algo.add_argument("--lr-final", type=nonnegative_float, help="decay the learning rate linearly to this")
 
@@ -48,3 +51,24 @@ class HelmholtzFamily(Family):
 
 
 FAMILY = HelmholtzFamily()
+
+
+class BiHMFamily(HelmholtzFamily):
+    name = "bihm"
+    help = "bidirectional Helmholtz machine: p* the normalised geometric mean of p and q"
+    description = ("Train a bidirectional Helmholtz machine (Bornschein et al. 2016), p* proportional to the "
+                   "geometric mean of a generative stack p and an inference stack q, on the bound log p~*(x) with K "
+                   "samples from q, and save it as a model folder. Measure it with zoo eval (log p~*(x) by "
+                   "importance sampling, log Z from samples of p).")
+    epilog = ("example: zoo train bihm --dataset binarized_mnist --layers 300 200 100 75 50 35 30 25 20 15 10 10 "
+              "--k 10 --epochs 100 --lr 0.001 --out models/bihm --seed 0")
+    q_updates = False
+
+    def build(self, args, dataset):
+        from zoo.models import BiHM
+
+        return BiHM(args.layers, p_layers=args.p_layers, q_layers=args.q_layers, k=args.k,
+                    nade_hidden=args.nade_hidden, n_visible=dataset.n_features, seed=args.seed)
+
+
+BIHM_FAMILY = BiHMFamily()

@@ -74,17 +74,26 @@ def _check_model(model):
                                 "give an importance-sampled log-likelihood (it has no inference network)")
 
 
-def log_likelihood(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, max_elements=2 ** 16):
-    """Importance-sampled log p(x) of each row of `x` with `k` samples from the model's inference network.
+def log_likelihood(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, max_elements=2 ** 16, power=1):
+    """Importance-sampled log p(x) of each row of `x` with `k` samples from the model's inference network:
+    power * log mean_k w_k^(1 / power), which is log p(x) for power 1 and a bidirectional Helmholtz machine's
+    log p~*(x) = 2 log E_q[sqrt(w)] for power 2 (`log_likelihoods` computes several powers from one draw).
 
     The rows go in batches of `batch_size`, the samples in chunks of `chunk_size` (default: as many as keep
     batch_size * chunk_size <= max_elements: each sample carries the model's layers, so 2^16 samples of a
-    784-200-200-10 machine take some hundreds of MB, and 2^20 ran out of 24 GB). Each (batch, chunk) draws with its own stateless seed derived
-    from `seed`, so a result is reproducible; a different chunking draws other samples."""
+    784-200-200-10 machine take some hundreds of MB, and 2^20 ran out of 24 GB). Each (batch, chunk) draws with
+    its own stateless seed derived from `seed`, so a result is reproducible; a different chunking draws other
+    samples."""
+    return log_likelihoods(model, x, k, batch_size, chunk_size, seed, max_elements, powers=(power,))[0]
+
+
+def log_likelihoods(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, max_elements=2 ** 16, powers=(1,)):
+    """[ImportanceResult] of `log_likelihood`, one per power in `powers`, all from the same samples."""
     _check_model(model)
     k = checks.check_positive_int(k, "k")
     batch_size = checks.check_positive_int(batch_size, "batch_size")
     seed = checks.check_positive_int(seed, "seed", minimum=0)
+    powers = [checks.check_positive_int(power, "power") for power in powers]
     chunk_size = (max(1, checks.check_positive_int(max_elements, "max_elements") // batch_size) if chunk_size is None
                   else checks.check_positive_int(chunk_size, "chunk_size"))
     chunk_size = min(chunk_size, k)
@@ -93,10 +102,10 @@ def log_likelihood(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, ma
         raise ValueError("x has no rows: nothing to estimate")
     begin = time.perf_counter()
     key = tf.constant([seed, 2], tf.int32)
-    estimates, stds, ess = [], [], []
+    streams_by_batch = []
     for b, start in enumerate(range(0, len(x), batch_size)):
         batch = tf.constant(x[start:start + batch_size])
-        stream = LogMeanExp()
+        streams = [LogMeanExp() for _ in powers]
         for c, first in enumerate(range(0, k, chunk_size)):
             chunk_key = tf.random.experimental.stateless_fold_in(tf.random.experimental.stateless_fold_in(key, b), c)
             log_w = model.log_importance_weights(batch, min(chunk_size, k - first), chunk_key)
@@ -106,38 +115,92 @@ def log_likelihood(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, ma
                                  f"expected {(len(batch), min(chunk_size, k - first))}")
             if np.isnan(log_w).any():
                 raise FloatingPointError(f"{type(model).__name__}.log_importance_weights returned NaN")
-            stream.update(log_w)
-        estimates.append(stream.log_mean())
-        batch_ess = stream.ess()
-        ess.append(batch_ess)
+            for stream, power in zip(streams, powers):
+                stream.update(log_w / power)
+        streams_by_batch.append(streams)
+    seconds = time.perf_counter() - begin
+    results = []
+    for i, power in enumerate(powers):
+        streams = [s[i] for s in streams_by_batch]
+        per_example = power * np.concatenate([s.log_mean() for s in streams])
+        ess = np.concatenate([s.ess() for s in streams])
         with np.errstate(divide="ignore", invalid="ignore"):
-            stds.append(np.sqrt(np.maximum(k / (k - 1) * (1 / batch_ess - 1 / k), 0.0)) if k > 1
-                        else np.full(len(batch_ess), math.inf))
-    per_example, ess = np.concatenate(estimates), np.concatenate(ess)
-    mean = float(per_example.mean())
-    return ImportanceResult(
-        log_likelihood=mean, std=standard_error(per_example), nll=-mean, ess=float(ess.mean()), k=k,
-        per_example=per_example, per_example_std=np.concatenate(stds),
-        settings={"method": "importance sampling", "k": k, "n_examples": len(per_example),
-                  "batch_size": batch_size, "chunk_size": chunk_size, "seed": seed},
-        seconds=time.perf_counter() - begin)
+            stds = (power * np.sqrt(np.maximum(k / (k - 1) * (1 / ess - 1 / k), 0.0)) if k > 1
+                    else np.full(len(ess), math.inf))
+        mean = float(per_example.mean())
+        settings = {"method": "importance sampling", "k": k, "n_examples": len(per_example), "batch_size": batch_size,
+                    "chunk_size": chunk_size, "seed": seed}
+        results.append(ImportanceResult(
+            log_likelihood=mean, std=standard_error(per_example), nll=-mean, ess=float(ess.mean()), k=k,
+            per_example=per_example, per_example_std=stds,
+            settings=settings if power == 1 else {**settings, "power": power}, seconds=seconds))
+    return results
+
+
+@dataclass(frozen=True, eq=False)
+class PartitionResult(Result):
+    """log Z-hat from n_samples unbiased estimates of Z (each with k inner samples): log of their mean, its
+    delta-method standard error, and the effective sample size of the estimates."""
+    log_z: float
+    std: float
+    ess: float
+    n_samples: int
+    k: int
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    kind: str = "estimate"  # Z-hat unbiased, so log Z-hat is too low on average (Jensen)
+
+
+def log_partition(model, n_samples=10 ** 6, k=10, batch_size=10 ** 4, seed=0):
+    """log Z of a model with `log_partition_weights(n, k, seed)` (the log of n independent unbiased estimates
+    of Z, e.g. a bidirectional Helmholtz machine's), streamed in batches of `batch_size`."""
+    capabilities.require(model, capabilities.GeometricMeanModel, "estimate a normaliser Z")
+    n_samples = checks.check_positive_int(n_samples, "n_samples")
+    k = checks.check_positive_int(k, "k")
+    batch_size = checks.check_positive_int(batch_size, "batch_size")
+    seed = checks.check_positive_int(seed, "seed", minimum=0)
+    begin, stream = time.perf_counter(), LogMeanExp()
+    key = tf.constant([seed, 3], tf.int32)
+    for b, first in enumerate(range(0, n_samples, batch_size)):
+        n = min(batch_size, n_samples - first)
+        log_w = np.asarray(model.log_partition_weights(n, k, tf.random.experimental.stateless_fold_in(key, b)),
+                           np.float64)
+        if log_w.shape != (n,) or np.isnan(log_w).any():
+            raise FloatingPointError(f"{type(model).__name__}.log_partition_weights returned shape {log_w.shape} "
+                                     f"(expected {(n,)}) or NaN")
+        stream.update(log_w[None])
+    ess = float(stream.ess()[0])
+    std = math.sqrt(max(n_samples / (n_samples - 1) * (1 / ess - 1 / n_samples), 0.0)) if n_samples > 1 else math.inf
+    return PartitionResult(log_z=float(stream.log_mean()[0]), std=std, ess=ess, n_samples=n_samples, k=k,
+                           settings={"n_samples": n_samples, "k": k, "batch_size": batch_size, "seed": seed},
+                           seconds=time.perf_counter() - begin)
 
 
 @dataclass(frozen=True, eq=False)
 class ImportanceEvaluation(Result):
-    """The test NLL at several K (`results`, one ImportanceResult.to_dict(arrays=False) per K)."""
+    """The test NLL at several K (`results`, one ImportanceResult.to_dict(arrays=False) per K). For a normalised
+    geometric mean (a BiHM), `log_z` is the PartitionResult.to_dict() and each result carries, from the same
+    samples, `log_p_tilde` (log p~*(x), its `log_p_tilde_std` and `ess` of the weights sqrt(w)) and the plain
+    p's `p_nll` and `p_ess`; its `nll` is -(log p~*(x) - log Z-hat) and `std` adds both errors."""
     dataset: str
     results: list
     seconds: float
     kind: str = "stochastic lower bound"
     n_examples: int = 0
+    log_z: dict = None
+
+
+#: a BiHM's log p*(x): log p~*-hat is a stochastic lower bound (too low on average), and log Z-hat, the log of an
+#: unbiased estimate, is too low on average too, so that -log Z-hat leans high: the two lean opposite ways
+GEOMETRIC_MEAN_KIND = "mixed estimate"
 
 
 def evaluate_latent_variable_model(model, dataset, ks=DEFAULT_KS, batch_size=100, seed=0, split="test",
-                                   n_examples=None, progress=None):
+                                   n_examples=None, progress=None, partition_samples=10 ** 6, partition_k=10):
     """Test NLL of `dataset` (a name, a zoo.data.Dataset or {"test": x}) at each K in `ks`, each with its
     ESS and seconds; n_examples: the first n examples of the split only. progress(k, result) is called after
-    each K."""
+    each K. A normalised geometric mean (`capabilities.GeometricMeanModel`) also gets log Z from
+    `partition_samples` samples of p with `partition_k` inner samples each, first, and its NLL is that of p*."""
     _check_model(model)
     ks = tuple(checks.check_positive_int(k, "k") for k in ([ks] if isinstance(ks, int) else ks))
     if not ks:
@@ -154,9 +217,24 @@ def evaluate_latent_variable_model(model, dataset, ks=DEFAULT_KS, batch_size=100
     if n_examples is not None:
         x = x[:checks.check_positive_int(n_examples, "n_examples")]
     begin, results = time.perf_counter(), []
+    geometric = capabilities.offers(model, capabilities.GeometricMeanModel)
+    log_z = log_partition(model, partition_samples, partition_k, seed=seed) if geometric else None
     for k in sorted(set(ks)):
-        result = log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed)
-        results.append(result.to_dict(arrays=False))
+        if not geometric:
+            result = log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed)
+            results.append(result.to_dict(arrays=False))
+        else:
+            plain, tilde = log_likelihoods(model, x, k=k, batch_size=batch_size, seed=seed, powers=(1, 2))
+            log_p_star = tilde.per_example - log_z.log_z
+            result = ImportanceResult(
+                log_likelihood=float(log_p_star.mean()), std=math.hypot(tilde.std, log_z.std),
+                nll=-float(log_p_star.mean()), ess=tilde.ess, k=k, per_example=log_p_star,
+                per_example_std=np.hypot(tilde.per_example_std, log_z.std),
+                settings={**tilde.settings, "log_z": log_z.log_z}, seconds=tilde.seconds, kind=GEOMETRIC_MEAN_KIND)
+            results.append({**result.to_dict(arrays=False), "log_p_tilde": tilde.log_likelihood,
+                            "log_p_tilde_std": tilde.std, "p_nll": plain.nll, "p_std": plain.std, "p_ess": plain.ess})
         if progress is not None:
             progress(k, result)
-    return ImportanceEvaluation(dataset=name, results=results, seconds=time.perf_counter() - begin, n_examples=len(x))
+    return ImportanceEvaluation(dataset=name, results=results, seconds=time.perf_counter() - begin, n_examples=len(x),
+                                kind=GEOMETRIC_MEAN_KIND if geometric else "stochastic lower bound",
+                                log_z=None if log_z is None else log_z.to_dict())

@@ -6,14 +6,17 @@ Every result says what kind of number it is (`kind`):
   log Z-hat is too low on average);
 - "stochastic lower bound": a number whose expectation is at most the truth (RAISE's per-example
   log-likelihood; importance sampling's log p(x) with K samples, tightening as K grows);
-- "bracket": a pair from both sides (the NLL from forward AIS and from RAISE).
+- "bracket": a pair from both sides (the NLL from forward AIS and from RAISE);
+- "mixed estimate": a difference of two estimates whose errors lean opposite ways (a bidirectional Helmholtz
+  machine's log p*(x) = log p~*-hat(x) - log Z-hat: the first too low on average, the second too low as well,
+  so that its negative leans high); the standard error says how far either can be.
 """
 import math
 from dataclasses import asdict
 
 import numpy as np
 
-KINDS = ("exact", "estimate", "stochastic lower bound", "bracket")
+KINDS = ("exact", "estimate", "stochastic lower bound", "bracket", "mixed estimate")
 
 
 def standard_error(x):

@@ -1,0 +1,291 @@
+"""Bidirectional Helmholtz machines (Bornschein, Shabanian, Fischer & Bengio, ICML 2016).
+
+Two directed models over the same binary layers, the Helmholtz machine's top-down p(x, h) and bottom-up
+q(h | x), whose normalised geometric mean is the model:
+
+    p*(x) = p~*(x) / Z,   p~*(x) = (sum_h sqrt(p(x, h) q(h | x)))^2,   Z = sum_x p~*(x) <= 1
+
+(Cauchy-Schwarz: sum_h sqrt(p q) <= sqrt(p(x)), so p~*(x) <= p(x) and Z <= 1.) With K samples h_k ~ q(. | x)
+and log w_k = log p(x, h_k) - log q(h_k | x):
+
+    log p~*(x) ~ 2 (logsumexp_k (log w_k / 2) - log K)      (a stochastic lower bound, tightening with K)
+    Z = E_{(x, h) ~ p}[sqrt(q(h | x) / p(x, h)) * E_{h' ~ q(. | x)}[sqrt(p(x, h') / q(h' | x))]]
+
+Training ascends log p~*(x), itself a lower bound on log p*(x) since log Z <= 0. Its gradient is
+grad log p~*(x) = sum_h pi(h | x) grad (log p(x, h) + log q(h | x)), pi(h | x) proportional to sqrt(p q); with the
+self-normalised weights w~_k = softmax_k(log w_k / 2) (means over the batch):
+
+    p:  sum_k w~_k grad log p(x, h_k)
+    q:  sum_k (w~_k - 1 / K) grad log q(h_k | x)   (1 / K sum_k grad log q has expectation 0: a baseline)
+
+No sleep phase. The derivation, and its check on a model small enough to enumerate, are in docs/bihm.md.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zoo import checks
+from zoo.models.helmholtz import HelmholtzMachine
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class BiHM(HelmholtzMachine):
+    """A bidirectional Helmholtz machine trained through `model.fit` on the bound log p~*(x).
+
+    Args as `HelmholtzMachine` (layers from the data up, p and q layer types, `k` samples from q per example
+    in training, nade_hidden, n_visible, seed), without `q_update`: p and q both follow the one objective.
+    Same layout of the weights: `p_layers_[i]` from the top prior down, `q_layers_[i]` from q(h_1 | x) up.
+    """
+
+    def __init__(self, layers=(200, 200, 10), p_layers="sbn", q_layers="sbn", k=10, nade_hidden=None,
+                 n_visible=None, seed=None, **kwargs):
+        kwargs.pop("q_update", None)
+        super().__init__(layers, p_layers=p_layers, q_layers=q_layers, k=k, q_update="wake",
+                         nade_hidden=nade_hidden, n_visible=n_visible, seed=seed, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("q_update")
+        return config
+
+    # -- the objective --------------------------------------------------------------------------------------
+    @staticmethod
+    def bound_and_ess(log_w):
+        """Per example, from log weights (k, batch): the K-sample estimate of log p~*(x),
+        2 (logsumexp_k (log w_k / 2) - log K), and the effective sample size of the weights sqrt(w_k)."""
+        k = tf.cast(tf.shape(log_w)[0], log_w.dtype)
+        half = log_w / 2
+        bound = 2 * (tf.reduce_logsumexp(half, 0) - tf.math.log(k))
+        ess = tf.exp(2 * tf.reduce_logsumexp(half, 0) - tf.reduce_logsumexp(2 * half, 0))
+        return bound, ess
+
+    def bihm_losses(self, x, seed):
+        """The two surrogate losses whose gradients are the updates of p and q (means over the batch), and the
+        log weights (k, batch)."""
+        hidden, log_q = self.sample_q(x, self.k, seed)
+        log_p = self.log_joint(x, hidden)
+        log_w = log_p - log_q
+        weights = tf.stop_gradient(tf.nn.softmax(log_w / 2, axis=0))
+        baseline = 1.0 / tf.cast(tf.shape(log_w)[0], log_w.dtype)
+        p_loss = -tf.reduce_mean(tf.reduce_sum(weights * log_p, 0))
+        q_loss = -tf.reduce_mean(tf.reduce_sum((weights - baseline) * log_q, 0))
+        return p_loss, q_loss, tf.stop_gradient(log_w)
+
+    def train_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, self.compute_dtype)
+        with tf.GradientTape() as tape:
+            p_loss, q_loss, log_w = self.bihm_losses(x, self._next_seed())
+            loss = (p_loss + q_loss) / tf.distribute.get_strategy().num_replicas_in_sync
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        self.monitor.update_state(list(self.bound_and_ess(log_w)))
+        return self.monitor.result()
+
+    def test_step(self, data):
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        x = tf.cast(x, self.compute_dtype)
+        hidden, log_q = self.sample_q(x, self.k, self._next_seed())
+        log_w = self.log_joint(x, hidden) - log_q
+        bound, ess = self.bound_and_ess(log_w)
+        # K = 1: 2 (log w / 2) = log w, the same ELBO as the Helmholtz machine's
+        self.validation_monitor.update_state([tf.reduce_mean(log_w, 0), bound, ess])
+        return {f"bound_{self.k}" if name == "bound" else name: value
+                for name, value in self.validation_monitor.result().items()}
+
+    # -- the normaliser -------------------------------------------------------------------------------------
+    def log_partition_weights(self, n, k, seed):
+        """(n,): for n ancestral samples (x, h) ~ p and k samples h' ~ q(. | x) each, the log of
+        sqrt(q(h | x) / p(x, h)) * mean_k sqrt(p(x, h'_k) / q(h'_k | x)), whose expectation is Z."""
+        n = checks.check_positive_int(n, "n")
+        k = checks.check_positive_int(k, "k")
+        return self._log_partition_weights(tf.constant(n), tf.constant(k), tf.convert_to_tensor(seed, tf.int32))
+
+    @tf.function(reduce_retracing=True)
+    def _log_partition_weights(self, n, k, seed):
+        seed_p, seed_q = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        x, hidden, _ = self.dream(n, seed_p)
+        outer = (self.log_q(x, hidden) - self.log_joint(x, hidden)) / 2
+        inner, _ = self.bound_and_ess(tf.transpose(self._log_weights(x, k, seed_q)))
+        return outer + inner / 2
+
+    # -- sampling from p* -----------------------------------------------------------------------------------
+    # The chain runs on an augmented state (x, h, h'), two copies of the latent stack, with target
+    #     pi(x, h, h') proportional to sqrt(p(x, h) q(h | x)) sqrt(p(x, h') q(h' | x)),
+    # whose x-marginal is (sum_h sqrt(p q))^2 = p~*(x), proportional to p*. One step updates x, then every layer
+    # of h and of h', each block by conditional importance resampling (i-SIR): the current value and m - 1
+    # candidates from a proposal that does not depend on it, one of the m kept with probability proportional to
+    # pi / proposal. That leaves pi exactly invariant whatever the proposal; the proposal, the even mixture of the
+    # block's p and q conditionals given the current neighbours (without their autoregressive parts), decides
+    # only how fast the chain mixes.
+    def _log_target(self, x, hidden):
+        """(log p(x, h) + log q(h | x)) / 2 over any leading axes: one copy's factor of log pi."""
+        return (self.log_joint(x, hidden) + self.log_q(x, hidden)) / 2
+
+    def _block_update(self, current, logits_a, logits_b, free, log_pi, m, seed):
+        """One i-SIR update of a block: `current` (n, units); the proposal's two components' logits (n, units);
+        `free` (units or n x units) the units that move (the others keep their values); log_pi(values) the log
+        target for values (..., n, units). Returns the new block (n, units)."""
+        seed_pick, seed_draw, seed_keep = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
+        n_units = tf.shape(current)
+        pick = tf.random.stateless_uniform(tf.concat([[m - 1], n_units[:-1], [1]], 0), seed_pick) < 0.5
+        logits = tf.where(pick, logits_a[None], logits_b[None])
+        draws = tf.cast(tf.random.stateless_uniform(tf.concat([[m - 1], n_units], 0), seed_draw) < tf.sigmoid(logits),
+                        current.dtype)
+        values = tf.concat([current[None], free * draws + (1 - free) * current[None]], 0)  # (m, n, units)
+
+        def log_component(logit):
+            return tf.reduce_sum(free * (values * logit - tf.nn.softplus(logit)), -1)
+
+        log_proposal = tf.reduce_logsumexp(tf.stack([log_component(logits_a), log_component(logits_b)]), 0)
+        log_weights = log_pi(values) - log_proposal  # (m, n)
+        index = tf.random.stateless_categorical(tf.transpose(log_weights), 1, seed_keep)[:, 0]
+        return tf.gather(tf.transpose(values, [1, 0, 2]), index, batch_dims=1)
+
+    def _gibbs_step(self, x, stacks, known_mask, m, seed):
+        """One sweep: x (its free pixels, where known_mask is 0), then each layer of each latent copy."""
+        seeds = tf.random.experimental.stateless_split(seed, 1 + 2 * len(self.layer_sizes))
+        bottom = self.p_layers_[-1]
+        x = self._block_update(
+            x, bottom._affine(stacks[0][0], None), bottom._affine(stacks[1][0], None), 1.0 - known_mask,
+            lambda values: sum(self._log_target(values, stack) for stack in stacks), m, seeds[0])
+        new_stacks = []
+        for c, stack in enumerate(stacks):
+            stack = list(stack)
+            for l in range(len(stack)):
+                below = x if l == 0 else stack[l - 1]
+                q_logits = self.q_layers_[l]._affine(below, None)
+                p_layer = self.p_layers_[len(stack) - 1 - l]  # p(h_l | h_{l+1}); the prior for the top layer
+                p_logits = p_layer._affine(stack[l + 1] if l + 1 < len(stack) else None, tf.shape(q_logits)[:-1])
+
+                def log_pi(values, l=l, stack=stack):
+                    hidden = [tf.broadcast_to(h, tf.concat([tf.shape(values)[:-1], tf.shape(h)[-1:]], 0))
+                              for h in stack]
+                    hidden[l] = values
+                    return self._log_target(x, hidden)
+
+                stack[l] = self._block_update(stack[l], q_logits, p_logits, 1.0, log_pi, m,
+                                              seeds[1 + c * len(stack) + l])
+            new_stacks.append(stack)
+        return x, new_stacks
+
+    @tf.function(reduce_retracing=True)
+    def _run_chain(self, x, stacks, known_mask, n_steps, m, seed):
+        def body(i, x, stacks):
+            x, stacks = self._gibbs_step(x, stacks, known_mask, m, tf.random.experimental.stateless_fold_in(seed, i))
+            return i + 1, x, stacks
+
+        _, x, stacks = tf.while_loop(lambda i, *_: i < n_steps, body, (tf.constant(0), x, stacks))
+        return x, stacks
+
+    def _chains(self, x, stacks, known_mask, n_steps, n_candidates, seed, frames=0):
+        """Run the chains `n_steps` sweeps from (x, stacks); returns the final x, its picture (the mean of
+        p(x | h_1) on the free pixels for an SBN bottom layer, the drawn x otherwise) and, if frames > 0, that many
+        pictures along the way (the first one the start)."""
+        n_steps = checks.check_positive_int(n_steps, "n_steps")
+        n_candidates = checks.check_positive_int(n_candidates, "n_candidates", minimum=2)
+        known_mask = tf.convert_to_tensor(known_mask, self.compute_dtype)
+        bottom = self.p_layers_[-1]
+
+        def picture(x, stacks):
+            if bottom.autoregressive:
+                return x.numpy()
+            return (known_mask * x + (1 - known_mask) * bottom.mean(stacks[0][0])).numpy()
+
+        frames = min(checks.check_positive_int(frames, "frames", minimum=0), n_steps + 1)
+        pictures = [picture(x, stacks)] if frames else []
+        segments = [n_steps] if frames < 2 else [len(part) for part in np.array_split(np.arange(n_steps), frames - 1)]
+        for i, steps in enumerate(segments):
+            if steps:
+                x, stacks = self._run_chain(x, stacks, known_mask, tf.constant(steps), tf.constant(n_candidates),
+                                            tf.random.experimental.stateless_fold_in(seed, i))
+            if frames:
+                pictures.append(picture(x, stacks))
+        return x, picture(x, stacks), pictures
+
+    def _start_latents(self, x, seed):
+        """Two copies of the latent stack drawn from q(. | x)."""
+        stacks = []
+        for c in range(2):
+            hidden, _ = self.sample_q(x, 1, tf.random.experimental.stateless_fold_in(seed, c))
+            stacks.append([h[0] for h in hidden])
+        return stacks
+
+    def _seed(self, seed):
+        return (self._next_seed() if seed is None
+                else tf.constant([checks.check_positive_int(seed, "seed", minimum=0), 0], tf.int32))
+
+    def sample(self, n, seed=None, binary=False, n_steps=250, n_candidates=10, frames=0):
+        """`n` samples from p*: ancestral samples (x, h) of p, h' ~ q(. | x), then `n_steps` sweeps of the chain
+        that leaves p* exactly invariant (`n_candidates` per block update). Returns the pictures (the mean of
+        p(x | h_1) for an SBN bottom layer) or, binary=True, the drawn x, shape (n, n_visible); with frames > 0,
+        also a list of that many pictures along the chains (for an animation)."""
+        if not self.built:
+            raise ValueError("the model has no weights yet: fit it or give n_visible")
+        n = checks.check_positive_int(n, "n")
+        seed = self._seed(seed)
+        seed_start, seed_chain = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        x, hidden, _ = self.dream(tf.constant(n), seed_start)
+        stacks = [list(hidden), self._start_latents(x, seed_start)[1]]
+        x, picture, pictures = self._chains(x, stacks, tf.zeros([self.n_visible]), n_steps, n_candidates,
+                                            seed_chain, frames)
+        result = x.numpy() if binary else picture
+        return (result, pictures) if frames else result
+
+    def ancestral_sample(self, n, seed=None, binary=False):
+        """Samples from p alone (not p*): the Helmholtz machine's `sample`."""
+        return super().sample(n, seed=seed, binary=binary)
+
+    def inpaint(self, x, mask, n_chains=10, n_steps=250, n_candidates=10, seed=None, binary=False, frames=0):
+        """Complete the images `x` (n, n_visible) where `mask` is 0, keeping the pixels where it is 1: per image,
+        `n_chains` chains start from the known pixels (the unknown ones 0) with latent states from q and run the
+        kernel of `sample` over the unknown pixels and the latents, which leaves p*(unknown | known) exactly
+        invariant. Returns (n, n_chains, n_visible) pictures or binary completions (and frames, as `sample`).
+        `mask` is (n_visible,) or (n, n_visible), binary, with at least one unknown pixel."""
+        x = self.validate_data(x, "x")
+        mask = np.asarray(mask, np.float32)
+        if mask.shape not in ((self.n_visible,), x.shape):
+            raise ValueError(f"mask must have shape ({self.n_visible},) or {x.shape} (one per image), got {mask.shape}")
+        if not np.all((mask == 0) | (mask == 1)):
+            raise ValueError("mask must be binary: 1 for a known pixel, 0 for one to fill in")
+        if np.any(mask.reshape(-1, self.n_visible).min(axis=1) == 1):
+            raise ValueError("mask has no unknown pixel (no 0) for some image: nothing to inpaint")
+        n_chains = checks.check_positive_int(n_chains, "n_chains")
+        mask = np.broadcast_to(mask, x.shape)
+        known_mask = np.repeat(mask, n_chains, axis=0)
+        start = np.repeat(x * mask, n_chains, axis=0)
+        seed = self._seed(seed)
+        seed_start, seed_chain = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        start = tf.constant(start)
+        stacks = self._start_latents(start, seed_start)
+        x_final, picture, pictures = self._chains(start, stacks, known_mask, n_steps, n_candidates, seed_chain, frames)
+        shape = (len(x), n_chains, self.n_visible)
+        result = (x_final.numpy() if binary else picture).reshape(shape)
+        return (result, [p.reshape(shape) for p in pictures]) if frames else result
+
+    def serving_endpoints(self):
+        """{name: (function, input_signature)} for a SavedModel that loads without zoo: sample(n, seed, n_steps)
+        from p* (the chain of `sample`, 10 candidates per block, the pictures), log_p_tilde(x, k, seed), the
+        K-sample estimate of log p~*(x) (log p*(x) needs log Z: see zoo eval), and encode(x) for SBN q layers."""
+        x_spec = tf.TensorSpec([None, self.n_visible], tf.float32, name="x")
+        scalar = tf.TensorSpec([], tf.int32)
+
+        def sample(n, seed, n_steps):
+            seed_start, seed_chain = tf.unstack(tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
+            x, hidden, _ = self.dream(n, seed_start)
+            stacks = [list(hidden), self._start_latents(x, seed_start)[1]]
+            x, stacks = self._run_chain(x, stacks, tf.zeros([self.n_visible]), n_steps, tf.constant(10), seed_chain)
+            bottom = self.p_layers_[-1]
+            return {"samples": x if bottom.autoregressive else bottom.mean(stacks[0][0])}
+
+        def log_p_tilde(x, k, seed):
+            log_w = self._log_weights(x, k, tf.stack([seed, 0]))
+            return {"log_p_tilde": self.bound_and_ess(tf.transpose(log_w))[0]}
+
+        endpoints = {"sample": (sample, [tf.TensorSpec([], tf.int32, name="n"), tf.TensorSpec([], tf.int32, name="seed"),
+                                         tf.TensorSpec([], tf.int32, name="n_steps")]),
+                     "log_p_tilde": (log_p_tilde, [x_spec, tf.TensorSpec([], tf.int32, name="k"),
+                                                   tf.TensorSpec([], tf.int32, name="seed")])}
+        if self.q_kind == "sbn":
+            endpoints["encode"] = (lambda x: {"features": self(x)}, [x_spec])
+        return endpoints

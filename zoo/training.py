@@ -112,8 +112,8 @@ class TensorBoardLogger(_SummaryCallback):
         if hasattr(self.model, "summary_scalars"):  # optional: statistics too costly for every epoch
             for name, value in self.model.summary_scalars(self.x).items():
                 tf.summary.scalar(name, float(value))
-        for name, (images, scale_each) in self.model.summary_images(self.x).items():
-            grid = viz.tile(images, self.image_shape, scale_each=scale_each)
+        for name, (images, scale_each, *n_cols) in self.model.summary_images(self.x).items():  # n_cols optional
+            grid = viz.tile(images, self.image_shape, n_cols=n_cols[0] if n_cols else None, scale_each=scale_each)
             tf.summary.image(name, viz.to_uint8(grid)[None])
         for name, values in self.model.summary_histograms(self.x).items():
             tf.summary.histogram(name, values)

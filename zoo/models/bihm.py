@@ -232,6 +232,29 @@ class BiHM(HelmholtzMachine):
         result = x.numpy() if binary else picture
         return (result, pictures) if frames else result
 
+    def sample_sir(self, n, n_candidates=100, k=100, seed=None, binary=False):
+        """`n` approximate samples of p* by sampling-importance-resampling from p (the reference code's method):
+        for each, `n_candidates` ancestral samples x_m of p, one kept with probability proportional to
+        p~*(x_m) / p(x_m), both estimated with `k` samples of q. Biased for finite n_candidates and k (the
+        chain of `sample` is exact); returned like `sample`."""
+        if not self.built:
+            raise ValueError("the model has no weights yet: fit it or give n_visible")
+        n = checks.check_positive_int(n, "n")
+        m = checks.check_positive_int(n_candidates, "n_candidates")
+        k = checks.check_positive_int(k, "k")
+        seed_p, seed_q, seed_pick = tf.unstack(tf.random.experimental.stateless_split(self._seed(seed), 3))
+        x, pictures = self._compiled_dream(tf.constant(n * m), seed_p)
+        rows = max(1, 2 ** 16 // k)  # candidates per pass: k samples of q each, 2^16 in memory at a time
+        log_ratio = []
+        for i, start in enumerate(range(0, n * m, rows)):
+            log_w = tf.transpose(self._log_weights(x[start:start + rows], tf.constant(k),
+                                                   tf.random.experimental.stateless_fold_in(seed_q, i)))
+            log_p = tf.reduce_logsumexp(log_w, 0) - tf.math.log(tf.cast(k, log_w.dtype))
+            log_ratio.append(self.bound_and_ess(log_w)[0] - log_p)  # log p~*(x) / p(x)
+        index = tf.random.stateless_categorical(tf.reshape(tf.concat(log_ratio, 0), (n, m)), 1, seed_pick)[:, 0]
+        chosen = index + tf.range(n, dtype=index.dtype) * m
+        return tf.gather(x if binary else pictures, chosen).numpy()
+
     def ancestral_sample(self, n, seed=None, binary=False):
         """Samples from p alone (not p*): the Helmholtz machine's `sample`."""
         return super().sample(n, seed=seed, binary=binary)
@@ -289,3 +312,37 @@ class BiHM(HelmholtzMachine):
         if self.q_kind == "sbn":
             endpoints["encode"] = (lambda x: {"features": self(x)}, [x_spec])
         return endpoints
+
+    # -- what TensorBoard shows (zoo.training.TensorBoardLogger) ----------------------------------------------
+    def summary_scalars(self, x, k=100, z_samples=10000):
+        """The Helmholtz machine's per-layer statistics (`layers/`), and under `bihm/`: the bound log p~*(x) at
+        K = 1, 10 and `k` from one draw of k samples, p's own k-sample bound, the Bhattacharyya distance between
+        p(h | x) and q(h | x) that the bound pays for, D_B = (log p(x) - log p~*(x)) / 2 (from the two k-sample
+        estimates), and log Z from `z_samples` samples of p."""
+        scalars = super().summary_scalars(x)
+        x = tf.convert_to_tensor(self.validate_data(x), self.compute_dtype)
+        log_w = tf.transpose(self.log_importance_weights(x, k, tf.constant([0, 1])))  # (k, batch)
+        for n in sorted({1, min(10, k), k}):
+            scalars[f"bihm/bound_{n}"] = float(tf.reduce_mean(self.bound_and_ess(log_w[:n])[0]))
+        log_p = tf.reduce_logsumexp(log_w, 0) - tf.math.log(tf.cast(k, log_w.dtype))
+        scalars[f"bihm/p_bound_{k}"] = float(tf.reduce_mean(log_p))
+        scalars["bihm/bhattacharyya"] = (scalars[f"bihm/p_bound_{k}"] - scalars[f"bihm/bound_{k}"]) / 2
+        log_z = self.log_partition_weights(z_samples, 10, tf.constant([0, 2]))
+        scalars["bihm/log_z"] = float(tf.reduce_logsumexp(log_z) - np.log(z_samples))
+        return scalars
+
+    def summary_images(self, x):
+        """Samples of p* after 50 sweeps, ancestral samples of p, and inpainting of the lower half of the first
+        10 images of x (three chains each, 50 sweeps)."""
+        x = self.validate_data(x)[:10]
+        side = int(round(np.sqrt(self.n_visible)))
+        images = {"samples": (self.sample(100, seed=0, n_steps=50), False),
+                  "ancestral_samples_of_p": (self.ancestral_sample(100, seed=0), False)}
+        if side * side == self.n_visible:
+            rows = np.arange(self.n_visible) // side
+            mask = (rows < side // 2).astype(np.float32)
+            completions = self.inpaint(x, mask, n_chains=3, n_steps=50, seed=0)
+            shown = np.where(mask > 0, x, 0.5)
+            images["inpainting"] = (np.concatenate([x[:, None], shown[:, None], completions], 1).reshape(
+                -1, self.n_visible), False, 5)  # a row per image: it, its known half, three completions
+        return images

@@ -37,13 +37,14 @@ def parse_args(argv):
     return args
 
 
-def matmul_bound(tf, n_steps):
-    """A function running the matrix products of `n_steps` training steps in one tf.function."""
-    sizes = (784,) + LAYERS
+def matmul_bound(tf, n_steps, layers=LAYERS, k=K, batch=BATCH):
+    """A function running the matrix products of `n_steps` training steps in one tf.function (also the bound
+    of scripts/bench_bihm.py, whose model has the same two stacks)."""
+    sizes = (784,) + tuple(layers)
     rng = np.random.default_rng(0)
     kernels = [tf.constant(0.01 * rng.standard_normal((a, b)), tf.float32) for a, b in zip(sizes, sizes[1:])]
-    inputs = [tf.constant(rng.random((K * BATCH, a)), tf.float32) for a in sizes[:-1]]
-    outputs = [tf.constant(rng.random((K * BATCH, b)), tf.float32) for b in sizes[1:]]
+    inputs = [tf.constant(rng.random((k * batch, a)), tf.float32) for a in sizes[:-1]]
+    outputs = [tf.constant(rng.random((k * batch, b)), tf.float32) for b in sizes[1:]]
 
     @tf.function
     def run(n):

@@ -1,4 +1,5 @@
-"""scripts/bench_rbm.py and bench_ais.py: the NumPy reference does exactly CD-1; both scripts run end to end."""
+"""scripts/bench_rbm.py, bench_ais.py, bench_rws.py and bench_bihm.py: the NumPy reference does exactly CD-1; the
+scripts run end to end and refuse bad arguments in one line."""
 import importlib.util
 import json
 import subprocess
@@ -160,3 +161,25 @@ def test_bench_rws_smoke_run_prints_the_ratio():
     assert any(line.startswith("fit / bound: ") for line in result.stdout.splitlines())
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["n_examples"] == 1000 and report["examples_per_second"]["fit"] > 0 and report["eval_seconds"] > 0
+
+
+BIHM_SCRIPT = SCRIPT.with_name("bench_bihm.py")
+
+
+def test_bench_bihm_bad_arguments_exit_2_with_one_line():
+    result = subprocess.run([sys.executable, str(BIHM_SCRIPT), "--z-samples", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["bench_bihm.py: argument --z-samples: expected a positive integer, "
+                                                  "got '0' (see bench_bihm.py --help)"]
+
+
+@pytest.mark.slow
+def test_bench_bihm_smoke_run_prints_the_ratio():
+    result = subprocess.run([sys.executable, str(BIHM_SCRIPT), "--n-examples", "300", "--eval-examples", "5",
+                             "--z-samples", "500", "--repeats", "1", "--json"], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any(line.startswith("fit / bound: ") for line in result.stdout.splitlines())
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["n_examples"] == 300 and report["z_seconds"] > 0 and report["eval_seconds"] > 0

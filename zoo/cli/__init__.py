@@ -417,7 +417,6 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
     else:
         print(f"model    {args.model} ({summary})")
         print(f"dataset  {result.dataset} ({result.n_examples} {args.split} examples)")
-        print()
         z = result.log_z
         if z:
             print(f"log Z    {_number(z['log_z'], 0, 4).strip()} +- {_number(z['std'], 0, 4).strip()} ({z['n_samples']} "

@@ -1,25 +1,19 @@
 """Bidirectional Helmholtz machines (zoo.models.BiHM) against exact answers on models small enough to enumerate
-every x and h: p~*(x), Z, the estimators, the training gradient."""
-import itertools
-
+every x and h: p~*(x), Z, the estimators, the training gradient, the chain."""
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from zoo.models import BiHM, HelmholtzMachine
+from toy_models import binary_states, with_random_weights
 
 
-def _states(n):
-    return np.array(list(itertools.product([0.0, 1.0], repeat=n)), np.float32)
+_states = binary_states
 
 
 def _tiny(layers=(2,), n_visible=3, seed=0, scale=1.0, **kwargs):
-    model = BiHM(list(layers), n_visible=n_visible, seed=seed, **kwargs)
-    rng = np.random.default_rng(seed)
-    for variable in model.trainable_variables:
-        variable.assign(scale * rng.standard_normal(variable.shape).astype("float32"))
-    return model
+    return with_random_weights(BiHM(list(layers), n_visible=n_visible, seed=seed, **kwargs), seed, scale)
 
 
 def _joint_tables(model):

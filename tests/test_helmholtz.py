@@ -11,18 +11,14 @@ import tensorflow as tf
 
 from zoo import capabilities, evaluation, export
 from zoo.models import HelmholtzMachine
+from toy_models import binary_states, with_random_weights
 
 
 def _tiny(layers=(2,), n_visible=3, seed=0, scale=1.0, **kwargs):
-    model = HelmholtzMachine(list(layers), n_visible=n_visible, seed=seed, **kwargs)
-    rng = np.random.default_rng(seed)
-    for variable in model.trainable_variables:
-        variable.assign(scale * rng.standard_normal(variable.shape).astype("float32"))
-    return model
+    return with_random_weights(HelmholtzMachine(list(layers), n_visible=n_visible, seed=seed, **kwargs), seed, scale)
 
 
-def _states(n):
-    return np.array(list(itertools.product([0.0, 1.0], repeat=n)), np.float32)
+_states = binary_states
 
 
 def _exact_log_p(model, x):

@@ -82,3 +82,17 @@ class ToyHelmholtz(keras.Model):
 
     def call(self, x):
         return tf.sigmoid(tf.cast(x, tf.float32) @ self.U + self.c)
+
+
+def binary_states(n):
+    """Every binary vector of length n, (2^n, n) float32, the first unit most significant."""
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)), np.float32)
+
+
+def with_random_weights(model, seed=0, scale=1.0):
+    """`model` with every trainable variable drawn from N(0, scale^2) (seeded): weights large enough that
+    the tests' exact answers differ clearly from those of a model at its initial values."""
+    rng = np.random.default_rng(seed)
+    for variable in model.trainable_variables:
+        variable.assign(scale * rng.standard_normal(variable.shape).astype("float32"))
+    return model

@@ -71,27 +71,9 @@ class BiHM(HelmholtzMachine):
         q_loss = -tf.reduce_mean(tf.reduce_sum((weights - baseline) * log_q, 0))
         return p_loss, q_loss, tf.stop_gradient(log_w)
 
-    def train_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, self.compute_dtype)
-        with tf.GradientTape() as tape:
-            p_loss, q_loss, log_w = self.bihm_losses(x, self._next_seed())
-            loss = (p_loss + q_loss) / tf.distribute.get_strategy().num_replicas_in_sync
-        variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        self.monitor.update_state(list(self.bound_and_ess(log_w)))
-        return self.monitor.result()
-
-    def test_step(self, data):
-        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        x = tf.cast(x, self.compute_dtype)
-        hidden, log_q = self.sample_q(x, self.k, self._next_seed())
-        log_w = self.log_joint(x, hidden) - log_q
-        bound, ess = self.bound_and_ess(log_w)
-        # K = 1: 2 (log w / 2) = log w, the same ELBO as the Helmholtz machine's
-        self.validation_monitor.update_state([tf.reduce_mean(log_w, 0), bound, ess])
-        return {f"bound_{self.k}" if name == "bound" else name: value
-                for name, value in self.validation_monitor.result().items()}
+    def training_loss(self, x, seed):
+        p_loss, q_loss, log_w = self.bihm_losses(x, seed)
+        return p_loss + q_loss, log_w
 
     # -- the normaliser -------------------------------------------------------------------------------------
     def log_partition_weights(self, n, k, seed):

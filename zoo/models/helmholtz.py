@@ -176,8 +176,10 @@ class HelmholtzMachine(keras.Model):
     def metrics(self):
         return [self.monitor, self.validation_monitor]
 
-    def _bound_and_ess(self, log_w):
-        """Per-example log mean_k w_k and effective sample size, log_w: (k, batch)."""
+    @staticmethod
+    def bound_and_ess(log_w):
+        """Per example, from log weights (k, batch): the K-sample bound log mean_k w_k that training follows,
+        and the effective sample size of the weights."""
         k = tf.cast(tf.shape(log_w)[0], log_w.dtype)
         bound = tf.reduce_logsumexp(log_w, 0) - tf.math.log(k)
         ess = tf.exp(2 * tf.reduce_logsumexp(log_w, 0) - tf.reduce_logsumexp(2 * log_w, 0))
@@ -199,17 +201,21 @@ class HelmholtzMachine(keras.Model):
             sleep_loss = -tf.reduce_mean(self.log_q(tf.stop_gradient(dream_x), [tf.stop_gradient(h) for h in dream_h]))
         return p_loss, wake_loss, sleep_loss, tf.stop_gradient(log_w)
 
+    def training_loss(self, x, seed):
+        """The loss whose gradient is one update (the updates `q_update` asks for), and the log weights."""
+        p_loss, wake_loss, sleep_loss, log_w = self.rws_losses(x, seed)
+        return p_loss + sleep_loss + (wake_loss if self.q_update in ("wake", "both") else 0.0), log_w
+
     def train_step(self, data):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         x = tf.cast(x, self.compute_dtype)
         with tf.GradientTape() as tape:
-            p_loss, wake_loss, sleep_loss, log_w = self.rws_losses(x, self._next_seed())
-            loss = p_loss + sleep_loss + (wake_loss if self.q_update in ("wake", "both") else 0.0)
+            loss, log_w = self.training_loss(x, self._next_seed())
             # a hand-made objective: Keras scales only its own losses by the number of replicas
             loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
         variables = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        bound, ess = self._bound_and_ess(log_w)
+        bound, ess = self.bound_and_ess(log_w)
         self.monitor.update_state([bound, ess])
         return self.monitor.result()
 
@@ -218,8 +224,8 @@ class HelmholtzMachine(keras.Model):
         x = tf.cast(x, self.compute_dtype)
         hidden, log_q = self.sample_q(x, self.k, self._next_seed())
         log_w = self.log_joint(x, hidden) - log_q
-        bound, ess = self._bound_and_ess(log_w)
-        # the mean log weight estimates the K = 1 bound (the ELBO) with the same samples
+        bound, ess = self.bound_and_ess(log_w)
+        # the mean log weight estimates the K = 1 bound (the ELBO; a BiHM's too) with the same samples
         self.validation_monitor.update_state([tf.reduce_mean(log_w, 0), bound, ess])
         return {f"bound_{self.k}" if name == "bound" else name: value
                 for name, value in self.validation_monitor.result().items()}

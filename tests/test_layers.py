@@ -464,3 +464,14 @@ def test_a_conditional_layer_without_context_is_a_clear_value_error(kind, n_in):
         layer.sample(seed=tf.constant([0, 0]))
     with pytest.raises(ValueError, match=f"this {kind} layer needs a context of {n_in} units"):
         layer.log_prob(np.zeros((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("kind,n_in", CONDITIONAL, ids=CONDITIONAL_IDS)
+def test_a_context_of_the_wrong_width_is_a_clear_value_error(kind, n_in):
+    """A context wider or narrower than the layer was built for (for NADE also its hidden units' context)."""
+    layer = build(kind, n_in, units=3)
+    for width in (n_in - 1, n_in + 1):
+        with pytest.raises(ValueError, match=f"this {kind} layer takes a context of {n_in} units, got {width}"):
+            layer.sample(np.zeros((2, width), np.float32), seed=tf.constant([0, 0]))
+        with pytest.raises(ValueError, match=f"takes a context of {n_in} units, got {width}"):
+            layer.log_prob(np.zeros((2, 3), np.float32), np.zeros((2, width), np.float32))

@@ -56,12 +56,20 @@ class DirectedLayer(keras.layers.Layer):
         """Glorot-uniform initial weights, seeded per matrix when the layer has a seed."""
         return keras.initializers.GlorotUniform(None if self.seed is None else self.seed * 10 + i)
 
+    def _context(self, context):
+        """`context` as a tensor of the layer's dtype, its last axis checked against n_in."""
+        if context is None:
+            raise ValueError(f"this {self.kind} layer needs a context of {self.n_in} units")
+        context = tf.convert_to_tensor(context, self.bias.dtype)
+        if context.shape.rank is not None and context.shape[-1] is not None and context.shape[-1] != self.n_in:
+            raise ValueError(f"this {self.kind} layer takes a context of {self.n_in} units, got {context.shape[-1]} "
+                             f"(context shape {tuple(context.shape)})")
+        return context
+
     def _affine(self, context, batch_shape):
         """bias + context @ kernel, shaped (*batch, units): the part of the logits that does not depend on y."""
         if self.n_in:
-            if context is None:
-                raise ValueError(f"this {self.kind} layer needs a context of {self.n_in} units")
-            return tf.tensordot(tf.convert_to_tensor(context, self.bias.dtype), self.kernel, 1) + self.bias
+            return tf.tensordot(self._context(context), self.kernel, 1) + self.bias
         if batch_shape is None:
             return tf.convert_to_tensor(self.bias)
         return tf.broadcast_to(self.bias, tf.concat([batch_shape, [self.units]], 0))
@@ -215,10 +223,7 @@ class NADE(DirectedLayer):
 
     def _hidden_base(self, context, batch_shape):
         if self.n_in:
-            if context is None:
-                raise ValueError(f"this {self.kind} layer needs a context of {self.n_in} units")
-            context = tf.convert_to_tensor(context, self.bias.dtype)
-            return tf.tensordot(context, self.hidden_kernel, 1) + self.hidden_bias
+            return tf.tensordot(self._context(context), self.hidden_kernel, 1) + self.hidden_bias
         return tf.broadcast_to(self.hidden_bias, tf.concat([batch_shape, [self.n_hidden]], 0))
 
     def logits(self, value, context=None):

@@ -165,28 +165,31 @@ def _histogram(samples):
     return np.bincount(index, minlength=2 ** samples.shape[1]) / len(samples)
 
 
-@pytest.mark.parametrize("layers", [(2,), (2, 2)], ids=["one layer", "two layers"])
-def test_the_chain_samples_p_star(layers):
+@pytest.mark.parametrize("layers,block_size", [((2,), 28), ((2, 2), 28), ((2, 2), 1)],
+                         ids=["one layer", "two layers", "two layers, a pixel a block"])
+def test_the_chain_samples_p_star(layers, block_size):
     """20,000 chains, 20 sweeps: the histogram of x within a total-variation distance of 0.02 of p*(x), and far
     from p(x), the ancestral samples' distribution, which the chains start from."""
     model = _tiny(layers=layers, seed=1, scale=1.5)
     x, p_star = _exact_p_star(model)
     _, log_p, _ = _joint_tables(model)
     p = np.exp(np.logaddexp.reduce(log_p, axis=1))
-    samples = model.sample(20000, seed=0, binary=True, n_steps=20, n_candidates=5)
+    samples = model.sample(20000, seed=0, binary=True, n_steps=20, n_candidates=5, block_size=block_size)
     assert samples.shape == (20000, 3) and set(np.unique(samples)) <= {0.0, 1.0}
     tv = 0.5 * np.abs(_histogram(samples) - p_star).sum()
     assert tv < 0.02, (tv, _histogram(samples), p_star)
     assert 0.5 * np.abs(p - p_star).sum() > 0.05  # the test can tell p* from p
 
 
-def test_inpainting_samples_the_conditional_of_p_star():
+@pytest.mark.parametrize("block_size", [28, 1])
+def test_inpainting_samples_the_conditional_of_p_star(block_size):
     """Clamp x_0 = 1: the completions of x_1, x_2 follow p*(x_1, x_2 | x_0 = 1), enumerated."""
     model = _tiny(layers=(2, 2), seed=1, scale=1.5)
     x, p_star = _exact_p_star(model)
     conditional = p_star[x[:, 0] == 1] / p_star[x[:, 0] == 1].sum()
     completions = model.inpaint(np.array([[1.0, 0.0, 0.0]], np.float32), np.array([1.0, 0.0, 0.0], np.float32),
-                                n_chains=20000, n_steps=20, n_candidates=5, seed=3, binary=True)
+                                n_chains=20000, n_steps=20, n_candidates=5, seed=3, binary=True,
+                                block_size=block_size)
     assert completions.shape == (1, 20000, 3) and np.all(completions[0, :, 0] == 1)
     tv = 0.5 * np.abs(_histogram(completions[0, :, 1:]) - conditional).sum()
     assert tv < 0.02, (tv, conditional)

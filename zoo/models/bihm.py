@@ -28,6 +28,11 @@ from zoo import checks
 from zoo.models.helmholtz import HelmholtzMachine
 
 
+#: pixels the chain updates together (a row of an MNIST image): one joint proposal for hundreds of pixels is
+#: almost never accepted
+BLOCK_SIZE = 28
+
+
 @keras.saving.register_keras_serializable(package="zoo")
 class BiHM(HelmholtzMachine):
     """A bidirectional Helmholtz machine trained through `model.fit` on the bound log p~*(x).
@@ -124,49 +129,74 @@ class BiHM(HelmholtzMachine):
         index = tf.random.stateless_categorical(tf.transpose(log_weights), 1, seed_keep)[:, 0]
         return tf.gather(tf.transpose(values, [1, 0, 2]), index, batch_dims=1)
 
-    def _gibbs_step(self, x, stacks, known_mask, m, seed):
-        """One sweep: x (its free pixels, where known_mask is 0), then each layer of each latent copy."""
+    def _update_x(self, x, stacks, known_mask, blocks, m, seed):
+        """x's free pixels (known_mask 0), block after block (`blocks`: (B, n_visible) masks of a partition): a
+        joint proposal for hundreds of pixels is almost never accepted, one for a few dozen is."""
+        bottom, first_q = self.p_layers_[-1], self.q_layers_[0]
+        logits = [bottom._affine(stack[0], None) for stack in stacks]
+
+        def log_pi(values):  # the factors of pi that involve x: p(x | h_1) q(h_1 | x) of each copy
+            return sum(bottom.log_prob(values, stack[0]) + first_q.log_prob(stack[0], values) for stack in stacks) / 2
+
+        def body(i, x):
+            free = (1.0 - known_mask) * blocks[i]
+            return i + 1, self._block_update(x, logits[0], logits[1], free, log_pi, m,
+                                             tf.random.experimental.stateless_fold_in(seed, i))
+
+        return tf.while_loop(lambda i, _: i < tf.shape(blocks)[0], body, (tf.constant(0), x))[1]
+
+    def _gibbs_step(self, x, stacks, known_mask, blocks, m, seed):
+        """One sweep: x (its free pixels, where known_mask is 0, in blocks), then each layer of each latent copy."""
         seeds = tf.random.experimental.stateless_split(seed, 1 + 2 * len(self.layer_sizes))
-        bottom = self.p_layers_[-1]
-        x = self._block_update(
-            x, bottom._affine(stacks[0][0], None), bottom._affine(stacks[1][0], None), 1.0 - known_mask,
-            lambda values: sum(self._log_target(values, stack) for stack in stacks), m, seeds[0])
-        new_stacks = []
+        x = self._update_x(x, stacks, known_mask, blocks, m, seeds[0])
+        n_layers, new_stacks = len(self.layer_sizes), []
         for c, stack in enumerate(stacks):
             stack = list(stack)
-            for l in range(len(stack)):
+            for l in range(n_layers):
                 below = x if l == 0 else stack[l - 1]
+                above = stack[l + 1] if l + 1 < n_layers else None
                 q_logits = self.q_layers_[l]._affine(below, None)
-                p_layer = self.p_layers_[len(stack) - 1 - l]  # p(h_l | h_{l+1}); the prior for the top layer
-                p_logits = p_layer._affine(stack[l + 1] if l + 1 < len(stack) else None, tf.shape(q_logits)[:-1])
+                p_layer = self.p_layers_[n_layers - 1 - l]  # p(h_l | h_{l+1}); the prior for the top layer
+                p_logits = p_layer._affine(above, tf.shape(q_logits)[:-1])
 
-                def log_pi(values, l=l, stack=stack):
-                    hidden = [tf.broadcast_to(h, tf.concat([tf.shape(values)[:-1], tf.shape(h)[-1:]], 0))
-                              for h in stack]
-                    hidden[l] = values
-                    return self._log_target(x, hidden)
+                def log_pi(values, below=below, above=above, p_layer=p_layer, l=l):
+                    # the four factors of sqrt(p q) that involve h_l: p(h_l | h_l+1), p(h_l-1 | h_l), q(h_l | h_l-1),
+                    # q(h_l+1 | h_l); the others are the same for every candidate
+                    terms = (p_layer.log_prob(values, above) + self.p_layers_[n_layers - l].log_prob(below, values)
+                             + self.q_layers_[l].log_prob(values, below))
+                    if above is not None:
+                        terms += self.q_layers_[l + 1].log_prob(above, values)
+                    return terms / 2
 
                 stack[l] = self._block_update(stack[l], q_logits, p_logits, 1.0, log_pi, m,
-                                              seeds[1 + c * len(stack) + l])
+                                              seeds[1 + c * n_layers + l])
             new_stacks.append(stack)
         return x, new_stacks
 
     @tf.function(reduce_retracing=True)
-    def _run_chain(self, x, stacks, known_mask, n_steps, m, seed):
+    def _run_chain(self, x, stacks, known_mask, blocks, n_steps, m, seed):
         def body(i, x, stacks):
-            x, stacks = self._gibbs_step(x, stacks, known_mask, m, tf.random.experimental.stateless_fold_in(seed, i))
+            x, stacks = self._gibbs_step(x, stacks, known_mask, blocks, m,
+                                         tf.random.experimental.stateless_fold_in(seed, i))
             return i + 1, x, stacks
 
         _, x, stacks = tf.while_loop(lambda i, *_: i < n_steps, body, (tf.constant(0), x, stacks))
         return x, stacks
 
-    def _chains(self, x, stacks, known_mask, n_steps, n_candidates, seed, frames=0):
+    def _pixel_blocks(self, block_size):
+        """(B, n_visible) masks of consecutive blocks of `block_size` pixels (a row of an MNIST image for 28)."""
+        block_size = checks.check_positive_int(block_size, "block_size")
+        index = np.arange(self.n_visible) // block_size
+        return tf.constant((index[None, :] == np.arange(index.max() + 1)[:, None]).astype(np.float32))
+
+    def _chains(self, x, stacks, known_mask, n_steps, n_candidates, seed, frames=0, block_size=BLOCK_SIZE):
         """Run the chains `n_steps` sweeps from (x, stacks); returns the final x, its picture (the mean of
         p(x | h_1) on the free pixels for an SBN bottom layer, the drawn x otherwise) and, if frames > 0, that many
         pictures along the way (the first one the start)."""
         n_steps = checks.check_positive_int(n_steps, "n_steps")
         n_candidates = checks.check_positive_int(n_candidates, "n_candidates", minimum=2)
         known_mask = tf.convert_to_tensor(known_mask, self.compute_dtype)
+        blocks = self._pixel_blocks(block_size)
         bottom = self.p_layers_[-1]
 
         def picture(x, stacks):
@@ -179,7 +209,7 @@ class BiHM(HelmholtzMachine):
         segments = [n_steps] if frames < 2 else [len(part) for part in np.array_split(np.arange(n_steps), frames - 1)]
         for i, steps in enumerate(segments):
             if steps:
-                x, stacks = self._run_chain(x, stacks, known_mask, tf.constant(steps), tf.constant(n_candidates),
+                x, stacks = self._run_chain(x, stacks, known_mask, blocks, tf.constant(steps), tf.constant(n_candidates),
                                             tf.random.experimental.stateless_fold_in(seed, i))
             if frames:
                 pictures.append(picture(x, stacks))
@@ -197,9 +227,10 @@ class BiHM(HelmholtzMachine):
         return (self._next_seed() if seed is None
                 else tf.constant([checks.check_positive_int(seed, "seed", minimum=0), 0], tf.int32))
 
-    def sample(self, n, seed=None, binary=False, n_steps=250, n_candidates=10, frames=0):
+    def sample(self, n, seed=None, binary=False, n_steps=250, n_candidates=10, frames=0, block_size=BLOCK_SIZE):
         """`n` samples from p*: ancestral samples (x, h) of p, h' ~ q(. | x), then `n_steps` sweeps of the chain
-        that leaves p* exactly invariant (`n_candidates` per block update). Returns the pictures (the mean of
+        that leaves p* exactly invariant (`n_candidates` per block update, x in blocks of `block_size` pixels).
+        Returns the pictures (the mean of
         p(x | h_1) for an SBN bottom layer) or, binary=True, the drawn x, shape (n, n_visible); with frames > 0,
         also a list of that many pictures along the chains (for an animation)."""
         if not self.built:
@@ -210,7 +241,7 @@ class BiHM(HelmholtzMachine):
         x, hidden, _ = self.dream(tf.constant(n), seed_start)
         stacks = [list(hidden), self._start_latents(x, seed_start)[1]]
         x, picture, pictures = self._chains(x, stacks, tf.zeros([self.n_visible]), n_steps, n_candidates,
-                                            seed_chain, frames)
+                                            seed_chain, frames, block_size)
         result = x.numpy() if binary else picture
         return (result, pictures) if frames else result
 
@@ -241,7 +272,8 @@ class BiHM(HelmholtzMachine):
         """Samples from p alone (not p*): the Helmholtz machine's `sample`."""
         return super().sample(n, seed=seed, binary=binary)
 
-    def inpaint(self, x, mask, n_chains=10, n_steps=250, n_candidates=10, seed=None, binary=False, frames=0):
+    def inpaint(self, x, mask, n_chains=10, n_steps=250, n_candidates=10, seed=None, binary=False, frames=0,
+                block_size=BLOCK_SIZE):
         """Complete the images `x` (n, n_visible) where `mask` is 0, keeping the pixels where it is 1: per image,
         `n_chains` chains start from the known pixels (the unknown ones 0) with latent states from q and run the
         kernel of `sample` over the unknown pixels and the latents, which leaves p*(unknown | known) exactly
@@ -263,7 +295,8 @@ class BiHM(HelmholtzMachine):
         seed_start, seed_chain = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         start = tf.constant(start)
         stacks = self._start_latents(start, seed_start)
-        x_final, picture, pictures = self._chains(start, stacks, known_mask, n_steps, n_candidates, seed_chain, frames)
+        x_final, picture, pictures = self._chains(start, stacks, known_mask, n_steps, n_candidates, seed_chain, frames,
+                                                  block_size)
         shape = (len(x), n_chains, self.n_visible)
         result = (x_final.numpy() if binary else picture).reshape(shape)
         return (result, [p.reshape(shape) for p in pictures]) if frames else result
@@ -279,7 +312,8 @@ class BiHM(HelmholtzMachine):
             seed_start, seed_chain = tf.unstack(tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
             x, hidden, _ = self.dream(n, seed_start)
             stacks = [list(hidden), self._start_latents(x, seed_start)[1]]
-            x, stacks = self._run_chain(x, stacks, tf.zeros([self.n_visible]), n_steps, tf.constant(10), seed_chain)
+            x, stacks = self._run_chain(x, stacks, tf.zeros([self.n_visible]), self._pixel_blocks(BLOCK_SIZE), n_steps,
+                                        tf.constant(10), seed_chain)
             bottom = self.p_layers_[-1]
             return {"samples": x if bottom.autoregressive else bottom.mean(stacks[0][0])}
 

@@ -9,32 +9,22 @@ test split and 10^6 samples of p would take at that rate.
     .venv/bin/python scripts/bench_bihm.py --n-examples 1000 --eval-examples 20 --z-samples 1000   # smoke run
 """
 import json
-import statistics
 import sys
-import time
 
-from bench_rws import matmul_bound
+import bench_rws
+from bench_rws import BATCH
 
 from zoo.cli import args as cli
 
-LAYERS, K, BATCH = (300, 200, 100, 75, 50, 35, 30, 25, 20, 15, 10, 10), 10, 100
+LAYERS, K = (300, 200, 100, 75, 50, 35, 30, 25, 20, 15, 10, 10), 10
 
 
 def parse_args(argv):
-    parser = cli.Parser(prog="bench_bihm.py", description="Time BiHM training against its matrix-product bound, "
-                        "and its evaluation.")
-    parser.add_argument("--n-examples", type=cli.positive_int, default=10000, help="training examples per timed "
-                        "epoch (default 10000)")
-    parser.add_argument("--eval-examples", type=cli.positive_int, default=200,
-                        help="test examples of the K = 1000 evaluation (default 200)")
+    parser = bench_rws.parser("bench_bihm.py", "Time BiHM training against its matrix-product bound, and its "
+                              "evaluation.", eval_examples=200)
     parser.add_argument("--z-samples", type=cli.positive_int, default=100000,
                         help="samples of p for the timed log Z estimate (default 100000)")
-    parser.add_argument("--repeats", type=cli.positive_int, default=3, help="timed runs of each (default 3)")
-    parser.add_argument("--json", action="store_true", help="also print the results as one JSON object")
-    args = parser.parse_args(argv)
-    if args.n_examples < BATCH:
-        parser.error(f"--n-examples must be >= {BATCH}, got {args.n_examples}")
-    return args
+    return bench_rws.parse(parser, argv)
 
 
 def main(argv=None):
@@ -50,17 +40,7 @@ def run(args):
     dataset = zoo.data.load("binarized_mnist")
     x = dataset.train.x[:args.n_examples - args.n_examples % BATCH]
     model = zoo.BiHM(list(LAYERS), k=K, seed=0)
-    model.fit(x[:10 * BATCH], batch_size=BATCH, epochs=1, verbose=0)  # trace
-    bound = matmul_bound(tf, len(x) // BATCH, layers=LAYERS, k=K, batch=BATCH)
-    seconds = {"fit": [], "bound": []}
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        model.fit(x, batch_size=BATCH, epochs=1, verbose=0)
-        seconds["fit"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        bound()
-        seconds["bound"].append(time.perf_counter() - start)
-    rate = {name: len(x) / statistics.median(s) for name, s in seconds.items()}
+    seconds, rate = bench_rws.time_fit_against_bound(tf, model, x, args.repeats, layers=LAYERS)
     ratio = rate["fit"] / rate["bound"]
     evaluated = evaluation.importance.log_likelihood(model, dataset.test.x[:args.eval_examples], k=1000, power=2)
     log_z = evaluation.importance.log_partition(model, n_samples=args.z_samples, k=10,

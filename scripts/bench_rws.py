@@ -22,19 +22,44 @@ from zoo.cli import args as cli
 LAYERS, K, BATCH, TARGET = (200, 200, 10), 10, 100, 0.5
 
 
-def parse_args(argv):
-    parser = cli.Parser(prog="bench_rws.py", description="Time reweighted wake-sleep training against its "
-                        "matrix-product bound.")
+def parser(prog, description, eval_examples):
+    """The options of the directed models' benchmarks (this one and bench_bihm.py); add more, then `parse`."""
+    parser = cli.Parser(prog=prog, description=description)
     parser.add_argument("--n-examples", type=cli.positive_int, default=10000, help="training examples per timed "
                         "epoch (default 10000)")
-    parser.add_argument("--eval-examples", type=cli.positive_int, default=1000,
-                        help="test examples of the K = 1000 evaluation (default 1000)")
+    parser.add_argument("--eval-examples", type=cli.positive_int, default=eval_examples,
+                        help=f"test examples of the K = 1000 evaluation (default {eval_examples})")
     parser.add_argument("--repeats", type=cli.positive_int, default=3, help="timed runs of each (default 3)")
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON object")
+    return parser
+
+
+def parse(parser, argv):
     args = parser.parse_args(argv)
     if args.n_examples < BATCH:
         parser.error(f"--n-examples must be >= {BATCH}, got {args.n_examples}")
     return args
+
+
+def parse_args(argv):
+    return parse(parser("bench_rws.py", "Time reweighted wake-sleep training against its matrix-product bound.",
+                        eval_examples=1000), argv)
+
+
+def time_fit_against_bound(tf, model, x, repeats, layers=LAYERS):
+    """Seconds of one `model.fit` epoch on x (batch BATCH) and of its matrix-product bound, `repeats` times each
+    in turn after a traced warm-up, and the median examples/s of each: (seconds, rate)."""
+    model.fit(x[:10 * BATCH], batch_size=BATCH, epochs=1, verbose=0)  # trace
+    bound = matmul_bound(tf, len(x) // BATCH, layers=layers, k=model.k, batch=BATCH)
+    seconds = {"fit": [], "bound": []}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.fit(x, batch_size=BATCH, epochs=1, verbose=0)
+        seconds["fit"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        bound()
+        seconds["bound"].append(time.perf_counter() - start)
+    return seconds, {name: len(x) / statistics.median(s) for name, s in seconds.items()}
 
 
 def matmul_bound(tf, n_steps, layers=LAYERS, k=K, batch=BATCH):
@@ -75,19 +100,7 @@ def run(args):
     dataset = zoo.data.load("binarized_mnist")
     x = dataset.train.x[:args.n_examples - args.n_examples % BATCH]
     model = zoo.HelmholtzMachine(list(LAYERS), k=K, seed=0)
-    model.fit(x[:10 * BATCH], batch_size=BATCH, epochs=1, verbose=0)  # trace
-    steps = len(x) // BATCH
-    bound = matmul_bound(tf, steps)
-    seconds = {"fit": [], "bound": []}
-    for _ in range(args.repeats):
-        start = time.perf_counter()
-        model.fit(x, batch_size=BATCH, epochs=1, verbose=0)
-        seconds["fit"].append(time.perf_counter() - start)
-        start = time.perf_counter()
-        bound()
-        seconds["bound"].append(time.perf_counter() - start)
-    median = {name: statistics.median(s) for name, s in seconds.items()}
-    rate = {name: len(x) / s for name, s in median.items()}
+    seconds, rate = time_fit_against_bound(tf, model, x, args.repeats)
     ratio = rate["fit"] / rate["bound"]
     evaluated = evaluation.importance.log_likelihood(model, dataset.test.x[:args.eval_examples], k=1000, seed=0)
     print(f"workload: Helmholtz machine 784-{'-'.join(map(str, LAYERS))}, SBN p and q, K = {K}, batch {BATCH}, "

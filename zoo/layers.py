@@ -10,8 +10,8 @@ prior. Every layer has
 
 vectorised over any leading axes of `value` and `context` (a sample axis K, a batch axis), which broadcast
 against each other: log p(x | h) for K samples h of shape (K, batch, n) and x of shape (batch, 784) computes
-the parts that depend on x alone once, not K times (and `sample_shape` draws K samples from one context). Parameters (the
-documented layout of a checkpoint):
+the parts that depend on x alone once, not K times (and `sample_shape` draws K samples from one context).
+Parameters (the documented layout of a checkpoint):
 
 | layer          | p(y_j = 1 | y_<j, x)                                              | variables                    |
 |----------------|---------------------------------------------------------------------|------------------------------|
@@ -102,9 +102,7 @@ class DirectedLayer(keras.layers.Layer):
 
     def _batch_shape(self, context, batch_shape):
         if self.n_in:
-            if context is None:
-                raise ValueError(f"this {self.kind} layer needs a context of {self.n_in} units")
-            return tf.shape(context)[:-1]
+            return tf.shape(self._context(context))[:-1]
         return tf.convert_to_tensor(batch_shape, tf.int32)
 
 

@@ -97,6 +97,15 @@ def inpainting_mask(name, image_shape, seed=0):
     return known.astype(np.float32).ravel()
 
 
+def inpainting_rows(x, mask, completions):
+    """Flat images laid out a row per image (tile them with n_cols = chains + 2): the image, its known pixels
+    (the others grey), then its completions; x (n, pixels), mask (pixels,) or (n, pixels), completions
+    (n, chains, pixels)."""
+    x = np.asarray(x)
+    shown = np.where(np.asarray(mask) > 0, x, 0.5)
+    return np.concatenate([x[:, None], shown[:, None], np.asarray(completions)], axis=1).reshape(-1, x.shape[1])
+
+
 def read_mask(path, n_pixels):
     """A mask from a .npy file or a PNG (known pixels non-zero / white), flattened to `n_pixels`."""
     import tensorflow as tf

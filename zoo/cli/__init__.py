@@ -307,15 +307,11 @@ def inpaint(args):
     result = model.inpaint(x, mask, n_chains=args.chains, n_steps=args.steps, seed=args.seed,
                            frames=GIF_FRAMES if args.gif else 0)
     completions, frames = result if args.gif else (result, None)
-
-    def rows(completions):  # per image: the image, the known pixels on grey, the completions
-        shown = np.where(mask > 0, x, 0.5)
-        return np.concatenate([x[:, None], shown[:, None], completions], axis=1).reshape(-1, n_pixels)
-
-    n_cols = args.chains + 2
+    n_cols = args.chains + 2  # per image: the image, the known pixels on grey, the completions
     if frames is not None:
-        viz.save_gif(args.gif, [viz.tile(rows(frame), image_shape, n_cols=n_cols) for frame in frames])
-    viz.save_png(args.out, viz.tile(rows(completions), image_shape, n_cols=n_cols))
+        viz.save_gif(args.gif, [viz.tile(viz.inpainting_rows(x, mask, frame), image_shape, n_cols=n_cols)
+                                for frame in frames])
+    viz.save_png(args.out, viz.tile(viz.inpainting_rows(x, mask, completions), image_shape, n_cols=n_cols))
     print(f"{args.n} images x {args.chains} chains, {args.steps} steps, mask {args.mask}: "
           f"{os.path.abspath(args.out)}" + (f" (and {args.gif})" if args.gif else ""))
     return 0

@@ -69,6 +69,16 @@ class ImportanceResult(Result):
     kind: str = "stochastic lower bound"  # E[log p-hat(x)] <= log p(x), tightening with k
 
 
+def log_mean_std(ess, count):
+    """The delta-method standard error of log mean_i w_i over `count` weights whose effective sample size is
+    `ess`: sqrt(count / (count - 1) (1 / ESS - 1 / count)); inf for a single weight."""
+    ess = np.asarray(ess, np.float64)
+    if count < 2:
+        return np.full(ess.shape, math.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(np.maximum(count / (count - 1) * (1 / ess - 1 / count), 0.0))
+
+
 def _check_model(model):
     return capabilities.require(model, capabilities.LatentVariableModel,
                                 "give an importance-sampled log-likelihood (it has no inference network)")
@@ -124,9 +134,7 @@ def log_likelihoods(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, m
         streams = [s[i] for s in streams_by_batch]
         per_example = power * np.concatenate([s.log_mean() for s in streams])
         ess = np.concatenate([s.ess() for s in streams])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            stds = (power * np.sqrt(np.maximum(k / (k - 1) * (1 / ess - 1 / k), 0.0)) if k > 1
-                    else np.full(len(ess), math.inf))
+        stds = power * log_mean_std(ess, k)
         mean = float(per_example.mean())
         settings = {"method": "importance sampling", "k": k, "n_examples": len(per_example), "batch_size": batch_size,
                     "chunk_size": chunk_size, "seed": seed}
@@ -170,7 +178,7 @@ def log_partition(model, n_samples=10 ** 6, k=10, batch_size=10 ** 4, seed=0):
                                      f"(expected {(n,)}) or NaN")
         stream.update(log_w[None])
     ess = float(stream.ess()[0])
-    std = math.sqrt(max(n_samples / (n_samples - 1) * (1 / ess - 1 / n_samples), 0.0)) if n_samples > 1 else math.inf
+    std = float(log_mean_std(ess, n_samples))
     return PartitionResult(log_z=float(stream.log_mean()[0]), std=std, ess=ess, n_samples=n_samples, k=k,
                            settings={"n_samples": n_samples, "k": k, "batch_size": batch_size, "seed": seed},
                            seconds=time.perf_counter() - begin)

@@ -24,7 +24,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import checks
+from zoo import checks, viz
 from zoo.models.helmholtz import HelmholtzMachine
 
 
@@ -58,11 +58,8 @@ class BiHM(HelmholtzMachine):
     def bound_and_ess(log_w):
         """Per example, from log weights (k, batch): the K-sample estimate of log p~*(x),
         2 (logsumexp_k (log w_k / 2) - log K), and the effective sample size of the weights sqrt(w_k)."""
-        k = tf.cast(tf.shape(log_w)[0], log_w.dtype)
-        half = log_w / 2
-        bound = 2 * (tf.reduce_logsumexp(half, 0) - tf.math.log(k))
-        ess = tf.exp(2 * tf.reduce_logsumexp(half, 0) - tf.reduce_logsumexp(2 * half, 0))
-        return bound, ess
+        half_bound, ess = HelmholtzMachine.bound_and_ess(log_w / 2)
+        return 2 * half_bound, ess
 
     def bihm_losses(self, x, seed):
         """The two surrogate losses whose gradients are the updates of p and q (means over the batch), and the
@@ -105,10 +102,6 @@ class BiHM(HelmholtzMachine):
     # pi / proposal. That leaves pi exactly invariant whatever the proposal; the proposal, the even mixture of the
     # block's p and q conditionals given the current neighbours (without their autoregressive parts), decides
     # only how fast the chain mixes.
-    def _log_target(self, x, hidden):
-        """(log p(x, h) + log q(h | x)) / 2 over any leading axes: one copy's factor of log pi."""
-        return (self.log_joint(x, hidden) + self.log_q(x, hidden)) / 2
-
     def _block_update(self, current, logits_a, logits_b, free, log_pi, m, seed):
         """One i-SIR update of a block: `current` (n, units); the proposal's two components' logits (n, units);
         `free` (units or n x units) the units that move (the others keep their values); log_pi(values) the log
@@ -197,12 +190,9 @@ class BiHM(HelmholtzMachine):
         n_candidates = checks.check_positive_int(n_candidates, "n_candidates", minimum=2)
         known_mask = tf.convert_to_tensor(known_mask, self.compute_dtype)
         blocks = self._pixel_blocks(block_size)
-        bottom = self.p_layers_[-1]
 
         def picture(x, stacks):
-            if bottom.autoregressive:
-                return x.numpy()
-            return (known_mask * x + (1 - known_mask) * bottom.mean(stacks[0][0])).numpy()
+            return self._picture(x, stacks, known_mask).numpy()
 
         frames = min(checks.check_positive_int(frames, "frames", minimum=0), n_steps + 1)
         pictures = [picture(x, stacks)] if frames else []
@@ -214,6 +204,19 @@ class BiHM(HelmholtzMachine):
             if frames:
                 pictures.append(picture(x, stacks))
         return x, picture(x, stacks), pictures
+
+    def _picture(self, x, stacks, known_mask):
+        """What the chains show: the known pixels and, on the others, the mean of p(x | h_1) for an SBN bottom
+        layer (the reference's pictures), or the drawn x for an autoregressive one."""
+        bottom = self.p_layers_[-1]
+        if bottom.autoregressive:
+            return x
+        return known_mask * x + (1 - known_mask) * bottom.mean(stacks[0][0])
+
+    def _start_from_p(self, n, seed):
+        """The chains' start for sampling: ancestral samples (x, h) of p, and h' ~ q(. | x)."""
+        x, hidden, _ = self.dream(n, seed)
+        return x, [list(hidden), self._start_latents(x, seed)[1]]
 
     def _start_latents(self, x, seed):
         """Two copies of the latent stack drawn from q(. | x)."""
@@ -230,16 +233,14 @@ class BiHM(HelmholtzMachine):
     def sample(self, n, seed=None, binary=False, n_steps=250, n_candidates=10, frames=0, block_size=BLOCK_SIZE):
         """`n` samples from p*: ancestral samples (x, h) of p, h' ~ q(. | x), then `n_steps` sweeps of the chain
         that leaves p* exactly invariant (`n_candidates` per block update, x in blocks of `block_size` pixels).
-        Returns the pictures (the mean of
-        p(x | h_1) for an SBN bottom layer) or, binary=True, the drawn x, shape (n, n_visible); with frames > 0,
-        also a list of that many pictures along the chains (for an animation)."""
+        Returns the pictures (the mean of p(x | h_1) for an SBN bottom layer) or, binary=True, the drawn x, shape
+        (n, n_visible); with frames > 0, also a list of that many pictures along the chains (for an animation)."""
         if not self.built:
             raise ValueError("the model has no weights yet: fit it or give n_visible")
         n = checks.check_positive_int(n, "n")
         seed = self._seed(seed)
         seed_start, seed_chain = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        x, hidden, _ = self.dream(tf.constant(n), seed_start)
-        stacks = [list(hidden), self._start_latents(x, seed_start)[1]]
+        x, stacks = self._start_from_p(tf.constant(n), seed_start)
         x, picture, pictures = self._chains(x, stacks, tf.zeros([self.n_visible]), n_steps, n_candidates,
                                             seed_chain, frames, block_size)
         result = x.numpy() if binary else picture
@@ -262,7 +263,7 @@ class BiHM(HelmholtzMachine):
         for i, start in enumerate(range(0, n * m, rows)):
             log_w = tf.transpose(self._log_weights(x[start:start + rows], tf.constant(k),
                                                    tf.random.experimental.stateless_fold_in(seed_q, i)))
-            log_p = tf.reduce_logsumexp(log_w, 0) - tf.math.log(tf.cast(k, log_w.dtype))
+            log_p = HelmholtzMachine.bound_and_ess(log_w)[0]
             log_ratio.append(self.bound_and_ess(log_w)[0] - log_p)  # log p~*(x) / p(x)
         index = tf.random.stateless_categorical(tf.reshape(tf.concat(log_ratio, 0), (n, m)), 1, seed_pick)[:, 0]
         chosen = index + tf.range(n, dtype=index.dtype) * m
@@ -306,16 +307,14 @@ class BiHM(HelmholtzMachine):
         from p* (the chain of `sample`, 10 candidates per block, the pictures), log_p_tilde(x, k, seed), the
         K-sample estimate of log p~*(x) (log p*(x) needs log Z: see zoo eval), and encode(x) for SBN q layers."""
         x_spec = tf.TensorSpec([None, self.n_visible], tf.float32, name="x")
-        scalar = tf.TensorSpec([], tf.int32)
 
         def sample(n, seed, n_steps):
             seed_start, seed_chain = tf.unstack(tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
-            x, hidden, _ = self.dream(n, seed_start)
-            stacks = [list(hidden), self._start_latents(x, seed_start)[1]]
-            x, stacks = self._run_chain(x, stacks, tf.zeros([self.n_visible]), self._pixel_blocks(BLOCK_SIZE), n_steps,
+            x, stacks = self._start_from_p(n, seed_start)
+            known_mask = tf.zeros([self.n_visible])
+            x, stacks = self._run_chain(x, stacks, known_mask, self._pixel_blocks(BLOCK_SIZE), n_steps,
                                         tf.constant(10), seed_chain)
-            bottom = self.p_layers_[-1]
-            return {"samples": x if bottom.autoregressive else bottom.mean(stacks[0][0])}
+            return {"samples": self._picture(x, stacks, known_mask)}
 
         def log_p_tilde(x, k, seed):
             log_w = self._log_weights(x, k, tf.stack([seed, 0]))
@@ -340,8 +339,7 @@ class BiHM(HelmholtzMachine):
         log_w = tf.transpose(self.log_importance_weights(x, k, tf.constant([0, 1])))  # (k, batch)
         for n in sorted({1, min(10, k), k}):
             scalars[f"bihm/bound_{n}"] = float(tf.reduce_mean(self.bound_and_ess(log_w[:n])[0]))
-        log_p = tf.reduce_logsumexp(log_w, 0) - tf.math.log(tf.cast(k, log_w.dtype))
-        scalars[f"bihm/p_bound_{k}"] = float(tf.reduce_mean(log_p))
+        scalars[f"bihm/p_bound_{k}"] = float(tf.reduce_mean(HelmholtzMachine.bound_and_ess(log_w)[0]))
         scalars["bihm/bhattacharyya"] = (scalars[f"bihm/p_bound_{k}"] - scalars[f"bihm/bound_{k}"]) / 2
         log_z = self.log_partition_weights(z_samples, 10, tf.constant([0, 2]))
         scalars["bihm/log_z"] = float(tf.reduce_logsumexp(log_z) - np.log(z_samples))
@@ -355,10 +353,8 @@ class BiHM(HelmholtzMachine):
         images = {"samples": (self.sample(100, seed=0, n_steps=50), False),
                   "ancestral_samples_of_p": (self.ancestral_sample(100, seed=0), False)}
         if side * side == self.n_visible:
-            rows = np.arange(self.n_visible) // side
-            mask = (rows < side // 2).astype(np.float32)
+            mask = viz.inpainting_mask("bottom", (side, side))
             completions = self.inpaint(x, mask, n_chains=3, n_steps=50, seed=0)
-            shown = np.where(mask > 0, x, 0.5)
-            images["inpainting"] = (np.concatenate([x[:, None], shown[:, None], completions], 1).reshape(
-                -1, self.n_visible), False, 5)  # a row per image: it, its known half, three completions
+            # a row per image: it, its known half, three completions
+            images["inpainting"] = (viz.inpainting_rows(x, mask, completions), False, 5)
         return images

@@ -366,7 +366,7 @@ class HelmholtzMachine(keras.Model):
         statistics["reconstruction"] = log_p[-1]
         log_w = sum(log_p) - log_q
         elbo = tf.reduce_mean(log_w, 0)
-        bound = tf.reduce_logsumexp(log_w, 0) - tf.math.log(tf.cast(k, log_w.dtype))
+        bound = HelmholtzMachine.bound_and_ess(log_w)[0]  # p's own bound, for a BiHM too
         statistics = {name: float(tf.reduce_mean(value)) for name, value in statistics.items()}
         statistics.update({"elbo": float(tf.reduce_mean(elbo)), f"bound_{k}": float(tf.reduce_mean(bound)),
                            "kl_q_posterior": float(tf.reduce_mean(bound - elbo))})

@@ -46,7 +46,7 @@ def test_epoch_times_reads_the_median_of_keras_epoch_lines(tmp_path, load_script
     log.write_text("Epoch 1/3\n500/500 - 26s - 53ms/step - free_energy: -9.3e+02\nEpoch 2/3\n"
                    "500/500 - 1200s - 2s/step - free_energy: -9.2e+02\nEpoch 3/3\n500/500 - 24s - 49ms/step\n")
     assert epoch_times.main([str(log)]) == 0
-    assert capsys.readouterr().out == f"{log}: 3 epochs, median 26 s an epoch, 1 min at the median\n"
+    assert capsys.readouterr().out == f"{log}: 3 epochs, median 26 s an epoch, 1 min at the median, 21 min in all\n"
     (tmp_path / "empty.log").write_text("Epoch 1/3\n")
     for bad, message in (("empty.log", "no epoch lines"), ("missing.log", "cannot read")):
         assert epoch_times.main([str(tmp_path / bad)]) == 2

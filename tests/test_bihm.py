@@ -271,9 +271,9 @@ def test_tensorboard_shows_the_bounds_log_z_and_pictures(tmp_path):
 
 
 def test_sampling_importance_resampling_from_p_approaches_p_star():
-    """The reference's second method: biased for finite numbers of candidates and of q samples (with weights
-    as heavy as those of the chain's test, k = 200 estimates some log p~*(x) / p(x) 0.6 nats off), yet much
-    closer to p* than p's own samples are on a model whose q fits better."""
+    """The reference's second method: biased for finite numbers of candidates and of q samples (the more so
+    the heavier the weights: with those of the chain's test it strays far from p*), yet much closer to p* than
+    p's own samples are on a model whose q fits better."""
     model = _tiny(layers=(2, 2), seed=1, scale=1.0)
     x, p_star = _exact_p_star(model)
     _, log_p, _ = _joint_tables(model)

@@ -596,11 +596,23 @@ def test_bihm_trains_samples_inpaints_and_evaluates(tmp_path, capsys):
     assert metrics["log_z"]["log_z"] == report["log_z"]["log_z"] and "p_nll" in metrics["test_nll_by_k"]["10"]
     code, stdout, err = _run(capsys, ["eval", str(out), "--k", "5", "--test-examples", "5", "--z-samples", "100"])
     assert code == 0 and "log Z" in stdout and "p NLL" in stdout
+    # a larger K later, with the card's log Z instead of a new estimate: the card keeps both K and log Z's command
+    code, stdout, err = _run(capsys, ["eval", str(out), "--k", "20", "--test-examples", "20", "--z-from-card", "--json",
+                                      "--write-card"])
+    assert code == 0 and "log Z from the card" in err, err
+    again = json.loads(stdout)
+    assert again["log_z"]["log_z"] == report["log_z"]["log_z"] and again["log_z"]["n_samples"] == 2000
+    assert again["results"][0]["nll"] == pytest.approx(-again["results"][0]["log_p_tilde"] + report["log_z"]["log_z"])
+    card_metrics = json.loads((out / "card.json").read_text())["metrics"]
+    assert set(card_metrics["test_nll_by_k"]) == {"1", "10", "20"}
+    assert card_metrics["log_z"]["command"] == metrics["log_z"]["command"]
     # a model that cannot inpaint, in one line
     hm = tmp_path / "hm"
     code, _, err = _run(capsys, ["train", "helmholtz", *args[2:-4], "--out", str(hm), "--logdir", str(tmp_path / "tb2")])
     assert code == 0, err
     code, _, err = _run(capsys, ["inpaint", str(hm)])
     assert code == 2 and "HelmholtzMachine cannot inpaint" in err
+    code, _, err = _run(capsys, ["eval", str(hm), "--k", "2", "--z-from-card"])
+    assert code == 2 and "HelmholtzMachine cannot use a log Z from its card" in err
     code, _, err = _run(capsys, ["sample", str(hm), "--gif", str(tmp_path / "h.gif")])
     assert code == 2 and "no chain to animate" in err

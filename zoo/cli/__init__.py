@@ -107,6 +107,9 @@ def build_parser():
                     help="normalised geometric means (BiHM): samples of p estimating log Z (default: 1000000)")
     ev.add_argument("--z-k", type=_positive_int, default=10, metavar="K",
                     help="normalised geometric means (BiHM): inner samples of q per sample of p (default: 10)")
+    ev.add_argument("--z-from-card", action="store_true",
+                    help="normalised geometric means (BiHM): use the log Z of the model's card (written by an "
+                         "earlier zoo eval --write-card) instead of estimating it again")
     ev.add_argument("--split", choices=("test", "validation"), default="test",
                     help="latent-variable models: the split measured; choose settings on validation, never on "
                          "test (default: %(default)s; the card records the test split only)")
@@ -396,16 +399,28 @@ def _write_metrics(folder, card, metrics, **result):
 
 
 def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, summary):
-    from zoo import evaluation
+    from zoo import capabilities, evaluation
 
     def progress(k, result):
         print(f"  K = {k}: {args.split} NLL {result.nll:.3f} (ESS {result.ess:.1f}, {result.seconds:.1f} s)",
               file=sys.stderr, flush=True)
 
+    log_z = None
+    if args.z_from_card:
+        capabilities.require(model, capabilities.GeometricMeanModel, "use a log Z from its card (--z-from-card)")
+        metrics = card.get("metrics") if isinstance(card.get("metrics"), dict) else {}
+        log_z = metrics.get("log_z") if metrics.get("dataset") == dataset.name else None
+        if not isinstance(log_z, dict):
+            raise ValueError(f"--z-from-card: the card of {args.model} has no log Z measured on {dataset.name}: "
+                             "run zoo eval --write-card without --z-from-card first")
+        log_z = evaluation.PartitionResult.from_dict(log_z)
+        print(f"log Z from the card: {log_z.log_z:.4f} +- {log_z.std:.4f} (measured by "
+              f"{metrics['log_z'].get('command', 'an earlier zoo eval')})", file=sys.stderr)
     result = evaluation.evaluate_latent_variable_model(model, dataset, ks=args.k, batch_size=args.batch_size,
                                                        seed=args.seed, split=args.split,
                                                        n_examples=args.test_examples, progress=progress,
-                                                       partition_samples=args.z_samples, partition_k=args.z_k)
+                                                       partition_samples=args.z_samples, partition_k=args.z_k,
+                                                       log_z=log_z)
     report = {"model": str(args.model), "model_summary": summary, "split": args.split,
               f"n_{args.split}": getattr(dataset, args.split).n, **result.to_dict(arrays=False)}
     if args.json:
@@ -445,8 +460,8 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
         metrics = {"dataset": result.dataset, "kind": result.kind,
                    "test_nll_by_k": dict(sorted(by_k.items(), key=lambda item: int(item[0]))),
                    "settings": {"batch_size": args.batch_size, "seed": args.seed}, "command": command}
-        if result.log_z:
-            metrics["log_z"] = {**result.log_z, "command": command}
+        if result.log_z:  # a log Z taken from the card keeps the command that measured it
+            metrics["log_z"] = previous["log_z"] if args.z_from_card else {**result.log_z, "command": command}
         _write_metrics(folder, card, metrics)
     return 0
 

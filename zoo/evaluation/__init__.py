@@ -14,11 +14,12 @@ from zoo.evaluation import importance
 from zoo.evaluation.ais import (DEFAULT_N_BETAS, SCHEDULES, AISResult, Evaluation, LogLikelihood, RAISEResult,
                                 ais, evaluate_energy_model, exact_log_partition, log_likelihood,
                                 mean_free_energy, reverse_ais, schedule)
-from zoo.evaluation.importance import ImportanceEvaluation, ImportanceResult, evaluate_latent_variable_model
+from zoo.evaluation.importance import (ImportanceEvaluation, ImportanceResult, PartitionResult,
+                                      evaluate_latent_variable_model)
 from zoo.evaluation.results import KINDS, effective_sample_size
 
 __all__ = ["DEFAULT_N_BETAS", "SCHEDULES", "KINDS", "AISResult", "RAISEResult", "Evaluation", "LogLikelihood",
-           "ImportanceResult", "ImportanceEvaluation", "ais", "reverse_ais", "exact_log_partition", "schedule",
+           "ImportanceResult", "ImportanceEvaluation", "PartitionResult", "ais", "reverse_ais", "exact_log_partition", "schedule",
            "log_likelihood", "mean_free_energy", "effective_sample_size", "evaluate", "evaluate_energy_model",
            "evaluate_latent_variable_model", "importance"]
 

@@ -158,6 +158,16 @@ class PartitionResult(Result):
     seconds: float = 0.0
     kind: str = "estimate"  # Z-hat unbiased, so log Z-hat is too low on average (Jensen)
 
+    @classmethod
+    def from_dict(cls, fields):
+        """The result again from its to_dict() (a model card's metrics.log_z), extra keys ignored."""
+        names = ("log_z", "std", "ess", "n_samples", "k")
+        missing = [name for name in names if not isinstance(fields.get(name), (int, float))]
+        if missing:
+            raise ValueError(f"a log Z result needs the numbers {', '.join(missing)}")
+        return cls(**{name: fields[name] for name in names}, settings=dict(fields.get("settings") or {}),
+                   seconds=float(fields.get("seconds", 0.0)))
+
 
 def log_partition(model, n_samples=10 ** 6, k=10, batch_size=10 ** 4, seed=0):
     """log Z of a model with `log_partition_weights(n, k, seed)` (the log of n independent unbiased estimates
@@ -204,11 +214,13 @@ GEOMETRIC_MEAN_KIND = "mixed estimate"
 
 
 def evaluate_latent_variable_model(model, dataset, ks=DEFAULT_KS, batch_size=100, seed=0, split="test",
-                                   n_examples=None, progress=None, partition_samples=10 ** 6, partition_k=10):
+                                   n_examples=None, progress=None, partition_samples=10 ** 6, partition_k=10,
+                                   log_z=None):
     """Test NLL of `dataset` (a name, a zoo.data.Dataset or {"test": x}) at each K in `ks`, each with its
     ESS and seconds; n_examples: the first n examples of the split only. progress(k, result) is called after
     each K. A normalised geometric mean (`capabilities.GeometricMeanModel`) also gets log Z from
-    `partition_samples` samples of p with `partition_k` inner samples each, first, and its NLL is that of p*."""
+    `partition_samples` samples of p with `partition_k` inner samples each, first, and its NLL is that of p*;
+    or `log_z`, a PartitionResult (or its to_dict()) measured before, is used instead of a new estimate."""
     _check_model(model)
     ks = tuple(checks.check_positive_int(k, "k") for k in ([ks] if isinstance(ks, int) else ks))
     if not ks:
@@ -226,7 +238,12 @@ def evaluate_latent_variable_model(model, dataset, ks=DEFAULT_KS, batch_size=100
         x = x[:checks.check_positive_int(n_examples, "n_examples")]
     begin, results = time.perf_counter(), []
     geometric = capabilities.offers(model, capabilities.GeometricMeanModel)
-    log_z = log_partition(model, partition_samples, partition_k, seed=seed) if geometric else None
+    if log_z is not None and not geometric:
+        raise ValueError(f"log_z is for normalised geometric means: {type(model).__name__} is normalised")
+    if isinstance(log_z, dict):
+        log_z = PartitionResult.from_dict(log_z)
+    if geometric and log_z is None:
+        log_z = log_partition(model, partition_samples, partition_k, seed=seed)
     for k in sorted(set(ks)):
         if not geometric:
             result = log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed)

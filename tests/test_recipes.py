@@ -19,7 +19,8 @@ def test_every_recipe_stage_parses_and_stages_chain(load_script):
                 assert Path(args.init_from) == stages[i - 1][0] == Path("models") / f"{name}-stage{i}"
             else:
                 assert args.init_from is None
-        parser.parse_args(["eval", str(stages[-1][0]), *recipes.RECIPES[name]["eval"], "--write-card"])
+        for evaluate in recipes.evaluations(name):
+            parser.parse_args(["eval", str(stages[-1][0]), *evaluate, "--write-card"])
 
 
 def _without_folders(arguments):
@@ -51,3 +52,39 @@ def test_epoch_times_reads_the_median_of_keras_epoch_lines(tmp_path, load_script
     for bad, message in (("empty.log", "no epoch lines"), ("missing.log", "cannot read")):
         assert epoch_times.main([str(tmp_path / bad)]) == 2
         assert message in capsys.readouterr().err
+
+
+def _card(folder, by_k, log_z=None):
+    folder.mkdir()
+    metrics = {"dataset": "binarized_mnist", "test_nll_by_k": by_k, **({"log_z": log_z} if log_z else {})}
+    (folder / "card.json").write_text(json.dumps({"name": folder.name, "metrics": metrics}))
+    return str(folder)
+
+
+def test_nll_table_puts_the_cards_numbers_side_by_side(tmp_path, load_script, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "scripts"))  # as when run as a script
+    nll_table = load_script("nll_table")
+    row = {"std": 0.25, "n_examples": 10000}
+    bihm = _card(tmp_path / "bihm", {
+        "1": {**row, "nll": 95.0, "ess": 1.0, "p_nll": 99.0, "p_std": 0.3, "p_ess": 1.0, "command": "zoo eval bihm --k 1"},
+        "10": {**row, "nll": 93.5, "ess": 4.2, "p_nll": 96.0, "p_std": 0.3, "p_ess": 2.1, "command": "zoo eval bihm --k 10"}},
+        log_z={"log_z": -6.1, "std": 0.01, "ess": 900.0, "n_samples": 10 ** 6, "k": 10, "command": "zoo eval bihm"})
+    rws = _card(tmp_path / "rws", {"1": {**row, "nll": 101.0, "ess": 1.0, "command": "zoo eval rws --k 1"},
+                                   "10": {**row, "nll": 96.25, "ess": 1.5, "command": "zoo eval rws --k 1"}})
+    log = tmp_path / "bihm.log"
+    log.write_text("500/500 - 20s - 40ms/step\n" * 3 + "500/500 - 99s - 40ms/step\n")
+    assert nll_table.main([bihm, rws, "--logs", str(log), str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "| 10 | 93.50 ± 0.25 | 4.2 | 96.00 ± 0.30 | 2.1 | 96.25 ± 0.25 | 1.5 |" in out
+    assert "| 1 | 95.00 ± 0.25 | 1.0 | 99.00 ± 0.30 | 1.0 | 101.00 ± 0.25 | 1.0 |" in out
+    assert "`bihm` 1.50; `rws` 4.75 nats" in out and "log Z = -6.100 ± 0.010 from 1,000,000 samples" in out
+    assert "`bihm` trained 4 epochs, 1 minutes at the median epoch (20 s)" in out
+    assert "`zoo eval bihm --k 1`; `zoo eval bihm --k 10`; `zoo eval rws --k 1`" in out
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "card.json").write_text(json.dumps({"name": "bare"}))
+    for bad, message in (([bihm, str(tmp_path / "missing")], "cannot read"), ([str(tmp_path / "bare")], "no test NLL"),
+                         ([bihm, rws, "--logs", str(log)], "1 logs for 2 folders"),
+                         ([bihm, "--logs", str(tmp_path / "none.log")], "cannot read")):
+        assert nll_table.main(bad) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (bad, err)

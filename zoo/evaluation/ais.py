@@ -103,11 +103,17 @@ class AISResult(Result):
 class RAISEResult(Result):
     """Reverse AIS from data: per-example stochastic lower bounds log p-hat(v) on the log-likelihood (of the
     annealing model, which tends to the model as the schedule gets finer), their mean and its standard
-    error, and the log Z they imply, mean(-F(v) - log p-hat(v)): on average above the true log Z."""
+    error, and the log Z they imply, mean(-F(v) - log p-hat(v)): on average above the true log Z.
+
+    For a path over more layers than the visible one (a DBM), each chain starts at an example's hidden states
+    and runs `burn_in` sweeps of the model before it is annealed down: log_likelihood is then None (log f(v)
+    is not known exactly) and per_example holds each chain's log Z estimate, log Z_0 - sum_k log(f_k / f_{k-1}),
+    too high on average as far as the chains' states are samples of the model."""
     log_likelihood: float
     log_likelihood_std: float
     log_z: float
     per_example: np.ndarray = field(repr=False)
+    log_z_std: float = math.nan  # standard error of log_z over the examples
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
     kind: str = "stochastic lower bound"  # of each example's log-likelihood
@@ -232,14 +238,29 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
         seconds=time.perf_counter() - begin)
 
 
+def _burn_in_block(model, dtype, state, start, stop, base_bias, key):
+    """Sweeps start..stop-1 of the model's own transition (beta = 1) from the chains' states."""
+    path = model.annealing_path(base_bias, dtype)
+    one = tf.constant(1.0, dtype)
+
+    def body(i, x):
+        return i + 1, path.transition(x, path.terms(x), one, tf.random.experimental.stateless_fold_in(key, i))
+    _, x = tf.while_loop(lambda i, *_: i < stop, body, (start, state))
+    return x
+
+
 def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="data", base_data=None,
-                schedule="salakhutdinov", dtype=tf.float64, seed=None, progress=None):
+                schedule="salakhutdinov", dtype=tf.float64, seed=None, progress=None, burn_in=1000):
     """RAISE: a stochastic lower bound log p-hat(v) on the log-likelihood of each example of `data` (the
     first `n_examples` of a seeded random subset, all by default) and the log Z it implies.
 
     Each example starts a chain at beta = 1 that is annealed down to the base model; with x_K = v,
     x_{k-1} ~ T_k(. | x_k): log p-hat(v) = log f_K(v) - log Z_0 + sum_k [log f_{k-1}(x_{k-1}) - log f_k(x_{k-1})].
     base_data: the data whose means fit the base model (default: `data` itself).
+
+    A path whose state is more than the visible layer (a DBM's, with `start_from_data(v, seed)`) starts each
+    chain at the example's hidden states, runs `burn_in` sweeps of the model, then anneals down: an estimate of
+    log Z from above as far as the chains' states are then samples of the model (see RAISEResult).
     """
     _check_model(model)
     dtype = _check_dtype(dtype)
@@ -256,19 +277,27 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
     key = tf.constant([seed, 1], tf.int32)
     begin = time.perf_counter()
     v = tf.constant(x, dtype)
+    over_data = not callable(getattr(path, "start_from_data", None))
+    settings = {"method": "reverse AIS (RAISE)", "n_betas": len(betas), "n_examples": len(x), "base": base,
+                "schedule": schedule_name, "dtype": dtype.name, "seed": seed}
+    if not over_data:
+        burn_in = checks.check_positive_int(burn_in, "burn_in", minimum=0)
+        v = path.start_from_data(v, tf.random.experimental.stateless_fold_in(key, -1))
+        burn = _compiled(model, _burn_in_block, dtype)
+        burn_key = tf.random.experimental.stateless_fold_in(key, -2)
+        v = _run_blocks(lambda state, start, stop: burn(state, start, stop, base_bias, burn_key), v, burn_in, None)
+        settings.update(method="reverse AIS from chains started at the data", burn_in=burn_in)
     terms = path.terms(v)
     log_f_data = path.log_f(terms, betas_t[-1])
     step = _compiled(model, _reverse_block, dtype)
     _, _, log_p = _run_blocks(lambda state, start, stop: step(state, start, stop, betas_t, base_bias, key),
                               (v, terms, log_f_data - path.base_log_partition()), len(betas) - 1, progress)
     log_p = log_p.numpy().astype(np.float64)
-    minus_free_energy = log_f_data.numpy().astype(np.float64)
-    std = standard_error(log_p)
+    log_z = log_f_data.numpy().astype(np.float64) - log_p  # each chain's estimate of log Z
     return RAISEResult(
-        log_likelihood=float(log_p.mean()), log_likelihood_std=std,
-        log_z=float(np.mean(minus_free_energy - log_p)), per_example=log_p,
-        settings={"method": "reverse AIS (RAISE)", "n_betas": len(betas), "n_examples": len(log_p),
-                  "base": base, "schedule": schedule_name, "dtype": dtype.name, "seed": seed},
+        log_likelihood=float(log_p.mean()) if over_data else None,
+        log_likelihood_std=standard_error(log_p) if over_data else None, log_z=float(np.mean(log_z)),
+        per_example=log_p if over_data else log_z, log_z_std=standard_error(log_z), settings=settings,
         seconds=time.perf_counter() - begin)
 
 

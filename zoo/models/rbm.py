@@ -50,6 +50,11 @@ class RBM(keras.Model):
       max_norm: upper bound on the L2 norm of each hidden unit's incoming weights.
       sample_visible: use sampled visible states (not probabilities) for the negative statistics.
       visible_bias_init: 'data' sets the visible biases from the training data's means on the first fit.
+      up_scale, down_scale: the modified RBMs of deep Boltzmann machine pretraining (`zoo.DBM.from_rbms`;
+        Salakhutdinov & Hinton 2009): p(h | v) takes the input up_scale * I(v) W and p(v | h) down_scale * I(h) W^T
+        (the first RBM of a stack doubles its bottom-up input, the last its top-down input), while the update
+        stays the data's statistics minus the chains'. With a scale other than 1 the RBM is a component of a
+        DBM, not a model of its own: it has no partition function (AIS and exact log Z refuse it).
       seed: seeds the initial weights and all sampling.
       training_state: whether the model holds its training state (persistent chains, fast weights, centering
         offsets) besides its parameters. A published checkpoint leaves it out (`without_training_state`,
@@ -62,7 +67,7 @@ class RBM(keras.Model):
                  persistent=False, n_chains=100, fast_lr=0.0, fast_decay=0.95, n_temperatures=1, min_beta=0.0,
                  centering=False, centering_rate=0.01, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  dropout=0.0, max_norm=None, sample_visible=False, visible_bias_init="data", weight_stddev=0.01,
-                 seed=None, training_state=True, **kwargs):
+                 up_scale=1.0, down_scale=1.0, seed=None, training_state=True, **kwargs):
         super().__init__(**kwargs)
         self.n_hidden = checks.check_positive_int(n_hidden, "n_hidden")
         self.visible_units = units_lib.get(visible)
@@ -107,6 +112,13 @@ class RBM(keras.Model):
         self.sample_visible = bool(sample_visible)
         self.visible_bias_init = checks.check_choice(visible_bias_init, "visible_bias_init", ("data", "zeros"))
         self.weight_stddev = checks.check_nonnegative(weight_stddev, "weight_stddev")
+        self.up_scale = float(checks.check_nonnegative(up_scale, "up_scale"))
+        self.down_scale = float(checks.check_nonnegative(down_scale, "down_scale"))
+        if not self.up_scale or not self.down_scale:
+            raise ValueError("up_scale and down_scale must be > 0 (2 for the first and last RBMs of a DBM's stack)")
+        if self.scaled and (self.n_temperatures > 1 or self.centering):
+            raise ValueError("up_scale and down_scale (a DBM's pretraining) work with CD and PCD: parallel tempering "
+                             "and centering need an RBM with a partition function")
         if seed is not None:
             seed = checks.check_positive_int(seed, "seed", minimum=0)
         self.seed = seed
@@ -181,9 +193,27 @@ class RBM(keras.Model):
             self.hidden_offset = self.add_weight(name="hidden_offset", shape=(self.n_hidden,), trainable=False,
                                                  initializer="zeros")
 
+    @property
+    def scaled(self):
+        """Whether the conditionals are scaled (a DBM pretraining component, without a partition function)."""
+        return self.up_scale != 1.0 or self.down_scale != 1.0
+
+    def _check_has_partition_function(self):
+        self._check_built()
+        if self.scaled:
+            raise ValueError(f"an RBM with up_scale {self.up_scale:g} and down_scale {self.down_scale:g} is a "
+                             "component of a DBM's pretraining, with no partition function: assemble the DBM "
+                             "(zoo.DBM.from_rbms) and measure that")
+
+    def _check_built(self):
+        if not self.built:
+            raise ValueError("the model has no weights yet: fit it or give n_visible")
+
     def describe(self):
         """What the model is, in one line."""
-        return f"{type(self).__name__}, {self.n_visible} visible and {self.n_hidden} hidden units"
+        scales = (f" (pretraining component: up_scale {self.up_scale:g}, down_scale {self.down_scale:g})"
+                  if self.scaled else "")
+        return f"{type(self).__name__}, {self.n_visible} visible and {self.n_hidden} hidden units{scales}"
 
     def without_training_state(self):
         """A copy of this model with its parameters only (the lean checkpoint of `zoo.export.save(...,
@@ -211,7 +241,8 @@ class RBM(keras.Model):
             "centering_rate": self.centering_rate, "l2": self.l2, "sparsity_target": self.sparsity_target,
             "sparsity_cost": self.sparsity_cost, "dropout": self.dropout, "max_norm": self.max_norm,
             "sample_visible": self.sample_visible, "visible_bias_init": self.visible_bias_init,
-            "weight_stddev": self.weight_stddev, "seed": self.seed, "training_state": self.training_state,
+            "weight_stddev": self.weight_stddev, "up_scale": self.up_scale, "down_scale": self.down_scale,
+            "seed": self.seed, "training_state": self.training_state,
         }
 
     @classmethod
@@ -227,12 +258,13 @@ class RBM(keras.Model):
                 tf.cast(self.hidden_bias, dtype))
 
     def hidden_input(self, v):
-        """Input to the hidden layer: interaction_v(v) W."""
-        return tf.matmul(self.visible_units.interaction(v), tf.cast(self.kernel, v.dtype))
+        """Input to the hidden layer: up_scale interaction_v(v) W."""
+        return self.up_scale * tf.matmul(self.visible_units.interaction(v), tf.cast(self.kernel, v.dtype))
 
     def visible_input(self, h):
-        """Input to the visible layer: interaction_h(h) W^T."""
-        return tf.matmul(self.hidden_units.interaction(h), tf.cast(self.kernel, h.dtype), transpose_b=True)
+        """Input to the visible layer: down_scale interaction_h(h) W^T."""
+        return self.down_scale * tf.matmul(self.hidden_units.interaction(h), tf.cast(self.kernel, h.dtype),
+                                           transpose_b=True)
 
     def energy(self, v, h):
         """E(v, h) per example."""
@@ -261,9 +293,9 @@ class RBM(keras.Model):
         hidden_bias) to sample with instead of the model's (fast-weights PCD)."""
         kernel, b, c = self._params(v.dtype) if params is None else params
         seed_h, seed_v = tfp.random.split_seed(seed, 2)
-        h = self.hidden_units.sample(tf.matmul(self.visible_units.interaction(v), kernel), c, seed_h)
+        h = self.hidden_units.sample(self.up_scale * tf.matmul(self.visible_units.interaction(v), kernel), c, seed_h)
         v_sample, v_mean = self.visible_units.sample_and_mean(
-            tf.matmul(self.hidden_units.interaction(h), kernel, transpose_b=True), b, seed_v)
+            self.down_scale * tf.matmul(self.hidden_units.interaction(h), kernel, transpose_b=True), b, seed_v)
         return v_sample, v_mean, h
 
     def call(self, inputs):
@@ -299,7 +331,7 @@ class RBM(keras.Model):
             # changes the hidden input by (1 - 2 v_i) W_i, so no new matrix product is needed.
             idx = tf.random.stateless_uniform(tf.shape(v0)[:1], seed, maxval=self.n_visible, dtype=tf.int32)
             sign = 1.0 - 2.0 * tf.gather(v0, idx, axis=1, batch_dims=1)
-            flipped_input = h0_input + sign[:, None] * tf.gather(self.kernel, idx)
+            flipped_input = h0_input + self.up_scale * sign[:, None] * tf.gather(self.kernel, idx)
             flip_change = -sign * tf.gather(self.visible_bias, idx) + \
                 log_partition0 - self.hidden_units.log_partition(flipped_input, self.hidden_bias)
             values.append(self.n_visible * tf.math.log_sigmoid(flip_change))
@@ -315,7 +347,7 @@ class RBM(keras.Model):
         # Positive phase. CD's first Gibbs step goes down from h0 ~ p(h | v0), and its mean is the
         # reconstruction; PCD needs only the hidden means, and reconstructs the monitored examples alone.
         i0 = v.interaction(v0)
-        a0 = tf.matmul(i0, self.kernel)
+        a0 = self.up_scale * tf.matmul(i0, self.kernel)
         m = tf.minimum(tf.shape(v0)[0], self.MONITORED_EXAMPLES)
         keep, swap_rate = None, None
         if self.dropout:  # a dropped hidden unit is absent for this example: no term, nothing sent down
@@ -346,7 +378,7 @@ class RBM(keras.Model):
             v_sample, v_mean = self._run_chain(v_start, self.cd_k - 1, seed_chain, reconstruction)
         vn = v_sample if self.sample_visible else v_mean
         i_n = v.interaction(vn)
-        an = tf.matmul(i_n, self.kernel)
+        an = self.up_scale * tf.matmul(i_n, self.kernel)
 
         # Objective mean F(v0) - mean F(vn) with F(v) = self_energy(v; b) - log_partition_h(I(v) W + c).
         # d log_partition_h / da = E[h | a] for every unit family, so the gradient with respect to the hidden
@@ -383,7 +415,7 @@ class RBM(keras.Model):
             with tf.GradientTape() as unit_tape:
                 interactions = [v.interaction(v0), v.interaction(vn)]
             through_kernel = unit_tape.gradient(
-                interactions, unit_params, output_gradients=[tf.matmul(g, self.kernel, transpose_b=True)
+                interactions, unit_params, output_gradients=[self.up_scale * tf.matmul(g, self.kernel, transpose_b=True)
                                                              for g in (g0, gn)])
             g_units = [g1 + g2 for g1, g2 in zip(g_units, through_kernel)]
         grads = dict(zip([id(w) for w in [self.kernel, b, c] + unit_params], [g_kernel, g_b, g_c] + g_units))
@@ -581,7 +613,7 @@ class RBM(keras.Model):
             raise ValueError("the model has no weights yet: fit it or give n_visible")
         if self.hidden_units.kind != "bernoulli":
             raise ValueError(f"an RBM with {self.hidden_units.kind} hidden units cannot encode as a sigmoid layer")
-        kernel = self.kernel.numpy()
+        kernel = self.up_scale * self.kernel.numpy()
         if self.visible_units.kind == "gaussian":  # interaction_v(v) = v / sigma
             kernel = kernel / self.visible_units.sigma().numpy()[:, None]
         # zeros, not the default Glorot: the weights are set at once, and an unseeded initialiser would draw
@@ -630,14 +662,14 @@ class RBM(keras.Model):
     def base_parameters(self, data=None):
         """Visible biases of the AIS base model (zero weights, the model's units): fitted so that independent
         visible units match the means of `data` (Salakhutdinov & Murray 2008), or zeros (uniform) for None."""
-        if not self.built:
-            raise ValueError("the model has no weights yet: fit it or give n_visible")
+        self._check_has_partition_function()
         if data is None:
             return np.zeros(self.n_visible)
         return self.visible_units.bias_from_mean(self.validate_data(data, "data").mean(0))
 
     def enumerable_layers(self):
         """{name: units} of the layers whose states can be summed over for exact log Z."""
+        self._check_has_partition_function()
         return {name: u for name, u in (("visible", self.visible_units), ("hidden", self.hidden_units))
                 if u.discrete}
 
@@ -651,8 +683,7 @@ class RBM(keras.Model):
 
     def annealing_path(self, base_bias, dtype=tf.float64):
         """The path of AIS from independent visible units with biases `base_bias` to this model."""
-        if not self.built:
-            raise ValueError("the model has no weights yet: fit it or give n_visible")
+        self._check_has_partition_function()
         return AnnealingPath(self, base_bias, dtype)
 
     # -- SavedModel (zoo.export) ------------------------------------------------------------------------

@@ -1,0 +1,284 @@
+"""zoo.DBM against exact answers: tiny machines whose every joint state is enumerated by brute force, in NumPy,
+independently of the model's own closed forms (log Z, log sum_h exp(-E(v, h)), the Gibbs conditionals)."""
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zoo import evaluation
+from zoo.models.dbm import DBM
+from zoo.models.rbm import RBM
+
+
+def _tiny(layers=(3, 2), n_visible=4, seed=0, scale=1.0, **kwargs):
+    model = DBM(list(layers), n_visible=n_visible, seed=seed, **kwargs)
+    rng = np.random.default_rng(seed)
+    for w in model.kernels + model.biases:
+        w.assign(scale * rng.standard_normal(w.shape).astype(np.float32))
+    return model
+
+
+def _binary(n):
+    return np.array(list(itertools.product([0.0, 1.0], repeat=n)))
+
+
+def _joint(model):
+    """(list of per-layer state arrays over every joint state, -E of each joint state), in float64 NumPy."""
+    kernels = [w.numpy().astype(np.float64) for w in model.kernels]
+    biases = [b.numpy().astype(np.float64) for b in model.biases]
+    grids = [_binary(n) for n in model.sizes]
+    index = np.array(list(itertools.product(*[range(len(g)) for g in grids])))
+    states = [g[index[:, l]] for l, g in enumerate(grids)]
+    minus_energy = sum(x @ b for x, b in zip(states, biases))
+    minus_energy = minus_energy + sum(np.einsum("ni,ij,nj->n", states[l], w, states[l + 1])
+                                      for l, w in enumerate(kernels))
+    return states, minus_energy
+
+
+def _logsumexp(a, axis=None):
+    top = np.max(a, axis=axis, keepdims=True)
+    return np.squeeze(top, axis) + np.log(np.sum(np.exp(a - top), axis=axis))
+
+
+def _exact(model):
+    """(log Z, {visible state as a tuple: log sum_h exp(-E(v, h))}) by brute force."""
+    states, minus_energy = _joint(model)
+    log_f = {}
+    for v in _binary(model.n_visible):
+        rows = np.all(states[0] == v, axis=1)
+        log_f[tuple(v)] = _logsumexp(minus_energy[rows])
+    return _logsumexp(minus_energy), log_f
+
+
+@pytest.mark.parametrize("layers", [(3, 2), (2, 3, 2), (2, 2, 2, 2)])
+def test_exact_log_partition_and_both_parities_agree_with_brute_force(layers):
+    model = _tiny(layers)
+    log_z, _ = _exact(model)
+    assert evaluation.exact_log_partition(model) == pytest.approx(log_z, abs=1e-9)
+    for name, units in model.enumerable_layers().items():  # each parity enumerated, the other summed out
+        states = units.states(0, int(round(np.exp(units.log_n_states()))), tf.float64)
+        marginal = model.unnormalized_log_marginal(states, name).numpy()
+        assert _logsumexp(marginal) == pytest.approx(log_z, abs=1e-9), name
+
+
+@pytest.mark.parametrize("layers", [(3, 2), (2, 3, 2)])
+def test_forward_and_reverse_ais_bracket_the_exact_log_partition(layers):
+    model = _tiny(layers)
+    log_z, _ = _exact(model)
+    x = _binary(4)[np.random.default_rng(1).integers(0, 16, 40)].astype(np.float32)
+    forward = evaluation.ais(model, n_betas=3000, n_chains=64, data=x, seed=0)
+    reverse = evaluation.reverse_ais(model, x, n_betas=3000, seed=0, burn_in=200)
+    assert abs(forward.log_z - log_z) < 4 * forward.log_z_std + 0.01
+    assert abs(reverse.log_z - log_z) < 4 * reverse.log_z_std + 0.01
+    assert reverse.log_likelihood is None and reverse.settings["burn_in"] == 200
+    # a short schedule errs on each side as it should: each forward chain's log weight low on average (Jensen),
+    # each reverse chain's log Z high
+    short_f = evaluation.ais(model, n_betas=5, n_chains=400, data=x, seed=0, schedule="linear")
+    short_r = evaluation.reverse_ais(model, x, n_betas=5, seed=0, schedule="linear", burn_in=200)
+    assert short_f.base_log_z + short_f.log_weights.mean() < log_z - 0.05 and short_r.log_z > log_z + 0.05
+
+
+def test_ais_with_gaussian_visible_units_against_quadrature():
+    """The visible layer summed out of the path (the odd layers move) carries the constant of mixing two
+    Gaussian self energies: AIS must still find log Z, here by quadrature over one real visible unit."""
+    model = DBM([2, 2], visible="gaussian", n_visible=1, seed=0)
+    rng = np.random.default_rng(3)
+    for w in model.kernels + model.biases:
+        w.assign(rng.standard_normal(w.shape).astype(np.float32))
+    assert model.annealing_parity() == 1
+    kernels = [w.numpy().astype(np.float64) for w in model.kernels]
+    b = [w.numpy().astype(np.float64) for w in model.biases]
+    grid = np.linspace(-30, 30, 200001)
+    terms = []
+    for h1 in _binary(2):
+        for h2 in _binary(2):
+            minus_e = -(grid - b[0][0]) ** 2 / 2 + grid * (kernels[0][0] @ h1) + h1 @ b[1] + h2 @ b[2] + h1 @ kernels[1] @ h2
+            top = minus_e.max()
+            terms.append(top + np.log(np.sum(np.exp(minus_e - top)) * (grid[1] - grid[0])))
+    log_z = _logsumexp(np.array(terms))
+    assert evaluation.exact_log_partition(model) == pytest.approx(log_z, abs=1e-6)
+    x = rng.normal(2.0, 1.0, (50, 1)).astype(np.float32)
+    forward = evaluation.ais(model, n_betas=2000, n_chains=64, data=x, seed=0)
+    assert abs(forward.log_z - log_z) < 4 * forward.log_z_std + 0.01
+
+
+def test_mean_field_reaches_a_fixed_point_and_bounds_the_exact_marginal():
+    model = _tiny((3, 2), scale=0.8)
+    _, log_f = _exact(model)
+    v = _binary(4)
+    bound = model.unnormalized_log_prob(tf.constant(v, tf.float64)).numpy()
+    exact = np.array([log_f[tuple(row)] for row in v])
+    assert np.all(bound <= exact + 1e-9) and np.all(exact - bound < 1.0)
+    # the fixed point of mu_l = E_l[x | I(mu_{l-1}) W_{l-1} + I(mu_{l+1}) W_l^T + b_l]
+    mu1, mu2 = model.mean_field(v, n_steps=500, tol=0.0)
+    w0, w1 = (w.numpy() for w in model.kernels)
+    _, b1, b2 = (b.numpy() for b in model.biases)
+    sigmoid = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    np.testing.assert_allclose(mu1, sigmoid(v @ w0 + mu2 @ w1.T + b1), atol=1e-5)
+    np.testing.assert_allclose(mu2, sigmoid(mu1 @ w1 + b2), atol=1e-5)
+    # each round is a coordinate ascent of the bound: more rounds never lower it
+    bounds = []
+    for steps in (1, 2, 5, 50):
+        means, inputs, _ = model._mean_field(tf.constant(v, tf.float64), steps, 0.0)
+        bounds.append(-model._mean_field_free_energy(means, inputs).numpy())
+    assert all(np.all(later >= earlier - 1e-9) for earlier, later in zip(bounds, bounds[1:]))
+
+
+def test_mean_field_stops_at_its_tolerance():
+    model = _tiny((3, 2), scale=0.5)
+    v = tf.constant(_binary(4), tf.float64)
+    means, _, rounds = model._mean_field(v, 100, 1e-3)
+    _, _, finer = model._mean_field(v, 100, 1e-9)
+    assert 1 <= int(rounds) < int(finer) < 100
+    further, _, _ = model._mean_field(v, int(rounds) + 1, 0.0)  # one round more moves no layer by tol on average
+    assert max(float(tf.reduce_mean(tf.abs(a - b))) for a, b in zip(means[1:], further[1:])) < 1e-3
+    _, _, capped = model._mean_field(v, 2, 1e-9)
+    assert int(capped) == 2
+
+
+def test_one_update_is_the_data_statistics_minus_the_chains():
+    model = _tiny((3, 2), scale=0.5, n_chains=7, gibbs_steps=2, mean_field_steps=4, mean_field_tol=0.0)
+    lr = 0.1
+    model.compile(keras.optimizers.SGD(learning_rate=lr), steps_per_execution=1)
+    v = _binary(4)[[1, 5, 6, 9, 14]].astype(np.float32)
+    means, _, _ = model._mean_field(tf.constant(v), 4, 0.0)
+    means = [m.numpy().astype(np.float64) for m in means]
+    before = [w.numpy().astype(np.float64) for w in model.kernels + model.biases]
+    model.fit(tf.data.Dataset.from_tensor_slices(v).batch(5), epochs=1, verbose=0)  # arrays would set b_0 first
+    chains = [c.numpy().astype(np.float64) for c in model.chains]  # the states of the negative phase
+    after = [w.numpy().astype(np.float64) for w in model.kernels + model.biases]
+    for l in range(2):
+        expected = lr * (means[l].T @ means[l + 1] / 5 - chains[l].T @ chains[l + 1] / 7)
+        np.testing.assert_allclose(after[l] - before[l], expected, atol=1e-5)
+    for l in range(3):
+        expected = lr * (means[l].mean(0) - chains[l].mean(0))
+        np.testing.assert_allclose(after[2 + l] - before[2 + l], expected, atol=1e-5)
+
+
+def test_gibbs_chains_sample_the_model():
+    model = _tiny((2, 2), n_visible=3, scale=1.0)
+    states, minus_energy = _joint(model)
+    p = np.exp(minus_energy - _logsumexp(minus_energy))
+    codes = [tuple(row) for row in np.concatenate(states, axis=1)]
+    exact = {}
+    for code, prob in zip(codes, p):
+        exact[code] = exact.get(code, 0.0) + prob
+    n = 20000
+    start = model._chain_start(n, tf.constant([0, 0]))
+    final, _ = model._gibbs(start, tf.constant(30), tf.constant([1, 2]))
+    codes, probs = list(exact), np.array(list(exact.values()))
+
+    def distance(rows):
+        counts = {}
+        for row in map(tuple, rows):
+            counts[row] = counts.get(row, 0) + 1
+        return 0.5 * sum(abs(counts.get(code, 0) / len(rows) - prob) for code, prob in zip(codes, probs))
+
+    iid = np.array(codes)[np.random.default_rng(0).choice(len(codes), n, p=probs / probs.sum())]
+    tv = distance(np.concatenate([s.numpy() for s in final], axis=1))
+    assert tv < distance(iid) + 0.015, (tv, distance(iid))
+
+
+def test_assembled_from_rbms_with_the_pretraining_rules():
+    rng = np.random.default_rng(0)
+
+    def rbm(n_visible, n_hidden, up, down):
+        r = RBM(n_hidden, n_visible=n_visible, up_scale=up, down_scale=down, seed=0)
+        for w in (r.kernel, r.visible_bias, r.hidden_bias):
+            w.assign(rng.standard_normal(w.shape).astype(np.float32))
+        return r
+
+    first, middle, last = rbm(4, 3, 2.0, 1.0), rbm(3, 3, 1.0, 1.0), rbm(3, 2, 1.0, 2.0)
+    model = DBM.from_rbms([first, middle, last], n_chains=5)
+    assert model.sizes == [4, 3, 3, 2]
+    np.testing.assert_allclose(model.kernels[0].numpy(), first.kernel.numpy())
+    np.testing.assert_allclose(model.kernels[1].numpy(), 0.5 * middle.kernel.numpy())
+    np.testing.assert_allclose(model.kernels[2].numpy(), last.kernel.numpy())
+    np.testing.assert_allclose(model.biases[0].numpy(), first.visible_bias.numpy())
+    v = _binary(4).astype(np.float32)
+    # the DBM's first bottom-up mean-field pass is the first RBM's p(h | v), with its doubled input
+    means, _, _ = model._mean_field(tf.constant(v), 0, 0.0)
+    np.testing.assert_allclose(means[1].numpy(), first(tf.constant(v)).numpy(), atol=1e-6)
+    # the conditionals of the outer layers are the RBMs' own: p(v | h1) the first's down pass, p(h3 | h2) the
+    # last's up pass (single weights both)
+    h = _binary(3).astype(np.float32)
+    states = [None, tf.constant(h), tf.constant(h), None]
+    kernels, biases = model._params(tf.float32)
+    np.testing.assert_allclose(tf.sigmoid(model.layer_input(states, 0, kernels) + biases[0]).numpy(),
+                               tf.sigmoid(first.visible_input(tf.constant(h)) + first.visible_bias).numpy(), atol=1e-6)
+    np.testing.assert_allclose(tf.sigmoid(model.layer_input(states[:3] + [tf.zeros((8, 2))], 3, kernels)
+                                          + biases[3]).numpy(), last(tf.constant(h)).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="does not chain"):
+        DBM.from_rbms([rbm(4, 3, 2.0, 1.0), rbm(2, 2, 1.0, 2.0)])
+    with pytest.raises(ValueError, match="the pretraining rules need 2 and 1"):
+        DBM.from_rbms([rbm(4, 3, 1.0, 1.0), rbm(3, 2, 1.0, 2.0)])
+    with pytest.raises(ValueError, match="no partition function"):
+        evaluation.ais(first, n_betas=10, n_chains=2, base="uniform")
+
+
+def test_keras_round_trip_keeps_everything(tmp_path):
+    model = _tiny((3, 2), sparsity_targets=[0.2, 0.1], sparsity_cost=0.01, l2=0.001)
+    model.compile()
+    model.fit(_binary(4).astype(np.float32), batch_size=8, epochs=2, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert loaded.get_config() == model.get_config()
+    for a, b in zip(loaded.weights, model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    v = _binary(4)
+    np.testing.assert_allclose(loaded.unnormalized_log_prob(tf.constant(v)).numpy(),
+                               model.unnormalized_log_prob(tf.constant(v)).numpy(), atol=1e-6)
+
+
+def test_a_saved_model_answers_without_zoo(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from zoo import export
+
+    model = _tiny((3, 2))
+    folder = export.save(model, tmp_path / "dbm", training_state=False)
+    loaded, _ = export.load_folder(folder)
+    assert type(loaded) is DBM and not loaded.training_state
+    v = _binary(4)[:5]
+    script = f"""
+import json, sys, tensorflow as tf
+s = tf.saved_model.load({str(folder / "saved_model")!r}).signatures
+x = tf.constant({v.tolist()!r}, tf.float32)
+print(json.dumps({{"names": sorted(s), "zoo": "zoo" in sys.modules,
+    "features": s["encode"](x=x)["features"].numpy().tolist(),
+    "free_energy": s["mean_field_free_energy"](x=x)["free_energy"].numpy().tolist(),
+    "samples": s["sample"](n=tf.constant(3), n_steps=tf.constant(4), seed=tf.constant(1))["samples"].numpy().tolist()}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not out["zoo"] and {"encode", "mean_field_free_energy", "sample"} <= set(out["names"])
+    np.testing.assert_allclose(out["features"], model.mean_field(v)[-1], atol=1e-5)
+    np.testing.assert_allclose(out["free_energy"], -model.unnormalized_log_prob(tf.constant(v, tf.float32)).numpy(),
+                               atol=1e-4)
+    assert np.array(out["samples"]).shape == (3, 4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"layers": []}, "layers must list"), ({"layers": [3, 0]}, "a layer size"),
+    ({"layers": [3], "top": "gaussian"}, "top layer's units"), ({"layers": [3], "visible": "softmax"}, "visible units"),
+    ({"layers": [3, 2], "sparsity_targets": [0.1]}, "one target per hidden layer"),
+    ({"layers": [3], "sparsity_cost": 0.1}, "needs sparsity_targets"), ({"layers": [3], "max_norm": 0}, "max_norm"),
+    ({"layers": [3], "gibbs_steps": 0}, "gibbs_steps")])
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DBM(**kwargs)
+
+
+def test_bad_data():
+    model = _tiny((3, 2))
+    with pytest.raises(ValueError, match="binary"):
+        model.fit(np.full((4, 4), 0.5, np.float32), batch_size=2, verbose=0)
+    with pytest.raises(ValueError, match="4"):
+        model.mean_field(np.zeros((2, 5), np.float32))
+    with pytest.raises(ValueError, match="NaN|finite"):
+        model.mean_field(np.full((2, 4), np.nan, np.float32))

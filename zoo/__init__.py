@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 _SUBMODULES = ("capabilities", "checks", "cli", "data", "evaluation", "export", "files", "finetune", "hub", "layers",
                "models",
                "training", "units", "viz")
-_ATTRIBUTES = {"load": "zoo.hub", "save": "zoo.export", "RBM": "zoo.models", "HelmholtzMachine": "zoo.models",
+_ATTRIBUTES = {"load": "zoo.hub", "save": "zoo.export", "RBM": "zoo.models", "DBM": "zoo.models", "HelmholtzMachine": "zoo.models",
                "BiHM": "zoo.models", "Classifier": "zoo.models"}
 
 __all__ = list(_SUBMODULES) + list(_ATTRIBUTES)

@@ -31,6 +31,24 @@ def linear_steps(start, end, epochs):
     return schedule
 
 
+def pretraining_rbms(layers, n_visible, visible="bernoulli", top="bernoulli", seed=None, **settings):
+    """The untrained greedy stack of a deep Boltzmann machine with hidden `layers` (Salakhutdinov & Hinton 2009,
+    2012): RBM i models layer i - 1 (the data for i = 1) and layer i; the first doubles its bottom-up input
+    (up_scale 2), the last its top-down input (down_scale 2), those in between are plain (the DBM halves
+    them: `zoo.DBM.from_rbms`). One RBM alone is a plain RBM. settings: the RBMs' other arguments."""
+    from zoo.models import RBM
+
+    sizes = [n_visible] + list(layers)
+    rbms = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        first, last = i == 0, i == len(layers) - 1
+        scales = (1.0, 1.0) if len(layers) == 1 else (2.0 if first else 1.0, 2.0 if last else 1.0)
+        rbms.append(RBM(n_out, visible=visible if first else "bernoulli", hidden=top if last else "bernoulli",
+                        n_visible=n_in, up_scale=scales[0], down_scale=scales[1],
+                        seed=None if seed is None else seed + i, **settings))
+    return rbms
+
+
 class FreeEnergyGap(keras.callbacks.Callback):
     """Log `free_energy_gap` = mean F(validation) - mean F(train) on fixed samples (Hinton's overfitting
     monitor: it grows when the model starts to prefer the training images)."""

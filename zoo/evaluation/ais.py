@@ -345,11 +345,13 @@ class Evaluation(Result):
 
 def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_betas=None,
                           reverse_examples=100, exact=None, base="data", schedule="salakhutdinov", dtype=tf.float64,
-                          seed=0, progress=None):
+                          seed=0, progress=None, burn_in=1000):
     """Everything at once on `dataset` (a name, a zoo.data.Dataset or {"train": x, "test": x}): forward
     AIS (n_betas, n_chains, base fitted on the training split), RAISE on `reverse_examples` test examples
-    (reverse_betas temperatures, default n_betas), exact log Z when the model is small enough (exact=None:
-    when possible; True: required), and the train/test NLL bracket."""
+    (reverse_betas temperatures, default n_betas; a DBM's chains start there and run `burn_in` sweeps first),
+    exact log Z when the model is small enough (exact=None: when possible; True: required), and the train/test
+    NLL bracket: of the NLL itself, or of the model's bound on it when its `unnormalized_log_prob` is a lower
+    bound (`UNNORMALIZED_LOG_PROB`, a DBM's mean-field bound: kind "bound bracket")."""
     if isinstance(dataset, str):
         dataset = data_lib.load(dataset)
     if isinstance(dataset, dict):
@@ -370,12 +372,14 @@ def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100,
                   dtype=dtype, seed=seed, progress=progress)
     reverse = reverse_ais(model, test, n_betas=n_betas if reverse_betas is None else reverse_betas,
                           n_examples=reverse_examples, base=base, base_data=train, schedule=schedule,
-                          dtype=dtype, seed=seed, progress=progress)
+                          dtype=dtype, seed=seed, progress=progress, burn_in=burn_in)
     nll = {}
     for split, x in (("train", train), ("test", test)):
         free_energy = mean_free_energy(model, x)
         nll[split] = {"lower": free_energy + forward.log_z, "upper": free_energy + reverse.log_z,
                       "exact": free_energy + log_z_exact}
+    bound = getattr(model, "UNNORMALIZED_LOG_PROB", "exact") != "exact"
     return Evaluation(dataset=name, log_z_forward=forward.log_z, log_z_reverse=reverse.log_z,
                       log_z_exact=log_z_exact, nll=nll, forward=forward.to_dict(arrays=False),
-                      reverse=reverse.to_dict(arrays=False), seconds=time.perf_counter() - begin)
+                      reverse=reverse.to_dict(arrays=False), seconds=time.perf_counter() - begin,
+                      kind="bound bracket" if bound else "bracket")

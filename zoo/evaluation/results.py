@@ -7,6 +7,8 @@ Every result says what kind of number it is (`kind`):
 - "stochastic lower bound": a number whose expectation is at most the truth (RAISE's per-example
   log-likelihood; importance sampling's log p(x) with K samples, tightening as K grows);
 - "bracket": a pair from both sides (the NLL from forward AIS and from RAISE);
+- "bound bracket": the same pair for a variational bound on the NLL (a DBM's mean-field bound, E(v, mu) - H(q)
+  + log Z, with log Z from either side): both lie above the true NLL as far as log Z is right;
 - "mixed estimate": a difference of two estimates whose errors lean opposite ways (a bidirectional Helmholtz
   machine's log p*(x) = log p~*-hat(x) - log Z-hat: the first too low on average, the second too low as well,
   so that its negative leans high); the standard error says how far either can be.
@@ -16,7 +18,7 @@ from dataclasses import asdict
 
 import numpy as np
 
-KINDS = ("exact", "estimate", "stochastic lower bound", "bracket", "mixed estimate")
+KINDS = ("exact", "estimate", "stochastic lower bound", "bracket", "bound bracket", "mixed estimate")
 
 
 def standard_error(x):

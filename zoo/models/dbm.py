@@ -174,6 +174,23 @@ class DBM(keras.Model):
             mine.set_weights(theirs.get_weights())
         return lean
 
+    def set_parameters_from(self, source):
+        """Copy the kernels, biases and units' parameters of `source`, a trained DBM of the same layers and unit
+        types, to continue its training with other settings (fresh chains and optimizer; --init-from)."""
+        if not isinstance(source, DBM) or not source.built:
+            raise ValueError(f"can only copy the parameters of a trained DBM, got {type(source).__name__}")
+        if not self.built:
+            self.build((None, source.n_visible))
+        mine = (self.sizes, [u.kind for u in self.layer_units])
+        theirs = (source.sizes, [u.kind for u in source.layer_units])
+        if mine != theirs:
+            raise ValueError(f"the source DBM ({source.describe()}) does not match this one ({self.describe()})")
+        for variable, value in zip(self.kernels + self.biases, source.kernels + source.biases):
+            variable.assign(value)
+        for units, other in zip(self.layer_units, source.layer_units):
+            units.set_weights(other.get_weights())
+        self._parameters_set = True
+
     def _check_built(self):
         if not self.built:
             raise ValueError("the model has no weights yet: fit it or give n_visible")

@@ -616,3 +616,43 @@ def test_bihm_trains_samples_inpaints_and_evaluates(tmp_path, capsys):
     assert code == 2 and "HelmholtzMachine cannot use a log Z from its card" in err
     code, _, err = _run(capsys, ["sample", str(hm), "--gif", str(tmp_path / "h.gif")])
     assert code == 2 and "no chain to animate" in err
+
+
+def test_dbm_pretrains_trains_resumes_evaluates_and_fine_tunes(tmp_path, capsys):
+    out = tmp_path / "dbm"
+    args = ["train", "dbm", "--layers", "12", "6", "--pretrain-epochs", "1", "1", "--pretrain-cd-k-final", "2",
+            "--epochs", "1", "--batch-size", "500", "--mean-field-steps", "5", "--gibbs-steps", "2", "--n-chains", "20",
+            "--sparsity-targets", "0.2", "0.1", "--sparsity-cost", "0.001", "--log-z-every", "1", "--verbose", "0",
+            "--seed", "0", "--out", str(out), "--logdir", str(tmp_path / "tb")]
+    code, _, err = _run(capsys, args)
+    assert code == 0, err
+    card = json.loads((out / "card.json").read_text())
+    assert card["model"] == "DBM" and card["config"]["layers"] == [12, 6]
+    assert {"mean_field_free_energy", "mean_field_steps", "log_z/forward", "log_z/reverse"} <= set(card["final_metrics"])
+    assert (out / "filters.png").is_file() and (tmp_path / "dbm.pretrain" / "rbm2" / "model.keras").is_file()
+    # run again after the folder is gone (say, interrupted in the joint training): the stages are loaded
+    first = json.loads((out / "card.json").read_text())["final_metrics"]
+    shutil.rmtree(out)
+    code, _, err = _run(capsys, args)
+    assert code == 0 and "pretraining stage 1 found" in err and "pretraining stage 2 found" in err, err
+    assert json.loads((out / "card.json").read_text())["final_metrics"] == first
+    # measured both ways: exact log Z (6 top units with 784 visible: the odd parity has 12 units) between them
+    code, stdout, err = _run(capsys, ["eval", str(out), "--ais-betas", "500", "--ais-chains", "16", "--reverse-examples",
+                                      "16", "--burn-in", "20", "--json", "--write-card"])
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["kind"] == "bound bracket" and report["reverse"]["settings"]["burn_in"] == 20
+    assert report["log_z_exact"] is not None and report["nll"]["test"]["exact"] >= 0
+    code, stdout, err = _run(capsys, ["sample", str(out), "--n", "4", "--steps", "3", "--out", str(tmp_path / "s.png")])
+    assert code == 0, err
+    code, stdout, err = _run(capsys, ["finetune", str(out), "--labels-per-class", "1", "--seeds", "1", "--epochs", "2",
+                                      "--json"])
+    assert code == 0, err
+    assert json.loads(stdout)["settings"]["encoder"] == "784-12-6"
+    for bad, message in [(["--pretrain-epochs", "1"], "one number per hidden layer (2)"),
+                         (["--layers", "0"], "--layers: expected a positive integer"),
+                         (["--top", "gaussian"], "--top: invalid choice"),
+                         (["--sparsity-targets", "0.1"], "one target per hidden layer")]:
+        code, _, err = _run(capsys, ["train", "dbm", "--layers", "12", "6", *bad, "--out", str(tmp_path / "bad")])
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (bad, err)
+        assert not (tmp_path / "bad").exists()

@@ -282,3 +282,25 @@ def test_bad_data():
         model.mean_field(np.zeros((2, 5), np.float32))
     with pytest.raises(ValueError, match="NaN|finite"):
         model.mean_field(np.full((2, 4), np.nan, np.float32))
+
+
+@pytest.mark.parametrize("layers", [(3,), (3, 2), (3, 3, 2)])
+def test_the_encoder_is_the_papers_network_with_the_dbms_weights(layers):
+    from zoo import finetune
+
+    model = _tiny(layers, scale=0.7)
+    encoder = finetune.get_encoder(model)
+    v = _binary(4).astype(np.float32)
+    kernels = [w.numpy() for w in model.kernels]
+    biases = [b.numpy() for b in model.biases]
+    top = model.mean_field(v)[-1]
+    sigmoid = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    h = v
+    for l in range(1, len(layers) + 1):
+        above = top @ kernels[l].T if l == len(layers) - 1 else 0.0
+        h = sigmoid(h @ kernels[l - 1] + above + biases[l])
+    np.testing.assert_allclose(encoder(v).numpy(), h, atol=1e-5)
+    assert [d.name for d in finetune.dense_layers(encoder)] == [f"hidden_{l}" for l in range(1, len(layers) + 1)]
+    assert len(encoder.trainable_weights) == 2 * len(layers)  # the posterior's copy of the DBM stays frozen
+    model.kernels[0].assign(model.kernels[0] + 1.0)  # a copy: the encoder does not follow the model
+    np.testing.assert_allclose(encoder(v).numpy(), h, atol=1e-5)

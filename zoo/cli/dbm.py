@@ -72,7 +72,12 @@ class DBMFamily(Family):
         if not args.pretrain_epochs:
             return DBM(args.layers, visible=args.visible, top=args.top, n_visible=dataset.n_features, **settings)
         DBM(args.layers, visible=args.visible, top=args.top, **settings)  # bad settings fail before the RBMs train
-        return DBM.from_rbms(pretrain(args, dataset), **settings)
+        rbms = pretrain(args, dataset)
+        if args.seed is not None:  # the joint stage draws the same whether the stages were trained or loaded
+            import keras
+
+            keras.utils.set_random_seed(args.seed)
+        return DBM.from_rbms(rbms, **settings)
 
     def compile(self, args, model, steps):
         import keras

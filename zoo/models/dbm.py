@@ -448,6 +448,37 @@ class DBM(keras.Model):
         path = DBMAnnealingPath(self, None, states.dtype, parity)
         return path.log_f(path.terms(states), tf.constant(1.0, states.dtype))
 
+    # -- fine-tuning (zoo.finetune; the Encoder capability) -----------------------------------------------
+    def encoder(self):
+        """The encoder of Salakhutdinov & Hinton (2009): a new keras.Model whose input is the image x and, from
+        a frozen copy of this DBM, the mean-field posterior q_L of the top layer; sigmoid Dense layers then
+        compute h_1 = sigma(x W_0 + b_1), ..., h_{L-1} = sigma(h_{L-2} W_{L-2} + q_L W_{L-1}^T + b_{L-1}) (the
+        input the layer has in the DBM), h_L = sigma(h_{L-1} W_{L-1} + b_L), with copies of the DBM's weights.
+        Fine-tuning trains the Dense layers; the posterior stays the pretrained DBM's."""
+        self._check_built()
+        if self.layer_units[-1].kind != "bernoulli":
+            raise ValueError(f"a DBM with a {self.layer_units[-1].kind} top layer cannot encode as sigmoid layers")
+        kernels = [w.numpy() for w in self.kernels]
+        if self.layer_units[0].kind == "gaussian":  # interaction_v(v) = v / sigma
+            kernels[0] = kernels[0] / self.layer_units[0].sigma().numpy()[:, None]
+        biases = [b.numpy() for b in self.biases]
+        x = keras.Input((self.n_visible,), dtype="float32", name="x")
+        h, weights = x, []
+        top = MeanFieldPosterior(self.without_training_state(), name="mean_field_top") if self.depth > 1 else None
+        for l in range(1, self.depth + 1):
+            kernel = kernels[l - 1]
+            if l == self.depth - 1:  # the layer under the top also hears the top's posterior
+                h = keras.layers.Concatenate(name="with_mean_field_top")([h, top(x)])
+                kernel = np.concatenate([kernel, kernels[l].T], axis=0)
+            dense = keras.layers.Dense(self.sizes[l], activation="sigmoid", kernel_initializer="zeros",
+                                       name=f"hidden_{l}")
+            h = dense(h)
+            weights.append((dense, [kernel, biases[l]]))
+        encoder = keras.Model(x, h, name="dbm_encoder")
+        for dense, values in weights:
+            dense.set_weights(values)
+        return encoder
+
     # -- SavedModel and TensorBoard ---------------------------------------------------------------------
     def serving_endpoints(self):
         """encode (x -> the mean-field posterior of the top layer), mean_field_free_energy (E(v, mu) - H(q)) and
@@ -609,3 +640,27 @@ class DBMAnnealingPath:
         seeds = tfp.random.split_seed(seed, len(self.moved))
         return tf.concat([self.units[l].sample(tf.zeros((n, self.sizes[l]), self.dtype), self.base_biases[l], s)
                           for l, s in zip(self.moved, seeds)], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class MeanFieldPosterior(keras.layers.Layer):
+    """x -> the mean-field posterior of the top layer of `dbm` (`DBM.call`), a frozen copy of the DBM inside the
+    layer: the second input of the DBM's fine-tuned network (`DBM.encoder`)."""
+
+    def __init__(self, dbm, **kwargs):
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        self.dbm = dbm if isinstance(dbm, DBM) else keras.saving.deserialize_keras_object(dbm)
+        self.dbm.trainable = False
+
+    def call(self, x):
+        return self.dbm(x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.dbm.sizes[-1])
+
+    def compute_output_spec(self, x):
+        return keras.KerasTensor((x.shape[0], self.dbm.sizes[-1]), dtype=self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "dbm": keras.saving.serialize_keras_object(self.dbm)}

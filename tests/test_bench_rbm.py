@@ -183,3 +183,41 @@ def test_bench_bihm_smoke_run_prints_the_ratio():
     assert any(line.startswith("fit / bound: ") for line in result.stdout.splitlines())
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["n_examples"] == 300 and report["z_seconds"] > 0 and report["eval_seconds"] > 0
+
+
+DBM_SCRIPT = SCRIPT.with_name("bench_dbm.py")
+
+
+def test_bench_dbm_numpy_reference_computes_the_models_mean_field(load_script):
+    import tensorflow as tf
+
+    from zoo.models import DBM
+
+    bench = load_script("bench_dbm")
+    model = DBM([6, 5], n_visible=8, seed=0, weight_stddev=0.5)
+    v = (np.random.default_rng(0).random((4, 8)) < 0.5).astype(np.float32)
+    w0, w1 = (w.numpy() for w in model.kernels)
+    _, b1, b2 = (b.numpy() for b in model.biases)
+    means, _, _ = model._mean_field(tf.constant(v), 7, 0.0)
+    for mine, theirs in zip(bench.numpy_mean_field(v, w0, w1, b1 + 0.1, b2, rounds=7), means[1:]):
+        assert not np.allclose(mine, theirs.numpy(), atol=1e-5)  # it does see the biases
+    for mine, theirs in zip(bench.numpy_mean_field(v, w0, w1, b1, b2, rounds=7), means[1:]):
+        np.testing.assert_allclose(mine, theirs.numpy(), atol=1e-5)
+
+
+def test_bench_dbm_bad_arguments_exit_2_with_one_line():
+    result = subprocess.run([sys.executable, str(DBM_SCRIPT), "--n-examples", "50"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["bench_dbm.py: --n-examples must be >= 100, got 50 "
+                                                  "(see bench_dbm.py --help)"]
+
+
+@pytest.mark.slow
+def test_bench_dbm_smoke_run_prints_the_ratios():
+    result = subprocess.run([sys.executable, str(DBM_SCRIPT), "--n-examples", "300", "--repeats", "1", "--json"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any(line.strip().startswith("zoo / NumPy ") for line in result.stdout.splitlines())
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["n_examples"] == 300 and set(report["examples_per_second"]) == {"zoo", "NumPy", "bound"}

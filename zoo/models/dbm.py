@@ -227,17 +227,27 @@ class DBM(keras.Model):
         absolute change of every layer is below `tol` or after `n_steps` rounds. Returns (means [v, mu_1, ...],
         inputs [None, a_1, ...] with mu_l = E_l[x | a_l], rounds)."""
         kernels, biases = self._params(v.dtype)
+        from_visible = tf.matmul(self.layer_units[0].interaction(v), kernels[0])  # fixed: computed once
         means, inputs = [v], []
         for l in range(1, self.depth + 1):
             factor = 2.0 if l < self.depth else 1.0
-            inputs.append(factor * tf.matmul(self.layer_units[l - 1].interaction(means[-1]), kernels[l - 1]))
+            below = from_visible if l == 1 else tf.matmul(self.layer_units[l - 1].interaction(means[-1]),
+                                                          kernels[l - 1])
+            inputs.append(factor * below)
             means.append(self.layer_units[l].mean(inputs[-1], biases[l]))
         order = list(range(1, self.depth + 1, 2)) + list(range(2, self.depth + 1, 2))
+
+        def layer_input(means, l):
+            if l > 1:
+                return self.layer_input(means, l, kernels)
+            if self.depth == 1:
+                return from_visible
+            return from_visible + tf.matmul(self.layer_units[2].interaction(means[2]), kernels[1], transpose_b=True)
 
         def round_(i, means, inputs, change):
             means, inputs, changes = list(means), list(inputs), []
             for l in order:
-                inputs[l - 1] = self.layer_input(means, l, kernels)
+                inputs[l - 1] = layer_input(means, l)
                 new = self.layer_units[l].mean(inputs[l - 1], biases[l])
                 changes.append(tf.reduce_mean(tf.abs(new - means[l])))
                 means[l] = new

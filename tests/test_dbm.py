@@ -304,3 +304,20 @@ def test_the_encoder_is_the_papers_network_with_the_dbms_weights(layers):
     assert len(encoder.trainable_weights) == 2 * len(layers)  # the posterior's copy of the DBM stays frozen
     model.kernels[0].assign(model.kernels[0] + 1.0)  # a copy: the encoder does not follow the model
     np.testing.assert_allclose(encoder(v).numpy(), h, atol=1e-5)
+
+
+def test_tensorboard_shows_each_layers_filters_particles_and_mean_field_rounds(tmp_path):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    from zoo import data, training
+
+    x = data.load("binarized_mnist").validation.x[:60]
+    model = DBM([5, 3], n_chains=10, gibbs_steps=1, mean_field_steps=3, seed=0)
+    model.compile()
+    model.fit(x, batch_size=30, epochs=1, verbose=0, validation_data=x[:30],
+              callbacks=[training.TensorBoardLogger(tmp_path, x[:12], (28, 28), every=1)])
+    acc = event_accumulator.EventAccumulator(str(tmp_path), size_guidance={event_accumulator.TENSORS: 0})
+    acc.Reload()
+    tags = set(acc.Tags()["tensors"])
+    assert {"filters_1", "filters_2", "negative_particles", "mean_field_steps", "val_mean_field_free_energy",
+            "mean_field_1", "kernel_0"} <= tags, tags

@@ -491,9 +491,9 @@ def test_no_subcommand_gives_a_traceback_for_a_folder_that_is_not_a_model(broken
 
 
 def test_an_unknown_family_is_one_line(capsys):
-    code, out, err = _run(capsys, ["train", "dbm", "--out", "x"])
+    code, out, err = _run(capsys, ["train", "ising", "--out", "x"])
     assert code == 2 and len(err.strip().splitlines()) == 1
-    assert "invalid choice: 'dbm'" in err and "rbm" in err
+    assert "invalid choice: 'ising'" in err and "rbm" in err
 
 
 def test_a_new_family_plugs_into_the_run_manager(tmp_path, capsys, monkeypatch):

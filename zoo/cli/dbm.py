@@ -3,8 +3,8 @@
 import sys
 from pathlib import Path
 
-from zoo.cli.args import nonnegative_float, nonnegative_int, positive_int
-from zoo.cli.train import Family
+from zoo.cli.args import nonnegative_float, positive_int
+from zoo.cli.train import Family, add_log_z_every, learning_rate, log_z_monitor
 
 
 class DBMFamily(Family):
@@ -55,10 +55,7 @@ class DBMFamily(Family):
         pre.add_argument("--pretrain-l2", type=nonnegative_float, default=0.001, help="(default: %(default)s)")
         pre.add_argument("--pretrain-cd-k-final", type=positive_int, default=1, metavar="K",
                          help="RBMs above the first: CD-k with k rising linearly from 1 to K (default: 1)")
-        monitor = parser.add_argument_group("monitoring")
-        monitor.add_argument("--log-z-every", type=nonnegative_int, default=0, metavar="N",
-                             help="every N epochs, log Z by a cheap AIS (1000 temperatures, 32 chains) both ways and "
-                                  "the validation bound, into TensorBoard (default: 0, off)")
+        add_log_z_every(parser.add_argument_group("monitoring"), "reverse AIS, and the validation bound's bracket")
 
     def build(self, args, dataset):
         from zoo.models import DBM
@@ -82,17 +79,11 @@ class DBMFamily(Family):
     def compile(self, args, model, steps):
         import keras
 
-        lr = args.lr if args.lr_final is None else keras.optimizers.schedules.PolynomialDecay(
-            args.lr, steps, end_learning_rate=args.lr_final, power=1.0)
-        model.compile(keras.optimizers.SGD(learning_rate=lr, momentum=args.momentum))
+        model.compile(keras.optimizers.SGD(learning_rate=learning_rate(args.lr, args.lr_final, steps),
+                                           momentum=args.momentum))
 
     def callbacks(self, args, dataset, model, data):
-        from zoo import training
-
-        if not args.log_z_every:
-            return []
-        return [training.LogPartitionMonitor(data.validation_x, train_x=data.monitor_train_x, every=args.log_z_every,
-                                             seed=args.seed or 0, split="validation")]
+        return log_z_monitor(args, data)
 
     def pictures(self, args, dataset, model):
         from zoo import viz
@@ -124,9 +115,8 @@ def pretrain(args, dataset):
             print(f"zoo: pretraining the RBM of layer {i + 1} ({rbm.n_visible}-{rbm.n_hidden}, {epochs} epochs)",
                   file=sys.stderr)
             steps = epochs * -(-len(train_x) // args.batch_size)
-            lr = args.pretrain_lr if args.pretrain_lr_final is None else keras.optimizers.schedules.PolynomialDecay(
-                args.pretrain_lr, steps, end_learning_rate=args.pretrain_lr_final, power=1.0)
-            rbm.compile(keras.optimizers.SGD(learning_rate=lr, momentum=args.pretrain_momentum))
+            rbm.compile(keras.optimizers.SGD(learning_rate=learning_rate(args.pretrain_lr, args.pretrain_lr_final, steps),
+                                             momentum=args.pretrain_momentum))
             callbacks = [keras.callbacks.BackupAndRestore(str(folder / f"rbm{i + 1}.backup")),
                          training.RaiseOnNaN()]
             if i and args.pretrain_cd_k_final > 1:

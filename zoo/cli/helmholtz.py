@@ -1,6 +1,6 @@
 """`zoo train helmholtz`: the Helmholtz machine's arguments and builder for the run manager (`zoo.cli.train`)."""
 from zoo.cli.args import nonnegative_float, positive_int
-from zoo.cli.train import Family
+from zoo.cli.train import Family, learning_rate
 
 
 class HelmholtzFamily(Family):
@@ -45,9 +45,7 @@ class HelmholtzFamily(Family):
     def compile(self, args, model, steps):
         import keras
 
-        lr = args.lr if args.lr_final is None else keras.optimizers.schedules.PolynomialDecay(
-            args.lr, steps, end_learning_rate=args.lr_final, power=1.0)
-        model.compile(keras.optimizers.Adam(learning_rate=lr))
+        model.compile(keras.optimizers.Adam(learning_rate=learning_rate(args.lr, args.lr_final, steps)))
 
 
 FAMILY = HelmholtzFamily()

@@ -1,6 +1,6 @@
 """`zoo train rbm`: the RBM family's arguments and builder for the run manager (`zoo.cli.train`)."""
-from zoo.cli.args import nonnegative_float, nonnegative_int, positive_int
-from zoo.cli.train import Family
+from zoo.cli.args import nonnegative_float, positive_int
+from zoo.cli.train import Family, add_log_z_every, learning_rate, log_z_monitor
 
 
 class RBMFamily(Family):
@@ -59,10 +59,7 @@ class RBMFamily(Family):
         algo.add_argument("--no-visible-bias-init", action="store_true",
                           help="start visible biases at zero instead of the data's means")
 
-        monitor = parser.add_argument_group("monitoring")
-        monitor.add_argument("--log-z-every", type=nonnegative_int, default=0, metavar="N",
-                         help="every N epochs, log Z by a cheap AIS (1000 temperatures, 32 chains) and RAISE, and "
-                              "the validation NLL bracket, into TensorBoard and the card (default: 0, off)")
+        add_log_z_every(parser.add_argument_group("monitoring"), "RAISE, and the validation NLL bracket")
 
     def build(self, args, dataset):
         from zoo import units
@@ -87,19 +84,15 @@ class RBMFamily(Family):
     def compile(self, args, model, steps):
         import keras
 
-        lr = args.lr if args.lr_final is None else keras.optimizers.schedules.PolynomialDecay(
-            args.lr, steps, end_learning_rate=args.lr_final, power=1.0)
-        model.compile(keras.optimizers.SGD(learning_rate=lr, momentum=args.momentum))
+        model.compile(keras.optimizers.SGD(learning_rate=learning_rate(args.lr, args.lr_final, steps),
+                                           momentum=args.momentum))
 
     def callbacks(self, args, dataset, model, data):
         from zoo import training
 
         sample_n = min(1000, len(data.validation_x))
-        callbacks = [training.FreeEnergyGap(data.monitor_train_x[:sample_n], data.validation_x[:sample_n])]
-        if args.log_z_every:  # on the validation split, not the test split
-            callbacks.append(training.LogPartitionMonitor(data.validation_x, train_x=data.monitor_train_x,
-                                                          every=args.log_z_every, seed=args.seed or 0,
-                                                          split="validation"))
+        callbacks = [training.FreeEnergyGap(data.monitor_train_x[:sample_n], data.validation_x[:sample_n]),
+                     *log_z_monitor(args, data)]
         if args.cd_k_final is not None:
             callbacks.append(training.GibbsStepsSchedule(training.linear_steps(args.cd_k, args.cd_k_final,
                                                                                args.epochs)))

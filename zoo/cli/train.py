@@ -60,6 +60,32 @@ class Family:
         return {}
 
 
+def learning_rate(lr, lr_final, steps):
+    """`lr`, or with `lr_final` a linear decay from lr to lr_final over `steps` updates (a Keras schedule)."""
+    import keras
+
+    if lr_final is None:
+        return lr
+    return keras.optimizers.schedules.PolynomialDecay(lr, steps, end_learning_rate=lr_final, power=1.0)
+
+
+def add_log_z_every(group, what):
+    """The --log-z-every option of the energy models' families (`log_z_monitor`); `what`: what it logs."""
+    group.add_argument("--log-z-every", type=nonnegative_int, default=0, metavar="N",
+                       help=f"every N epochs, log Z by a cheap AIS (1000 temperatures, 32 chains) and {what}, into "
+                            "TensorBoard and the card (default: 0, off)")
+
+
+def log_z_monitor(args, data):
+    """[the log Z monitor on the validation split (never the test split)] with --log-z-every, else []."""
+    from zoo import training
+
+    if not args.log_z_every:
+        return []
+    return [training.LogPartitionMonitor(data.validation_x, train_x=data.monitor_train_x, every=args.log_z_every,
+                                         seed=args.seed or 0, split="validation")]
+
+
 def default_training_data(args, dataset, model):
     from zoo import data
 

@@ -6,6 +6,18 @@ from zoo import checks
 from zoo import data as data_lib
 
 
+class RestoresCompiledState:
+    """`compile_from_config` for the zoo's models: a `.keras` file's compiled state (the optimizer and its
+    variables) restored through the model's own `compile`, whose defaults differ by family."""
+
+    def compile_from_config(self, config):
+        import keras
+
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+
 def fit_inputs(model, x, batch_size, validation_data, kwargs, compact=True):
     """(x, batch_size, validation_data) for keras' fit: arrays checked by `model.validate_data`, the visible
     biases started by `model.prepare_visible_bias`, then batched by `zoo.data.batches` (Keras' array adapter

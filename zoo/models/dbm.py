@@ -23,12 +23,12 @@ import tensorflow_probability as tfp
 
 from zoo import checks
 from zoo import units as units_lib
-from zoo.models.base import fit_inputs
+from zoo.models.base import RestoresCompiledState, fit_inputs
 from zoo.models.metrics import RunningMeans
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class DBM(keras.Model):
+class DBM(RestoresCompiledState, keras.Model):
     """A deep Boltzmann machine trained with mean-field and persistent Gibbs chains through `model.fit`.
 
     Args:
@@ -300,12 +300,6 @@ class DBM(keras.Model):
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.001, momentum=0.9)
         super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **kwargs)
-
-    def compile_from_config(self, config):
-        """Restore the compiled state saved in a `.keras` file (optimizer and its variables)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):

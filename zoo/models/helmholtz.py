@@ -18,14 +18,14 @@ import tensorflow as tf
 
 from zoo import checks
 from zoo import layers as layers_lib
-from zoo.models.base import fit_inputs
+from zoo.models.base import RestoresCompiledState, fit_inputs
 from zoo.models.metrics import RunningMeans
 
 Q_UPDATES = ("wake", "sleep", "both")
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class HelmholtzMachine(keras.Model):
+class HelmholtzMachine(RestoresCompiledState, keras.Model):
     """A Helmholtz machine trained by reweighted wake-sleep through `model.fit`.
 
     Args:
@@ -165,12 +165,6 @@ class HelmholtzMachine(keras.Model):
     def compile(self, optimizer=None, **kwargs):
         """Adam (learning rate 1e-3) unless an optimizer is given."""
         super().compile(optimizer=optimizer if optimizer is not None else keras.optimizers.Adam(1e-3), **kwargs)
-
-    def compile_from_config(self, config):
-        """Restore the compiled state saved in a `.keras` file (the optimizer and its variables)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):

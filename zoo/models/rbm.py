@@ -14,12 +14,12 @@ import tensorflow_probability as tfp
 
 from zoo import checks
 from zoo import units as units_lib
-from zoo.models.base import fit_inputs
+from zoo.models.base import RestoresCompiledState, fit_inputs
 from zoo.models.metrics import RunningMeans
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class RBM(keras.Model):
+class RBM(RestoresCompiledState, keras.Model):
     """A restricted Boltzmann machine trained with CD-k or persistent CD through `model.fit`.
 
     Args:
@@ -309,13 +309,6 @@ class RBM(keras.Model):
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.05)
         super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **kwargs)
-
-    def compile_from_config(self, config):
-        """Restore the compiled state saved in a `.keras` file (optimizer and its variables)."""
-        config = keras.saving.deserialize_keras_object(config)
-        self.compile(**config)
-        if self.built:
-            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):

@@ -25,10 +25,11 @@ def _binary(n):
 
 
 def _joint(model):
-    """(list of per-layer state arrays over every joint state, -E of each joint state), in float64 NumPy."""
+    """(list of per-layer state arrays over every joint state, -E of each joint state), in float64 NumPy; a
+    softmax layer (one group) takes its one-hot states."""
     kernels = [w.numpy().astype(np.float64) for w in model.kernels]
     biases = [b.numpy().astype(np.float64) for b in model.biases]
-    grids = [_binary(n) for n in model.sizes]
+    grids = [np.eye(n) if units.kind == "softmax" else _binary(n) for units, n in zip(model.layer_units, model.sizes)]
     index = np.array(list(itertools.product(*[range(len(g)) for g in grids])))
     states = [g[index[:, l]] for l, g in enumerate(grids)]
     minus_energy = sum(x @ b for x, b in zip(states, biases))
@@ -78,6 +79,22 @@ def test_forward_and_reverse_ais_bracket_the_exact_log_partition(layers):
     short_f = evaluation.ais(model, n_betas=5, n_chains=400, data=x, seed=0, schedule="linear")
     short_r = evaluation.reverse_ais(model, x, n_betas=5, seed=0, schedule="linear", burn_in=200)
     assert short_f.base_log_z + short_f.log_weights.mean() < log_z - 0.05 and short_r.log_z > log_z + 0.05
+
+
+def test_a_softmax_top_layer_against_brute_force():
+    model = DBM([3, 4], top="softmax", n_visible=4, seed=0)
+    rng = np.random.default_rng(5)
+    for w in model.kernels + model.biases:
+        w.assign(rng.standard_normal(w.shape).astype(np.float32))
+    log_z = _logsumexp(_joint(model)[1])
+    assert evaluation.exact_log_partition(model) == pytest.approx(log_z, abs=1e-9)
+    x = _binary(4)[rng.integers(0, 16, 40)].astype(np.float32)
+    forward = evaluation.ais(model, n_betas=2000, n_chains=64, data=x, seed=0)
+    assert abs(forward.log_z - log_z) < 4 * forward.log_z_std + 0.01
+    samples = model.sample(50, n_steps=3, seed=0)
+    assert samples.shape == (50, 4)
+    _, top = model.mean_field(x[:5])
+    np.testing.assert_allclose(top.sum(axis=1), 1.0, atol=1e-5)  # the top posterior is a distribution
 
 
 def test_ais_with_gaussian_visible_units_against_quadrature():

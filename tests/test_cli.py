@@ -594,6 +594,7 @@ def test_bihm_trains_samples_inpaints_and_evaluates(tmp_path, capsys):
     assert [set(r) >= {"nll", "p_nll", "p_ess", "log_p_tilde"} for r in report["results"]] == [True, True]
     metrics = json.loads((out / "card.json").read_text())["metrics"]
     assert metrics["log_z"]["log_z"] == report["log_z"]["log_z"] and "p_nll" in metrics["test_nll_by_k"]["10"]
+    assert not (out / ".eval-progress").exists()  # kept while the estimates ran, removed when they were done
     code, stdout, err = _run(capsys, ["eval", str(out), "--k", "5", "--test-examples", "5", "--z-samples", "100"])
     assert code == 0 and "log Z" in stdout and "p NLL" in stdout
     # a larger K later, with the card's log Z instead of a new estimate: the card keeps both K and log Z's command

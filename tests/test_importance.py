@@ -99,3 +99,38 @@ def test_bad_input(toy, x):
         evaluation.evaluate_latent_variable_model(toy, {"test": x}, ks=())
     with pytest.raises(ValueError, match="'test'"):
         evaluation.evaluate_latent_variable_model(toy, {"train": x})
+
+
+def test_an_interrupted_estimate_resumes_to_the_same_numbers(toy, x, tmp_path):
+    progress = tmp_path / "progress" / "k50.npz"
+    whole = importance.log_likelihoods(toy, x, k=50, batch_size=4, chunk_size=20, seed=3, powers=(1, 2))
+    calls = {"n": 0}
+    original = type(toy).log_importance_weights
+
+    def failing(self, batch, k, seed):
+        calls["n"] += 1
+        if calls["n"] > 7:  # the third batch's first chunk: two batches are finished
+            raise KeyboardInterrupt
+        return original(self, batch, k, seed)
+
+    type(toy).log_importance_weights = failing
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            importance.log_likelihoods(toy, x, k=50, batch_size=4, chunk_size=20, seed=3, powers=(1, 2),
+                                       progress_file=progress)
+    finally:
+        type(toy).log_importance_weights = original
+    assert progress.is_file()
+    with pytest.raises(ValueError, match="other settings or data"):
+        importance.log_likelihoods(toy, x, k=50, batch_size=4, chunk_size=20, seed=4, progress_file=progress)
+    calls["n"] = 0
+    resumed = importance.log_likelihoods(toy, x, k=50, batch_size=4, chunk_size=20, seed=3, powers=(1, 2),
+                                         progress_file=progress)
+    for a, b in zip(whole, resumed):
+        np.testing.assert_array_equal(a.per_example, b.per_example)
+        assert a.ess == b.ess
+    assert not progress.exists() and not progress.parent.exists()  # done: the file and its folder go
+    progress.parent.mkdir()
+    progress.write_bytes(b"not a progress file")
+    with pytest.raises(ValueError, match="cannot read the progress file"):
+        importance.log_likelihoods(toy, x, k=50, batch_size=4, chunk_size=20, seed=3, progress_file=progress)

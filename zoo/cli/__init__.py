@@ -351,6 +351,11 @@ def evaluate(args, argv):
     return _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, summary)
 
 
+#: where `zoo eval --write-card` keeps the finished batches of a latent-variable model's estimate, so that an
+#: interrupted evaluation resumes when run again
+PROGRESS = ".eval-progress"
+
+
 def _card_command(folder, args, argv):
     """`zoo eval NAME ...` by the folder's name, which is also its registry name: it reproduces the numbers."""
     return shlex.join(["zoo", "eval", Path(folder).name] + [a for a in argv[1:]
@@ -419,11 +424,14 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
         log_z = evaluation.PartitionResult.from_dict(log_z)
         print(f"log Z from the card: {log_z.log_z:.4f} +- {log_z.std:.4f} (measured by "
               f"{metrics['log_z'].get('command', 'an earlier zoo eval')})", file=sys.stderr)
+    if args.write_card and (Path(folder) / PROGRESS).is_dir():
+        print(f"zoo: resuming from the finished batches kept in {Path(folder) / PROGRESS}", file=sys.stderr)
     result = evaluation.evaluate_latent_variable_model(model, dataset, ks=args.k, batch_size=args.batch_size,
                                                        seed=args.seed, split=args.split,
                                                        n_examples=args.test_examples, progress=progress,
                                                        partition_samples=args.z_samples, partition_k=args.z_k,
-                                                       log_z=log_z)
+                                                       log_z=log_z,
+                                                       progress_dir=Path(folder) / PROGRESS if args.write_card else None)
     report = {"model": str(args.model), "model_summary": summary, "split": args.split,
               f"n_{args.split}": getattr(dataset, args.split).n, **result.to_dict(arrays=False)}
     if args.json:

@@ -13,14 +13,17 @@ and the delta-method standard error of log p-hat, sqrt(K / (K - 1) (1 / ESS - 1 
 Served to the Helmholtz machines (reweighted wake-sleep), the bidirectional Helmholtz machine and the hybrid
 models' generative parts: one estimator for all of them.
 """
+import hashlib
+import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from zoo import capabilities, checks
+from zoo import capabilities, checks, files
 from zoo import data as data_lib
 from zoo.evaluation.results import Result, standard_error
 
@@ -50,6 +53,59 @@ class LogMeanExp:
     def ess(self):
         """(sum w)^2 / sum w^2 per row."""
         return np.exp(2 * self.log_sum - self.log_sum_squares)
+
+
+class Progress:
+    """The finished batches of a long estimate in a file (`log_likelihoods(..., progress_file=...)`), so that an
+    interrupted run resumes where it stopped and gives the same numbers: each batch draws with its own seed. The
+    file names its settings and a fingerprint of the data; a file of other settings is refused, and the file is
+    removed when the estimate is complete."""
+
+    def __init__(self, path, settings, x):
+        self.path = None if path is None else Path(path)
+        fingerprint = hashlib.sha256(np.ascontiguousarray(x).tobytes()).hexdigest()
+        self.key = json.dumps({**settings, "data": fingerprint, "shape": list(x.shape)}, sort_keys=True)
+        self.done = {}  # batch index -> [(log_sum, log_sum_squares, count) per power]
+        if self.path is not None and self.path.is_file():
+            try:
+                with np.load(self.path, allow_pickle=False) as saved:
+                    key, arrays = str(saved["key"]), {name: saved[name] for name in saved.files}
+            except (OSError, ValueError, KeyError) as error:
+                raise ValueError(f"cannot read the progress file {self.path} ({error}): delete it to start "
+                                 "again") from None
+            if key != self.key:
+                raise ValueError(f"the progress file {self.path} holds an estimate with other settings or data: "
+                                 "delete it, or run those settings again")
+            for b in arrays["batches"]:
+                self.done[int(b)] = [(arrays[f"sum_{b}_{i}"], arrays[f"squares_{b}_{i}"], int(arrays[f"count_{b}"]))
+                                     for i in range(int(arrays["n_powers"]))]
+
+    def restore(self, b, streams):
+        """Fill `streams` (one LogMeanExp per power) with batch b's saved sums; False if b is not done."""
+        if b not in self.done:
+            return False
+        for stream, (log_sum, log_sum_squares, count) in zip(streams, self.done[b]):
+            stream.log_sum, stream.log_sum_squares, stream.count = log_sum, log_sum_squares, count
+        return True
+
+    def save(self, b, streams):
+        if self.path is None:
+            return
+        self.done[b] = [(s.log_sum, s.log_sum_squares, s.count) for s in streams]
+        arrays = {"key": np.array(self.key), "batches": np.array(sorted(self.done)),
+                  "n_powers": np.array(len(streams))}
+        for batch, sums in self.done.items():
+            arrays[f"count_{batch}"] = np.array(sums[0][2])
+            for i, (log_sum, log_sum_squares, _) in enumerate(sums):
+                arrays[f"sum_{batch}_{i}"], arrays[f"squares_{batch}_{i}"] = log_sum, log_sum_squares
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        files.write_atomically(self.path, lambda tmp: np.savez(tmp, **arrays))
+
+    def finish(self):
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+            if self.path.parent.is_dir() and not any(self.path.parent.iterdir()):
+                self.path.parent.rmdir()
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,8 +153,11 @@ def log_likelihood(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, ma
     return log_likelihoods(model, x, k, batch_size, chunk_size, seed, max_elements, powers=(power,))[0]
 
 
-def log_likelihoods(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, max_elements=2 ** 16, powers=(1,)):
-    """[ImportanceResult] of `log_likelihood`, one per power in `powers`, all from the same samples."""
+def log_likelihoods(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, max_elements=2 ** 16, powers=(1,),
+                    progress_file=None):
+    """[ImportanceResult] of `log_likelihood`, one per power in `powers`, all from the same samples.
+    progress_file: keep the finished batches there (`Progress`): an interrupted run, started again with the same
+    file, settings and data, resumes and gives the same numbers; the file goes when the estimate is done."""
     _check_model(model)
     k = checks.check_positive_int(k, "k")
     batch_size = checks.check_positive_int(batch_size, "batch_size")
@@ -112,10 +171,17 @@ def log_likelihoods(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, m
         raise ValueError("x has no rows: nothing to estimate")
     begin = time.perf_counter()
     key = tf.constant([seed, 2], tf.int32)
+    weights = hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.trainable_weights)).hexdigest()
+    progress = Progress(progress_file, {"model": type(model).__name__, "weights": weights, "k": k,
+                                        "batch_size": batch_size, "chunk_size": chunk_size, "seed": seed,
+                                        "powers": powers}, x)
     streams_by_batch = []
     for b, start in enumerate(range(0, len(x), batch_size)):
         batch = tf.constant(x[start:start + batch_size])
         streams = [LogMeanExp() for _ in powers]
+        streams_by_batch.append(streams)
+        if progress.restore(b, streams):
+            continue
         for c, first in enumerate(range(0, k, chunk_size)):
             chunk_key = tf.random.experimental.stateless_fold_in(tf.random.experimental.stateless_fold_in(key, b), c)
             log_w = model.log_importance_weights(batch, min(chunk_size, k - first), chunk_key)
@@ -127,7 +193,8 @@ def log_likelihoods(model, x, k=1000, batch_size=100, chunk_size=None, seed=0, m
                 raise FloatingPointError(f"{type(model).__name__}.log_importance_weights returned NaN")
             for stream, power in zip(streams, powers):
                 stream.update(log_w / power)
-        streams_by_batch.append(streams)
+        progress.save(b, streams)
+    progress.finish()
     seconds = time.perf_counter() - begin
     results = []
     for i, power in enumerate(powers):
@@ -215,12 +282,14 @@ GEOMETRIC_MEAN_KIND = "mixed estimate"
 
 def evaluate_latent_variable_model(model, dataset, ks=DEFAULT_KS, batch_size=100, seed=0, split="test",
                                    n_examples=None, progress=None, partition_samples=10 ** 6, partition_k=10,
-                                   log_z=None):
+                                   log_z=None, progress_dir=None):
     """Test NLL of `dataset` (a name, a zoo.data.Dataset or {"test": x}) at each K in `ks`, each with its
     ESS and seconds; n_examples: the first n examples of the split only. progress(k, result) is called after
     each K. A normalised geometric mean (`capabilities.GeometricMeanModel`) also gets log Z from
     `partition_samples` samples of p with `partition_k` inner samples each, first, and its NLL is that of p*;
-    or `log_z`, a PartitionResult (or its to_dict()) measured before, is used instead of a new estimate."""
+    or `log_z`, a PartitionResult (or its to_dict()) measured before, is used instead of a new estimate.
+    progress_dir: each K's finished batches are kept there (`Progress`), so that an interrupted evaluation, run
+    again, resumes."""
     _check_model(model)
     ks = tuple(checks.check_positive_int(k, "k") for k in ([ks] if isinstance(ks, int) else ks))
     if not ks:
@@ -245,11 +314,13 @@ def evaluate_latent_variable_model(model, dataset, ks=DEFAULT_KS, batch_size=100
     if geometric and log_z is None:
         log_z = log_partition(model, partition_samples, partition_k, seed=seed)
     for k in sorted(set(ks)):
+        progress_file = None if progress_dir is None else Path(progress_dir) / f"k{k}-seed{seed}-{split}.npz"
         if not geometric:
-            result = log_likelihood(model, x, k=k, batch_size=batch_size, seed=seed)
+            result, = log_likelihoods(model, x, k=k, batch_size=batch_size, seed=seed, progress_file=progress_file)
             results.append(result.to_dict(arrays=False))
         else:
-            plain, tilde = log_likelihoods(model, x, k=k, batch_size=batch_size, seed=seed, powers=(1, 2))
+            plain, tilde = log_likelihoods(model, x, k=k, batch_size=batch_size, seed=seed, powers=(1, 2),
+                                           progress_file=progress_file)
             log_p_star = tilde.per_example - log_z.log_z
             result = ImportanceResult(
                 log_likelihood=float(log_p_star.mean()), std=math.hypot(tilde.std, log_z.std),

@@ -42,11 +42,13 @@ def build_parser():
 
     sample = commands.add_parser("sample", help="draw samples from a trained model into a PNG",
                                  description="Draw samples from a trained model (any model that can sample: an RBM "
-                                             "by Gibbs chains) and tile them into a PNG.")
+                                             "or a DBM by Gibbs chains, a Helmholtz machine ancestrally, a BiHM by "
+                                             "its exact chain from ancestral samples of p) and tile them into a PNG.")
     sample.add_argument("model", help="model folder or registered name (see zoo list)")
     sample.add_argument("--n", type=_positive_int, default=100, help="number of samples (default: %(default)s)")
     sample.add_argument("--steps", type=_nonnegative_int, help="Markov chain steps, for models that sample by a "
-                        "chain (an RBM: Gibbs sweeps; default: the model's own, 1000 for an RBM)")
+                        "chain (an RBM or a DBM: Gibbs sweeps; a BiHM: sweeps of its chain; default: the model's own, "
+                        "1000 for an RBM or a DBM, 250 for a BiHM)")
     sample.add_argument("--seed", type=_nonnegative_int, default=0, help="(default: %(default)s)")
     sample.add_argument("--out", default="samples.png", help="PNG file (default: %(default)s)")
     sample.add_argument("--gif", metavar="FILE", help="also an animated GIF of the chains (models that sample by a "

@@ -321,6 +321,9 @@ class DBM(RestoresCompiledState, keras.Model):
                 objective += self.sparsity_cost * self._sparsity_penalty(means)
             if self.l2:
                 objective += 0.5 * self.l2 * tf.add_n([tf.reduce_sum(tf.square(w)) for w in self.kernels])
+            # a hand-made objective: Keras scales only its own losses by the number of replicas, whose
+            # gradients it sums
+            objective = objective / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(objective, self.trainable_variables, unconnected_gradients="zero")
         self.optimizer.apply(grads, self.trainable_variables)
         self._monitor(means, inputs, rounds)

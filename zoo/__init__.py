@@ -13,7 +13,7 @@ _SUBMODULES = ("capabilities", "checks", "cli", "data", "evaluation", "export", 
                "models",
                "training", "units", "viz")
 _ATTRIBUTES = {"load": "zoo.hub", "save": "zoo.export", "RBM": "zoo.models", "DBM": "zoo.models", "HelmholtzMachine": "zoo.models",
-               "BiHM": "zoo.models", "AuxiliaryDeepGenerativeModel": "zoo.models", "Classifier": "zoo.models"}
+               "BiHM": "zoo.models", "AuxiliaryDeepGenerativeModel": "zoo.models", "HybridModel": "zoo.models", "Classifier": "zoo.models"}
 
 __all__ = list(_SUBMODULES) + list(_ATTRIBUTES)
 

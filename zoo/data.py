@@ -151,6 +151,54 @@ def batches(arrays, batch_size, shuffle=True, seed=None, drop_remainder=False, r
     return _prefetch(ds) if prefetch else ds
 
 
+def semi_supervised_batches(x, y, labelled, batch_size, labelled_per_batch, seed=None, dynamic_binarization=False):
+    """A `tf.data.Dataset` of (x, y) batches mixing labelled and unlabelled examples in a set proportion, for
+    semi-supervised training (`zoo.HybridModel`): each batch holds `labelled_per_batch` rows of `x[labelled]`
+    with their labels `y[labelled]`, cycled through in a fresh order each pass, and batch_size -
+    labelled_per_batch rows of all of `x` with the label -1 (unlabelled); an epoch is one pass over `x`. With
+    labelled_per_batch == batch_size every row is labelled and an epoch is one pass over the labelled rows.
+    dynamic_binarization: every batch a fresh binary sample of x's probabilities. A seed reproduces the batches."""
+    x = checks.as_float_matrix(x, "x")
+    y = np.asarray(y)
+    labelled = np.asarray(labelled)
+    if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"y must be integer labels of shape ({len(x)},), got {y.dtype} {y.shape}")
+    if labelled.ndim != 1 or not np.issubdtype(labelled.dtype, np.integer) or not len(labelled):
+        raise ValueError("labelled must be a non-empty 1-D array of row indices into x")
+    if labelled.min() < 0 or labelled.max() >= len(x):
+        raise ValueError(f"labelled indices must lie in [0, {len(x) - 1}]")
+    batch_size = checks.check_positive_int(batch_size, "batch_size")
+    labelled_per_batch = checks.check_positive_int(labelled_per_batch, "labelled_per_batch")
+    if labelled_per_batch > batch_size:
+        raise ValueError(f"labelled_per_batch {labelled_per_batch} is larger than batch_size {batch_size}")
+    if labelled_per_batch > len(labelled):
+        raise ValueError(f"labelled_per_batch {labelled_per_batch} is more than the {len(labelled)} labelled "
+                         "examples")
+    if seed is not None:
+        seed = checks.check_positive_int(seed, "seed", minimum=0)
+    if dynamic_binarization and (x.min() < 0 or x.max() > 1):
+        raise ValueError("dynamic_binarization needs x in [0, 1] (probabilities)")
+    x_labelled, y_labelled = x[labelled], y[labelled].astype(np.int64)
+    # a fresh order of the labelled rows every pass (every iteration of the inner dataset draws its own)
+    with_labels = batches((x_labelled, y_labelled), labelled_per_batch, seed=seed, drop_remainder=True,
+                          prefetch=False).repeat()
+    n_unlabelled = batch_size - labelled_per_batch
+    if n_unlabelled:
+        without = batches(x, n_unlabelled, seed=None if seed is None else seed + 1, drop_remainder=True,
+                          prefetch=False)
+        ds = tf.data.Dataset.zip((with_labels, without)).map(
+            lambda xy, u: (tf.concat([xy[0], u], 0),
+                           tf.concat([xy[1], tf.fill(tf.shape(u)[:1], tf.constant(-1, tf.int64))], 0)))
+        n_batches = len(x) // n_unlabelled
+    else:
+        n_batches = len(labelled) // labelled_per_batch
+        ds = with_labels.take(n_batches)
+    if dynamic_binarization:
+        rand = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+        ds = tf.data.Dataset.zip((ds, rand)).map(_binarize_labelled)
+    return _prefetch(ds.apply(tf.data.experimental.assert_cardinality(n_batches)))
+
+
 def _prefetch(ds, buffer_size=2):
     """Prefetch a fixed number of batches with tf.data's autotuning off. Autotuning's background thread
     sleeps for doubling periods (10 ms, 20 ms, ..., 1.28 s) and deleting the iterator waits for its next

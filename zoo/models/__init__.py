@@ -4,6 +4,7 @@ from zoo.models.bihm import BiHM
 from zoo.models.classifier import Classifier
 from zoo.models.dbm import DBM
 from zoo.models.helmholtz import HelmholtzMachine
+from zoo.models.hybrid import HybridModel
 from zoo.models.rbm import RBM
 
-__all__ = ["RBM", "DBM", "HelmholtzMachine", "BiHM", "AuxiliaryDeepGenerativeModel", "Classifier"]
+__all__ = ["RBM", "DBM", "HelmholtzMachine", "BiHM", "AuxiliaryDeepGenerativeModel", "HybridModel", "Classifier"]

@@ -657,3 +657,39 @@ def test_dbm_pretrains_trains_resumes_evaluates_and_fine_tunes(tmp_path, capsys)
         code, _, err = _run(capsys, ["train", "dbm", "--layers", "12", "6", *bad, "--out", str(tmp_path / "bad")])
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (bad, err)
         assert not (tmp_path / "bad").exists()
+
+
+def test_hybrid_trains_semi_supervised_evaluates_and_starts_from_a_generative_model(tmp_path, capsys):
+    out = tmp_path / "hybrid"
+    args = ["train", "hybrid", "--generative", "helmholtz", "--layers", "8", "4", "--k", "2", "--hidden", "16",
+            "--labels-per-class", "5", "--labelled-per-batch", "10", "--ramp-epochs", "1", "--epochs", "1",
+            "--batch-size", "500", "--verbose", "0", "--seed", "0", "--out", str(out), "--logdir", str(tmp_path / "tb")]
+    code, _, err = _run(capsys, args)
+    assert code == 0, err
+    assert "40 labelled training images (10 a batch), 10 labelled for validation" in err
+    card = json.loads((out / "card.json").read_text())
+    assert card["model"] == "HybridModel" and {"val_accuracy", "bound", "supervised_loss"} <= set(card["final_metrics"])
+    code, stdout, err = _run(capsys, ["eval", str(out), "--k", "1", "5", "--test-examples", "200", "--json",
+                                      "--write-card"])
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert 0 <= report["accuracy"] <= 1 and len(report["results"]) == 2
+    assert json.loads((out / "card.json").read_text())["metrics"]["test_accuracy"]["n_examples"] == 200
+    # the generative part from a trained Helmholtz machine of the same family, and one of another refused
+    hm = tmp_path / "hm"
+    code, _, err = _run(capsys, ["train", "helmholtz", "--layers", "8", "4", "--k", "2", "--epochs", "1",
+                                 "--batch-size", "500", "--verbose", "0", "--out", str(hm), "--logdir",
+                                 str(tmp_path / "tb2")])
+    assert code == 0, err
+    code, _, err = _run(capsys, args[:-4] + ["--init-generative", str(hm), "--out", str(tmp_path / "h2"),
+                                             "--logdir", str(tmp_path / "tb3")])
+    assert code == 0, err
+    for bad, message in [(["--init-generative", str(hm), "--generative", "adgm"], "is a HelmholtzMachine, not a"),
+                         (["--labels-per-class", "0"], "--labels-per-class: expected a positive integer"),
+                         (["--labels-per-class", "6000"], "larger than class"),
+                         (["--sup-weight", "0", "--unsup-weight", "0"], "both 0"),
+                         (["--labels-per-class", "5", "--labelled-per-batch", "41"], "more than the 40 labelled"),
+                         (["--classifier", "rnn"], "--classifier: invalid choice")]:
+        code, _, err = _run(capsys, ["train", "hybrid", *bad, "--epochs", "1", "--out", str(tmp_path / "bad")])
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (bad, err)
+        assert not (tmp_path / "bad").exists()

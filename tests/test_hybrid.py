@@ -145,3 +145,11 @@ def test_bad_generative_parts_and_labels():
                        (np.array([0, 10, 1]), r"\[0, 9\] or -1"), (np.array([-2, 0, 1]), r"\[-2, 1\]")]:
         with pytest.raises(ValueError, match=message):
             model.validate_labels(y, 3)
+
+
+def test_fit_on_arrays_checks_labels(xy):
+    x, y = xy
+    model = _hybrid()
+    model.fit(x[:100], y[:100].astype(np.int64), batch_size=50, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="class labels in"):
+        model.fit(x[:100], np.full(100, 12), batch_size=50, verbose=0)

@@ -20,9 +20,9 @@ FAMILIES = {}
 
 def _families():
     if not FAMILIES:
-        from zoo.cli import dbm, helmholtz, rbm
+        from zoo.cli import dbm, helmholtz, hybrid, rbm
 
-        for family in (rbm.FAMILY, dbm.FAMILY, helmholtz.FAMILY, helmholtz.BIHM_FAMILY):
+        for family in (rbm.FAMILY, dbm.FAMILY, helmholtz.FAMILY, helmholtz.BIHM_FAMILY, hybrid.FAMILY):
             FAMILIES[family.name] = family
     return FAMILIES
 
@@ -436,11 +436,17 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
                                                        progress_dir=Path(folder) / PROGRESS if args.write_card else None)
     report = {"model": str(args.model), "model_summary": summary, "split": args.split,
               f"n_{args.split}": getattr(dataset, args.split).n, **result.to_dict(arrays=False)}
+    split = getattr(dataset, args.split)
+    if capabilities.offers(model, capabilities.Classifier) and split.y is not None:  # a hybrid also classifies
+        x, y = split.x[:args.test_examples], split.y[:args.test_examples]
+        report["accuracy"] = float((model.predict_classes(x) == y).mean())
     if args.json:
         print(json.dumps(report, indent=2, allow_nan=False))
     else:
         print(f"model    {args.model} ({summary})")
         print(f"dataset  {result.dataset} ({result.n_examples} {args.split} examples)")
+        if "accuracy" in report:
+            print(f"accuracy {100 * report['accuracy']:.2f} % ({args.split} split, {len(y)} images)")
         z = result.log_z
         if z:
             print(f"log Z    {_number(z['log_z'], 0, 4).strip()} +- {_number(z['std'], 0, 4).strip()} ({z['n_samples']} "
@@ -475,6 +481,8 @@ def _evaluate_latent_variable_model(args, argv, model, card, folder, dataset, su
                    "settings": {"batch_size": args.batch_size, "seed": args.seed}, "command": command}
         if result.log_z:  # a log Z taken from the card keeps the command that measured it
             metrics["log_z"] = previous["log_z"] if args.z_from_card else {**result.log_z, "command": command}
+        if "accuracy" in report:
+            metrics["test_accuracy"] = {"accuracy": report["accuracy"], "n_examples": len(y), "command": command}
         _write_metrics(folder, card, metrics)
     return 0
 

@@ -26,6 +26,7 @@ class TrainingData:
     monitor_train_x: object
     validation_x: object
     binarization: str
+    validation_y: object = None  # labels of validation_x, for a model that also classifies (a hybrid)
 
 
 class Family:
@@ -173,9 +174,11 @@ def run(family, args, argv):
         model, final = keras.models.load_model(trained), json.loads(metrics_file.read_text())
     else:
         try:
+            validation = fit_data.validation_x[:sample_n]
+            if fit_data.validation_y is not None:
+                validation = (validation, fit_data.validation_y[:sample_n])
             history = model.fit(fit_data.x, batch_size=fit_data.batch_size, epochs=args.epochs,
-                                validation_data=fit_data.validation_x[:sample_n], callbacks=callbacks,
-                                verbose=args.verbose)
+                                validation_data=validation, callbacks=callbacks, verbose=args.verbose)
         except KeyboardInterrupt:
             print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
             raise

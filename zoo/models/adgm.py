@@ -216,6 +216,16 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
                 else tf.constant([checks.check_positive_int(seed, "seed", minimum=0), 0], tf.int32))
         return self.p_x_given_z(self.prior().sample(n, seed=seed)).mean().numpy()
 
+    def summary_images(self, x):
+        """100 samples E[x | z], z ~ p(z), and the data beside E[x | z = E q(z | E a, x)] (TensorBoard)."""
+        x = tf.convert_to_tensor(self.validate_data(x)[:50], self.compute_dtype)
+        pairs = tf.reshape(tf.stack([x, self.p_x_given_z(self(x)).mean()], axis=1), (-1, self.n_visible))
+        return {"samples": (self.sample(100, seed=0), False), "reconstructions": (pairs.numpy(), False)}
+
+    def summary_histograms(self, x):
+        """The features E q(z | E a, x) of a data sample."""
+        return {"features": self(self.validate_data(x)[:500]).numpy()}
+
     def serving_endpoints(self):
         """encode (x -> E q(z | E a, x)), sample(n, seed) and log_prob(x, k, seed), the k-sample estimate."""
         x = tf.TensorSpec([None, self.n_visible], tf.float32, name="x")

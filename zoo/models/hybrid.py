@@ -183,6 +183,27 @@ class HybridModel(RestoresCompiledState, keras.Model):
             y = tf.fill(tf.shape(x)[:1], UNLABELLED)
         return tf.cast(x, self.compute_dtype), tf.cast(y, tf.int32)
 
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, **kwargs):
+        """Keras `fit` on a tf.data pipeline of (x, y) batches (`zoo.data.semi_supervised_batches`), or on arrays
+        x and y (-1 for unlabelled rows), checked first and batched in a fresh order every epoch."""
+        if isinstance(x, tf.data.Dataset):
+            kwargs["shuffle"] = False  # a pipeline orders itself
+        elif x is not None:
+            from zoo import data as data_lib
+
+            x = self.validate_data(x)
+            y = self.validate_labels(np.full(len(x), UNLABELLED) if y is None else y, len(x))
+            batch = 32 if batch_size is None else checks.check_positive_int(batch_size, "batch_size")
+            x, y, batch_size = data_lib.batches((x, y), batch, shuffle=kwargs.pop("shuffle", True)), None, None
+            kwargs["shuffle"] = False
+        if isinstance(validation_data, tuple) and len(validation_data) == 2:
+            vx, vy = validation_data
+            validation_data = (self.validate_data(vx, "validation x"), self.validate_labels(vy, len(vx),
+                                                                                             "validation y"))
+        if getattr(self, "optimizer", None) is None:
+            self.compile()
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
+
     # -- public NumPy-facing API -------------------------------------------------------------------------
     def validate_data(self, x, name="x"):
         """`x` checked by the generative part (shape, finiteness, binary)."""
@@ -213,6 +234,19 @@ class HybridModel(RestoresCompiledState, keras.Model):
         """The fraction of rows of x whose predicted class is y."""
         y = self.validate_labels(y, len(x))
         return float(np.mean(self.predict_classes(x) == y))
+
+    def sample(self, n, seed=None):
+        """Samples of the generative part."""
+        return self.generative.sample(n, seed=seed)
+
+    def summary_images(self, x):
+        """The generative part's pictures (TensorBoard)."""
+        return self.generative.summary_images(x) if hasattr(self.generative, "summary_images") else {}
+
+    def summary_histograms(self, x):
+        """The generative part's histograms and the classifier's logits on a data sample."""
+        hists = dict(self.generative.summary_histograms(x)) if hasattr(self.generative, "summary_histograms") else {}
+        return {**hists, "logits": self(self.validate_data(x)[:500]).numpy()}
 
     def serving_endpoints(self):
         """classify(x) -> probabilities and class; encode(x) -> the generative features."""

@@ -53,6 +53,22 @@ def check_binary(arr, name="x"):
     return arr
 
 
+def check_labels(y, n, n_classes, name="y", unlabelled=None):
+    """`y` as int64 labels of shape (n,) in [0, n_classes) (or the marker `unlabelled`, e.g. -1, for rows without
+    a label), or ValueError."""
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise ValueError(f"{name} must be a 1-D array of {n} labels (one per example), got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
+    lowest = 0 if unlabelled is None else unlabelled
+    if n and (y.min() < lowest or y.max() >= n_classes):
+        marker = "" if unlabelled is None else f" or {unlabelled} for unlabelled rows"
+        raise ValueError(f"{name} must be class labels in [0, {n_classes - 1}]{marker}, got values in "
+                         f"[{y.min()}, {y.max()}]")
+    return y.astype(np.int64)
+
+
 def check_positive_int(value, name, minimum=1):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")

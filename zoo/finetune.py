@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import capabilities, checks
+from zoo.checks import check_labels
 from zoo import data as data_lib
 from zoo.models.classifier import Classifier, check_encoder, dense_layers
 from zoo.training import _SummaryCallback
@@ -114,19 +115,6 @@ def build_classifier(model, n_classes, pretrained=True, seed=0, dropout=0.0):
 
 
 # -- training ----------------------------------------------------------------------------------------------
-def check_labels(y, n, n_classes, name="y"):
-    """`y` as int64 labels of shape (n,) in [0, n_classes), or ValueError."""
-    y = np.asarray(y)
-    if y.shape != (n,):
-        raise ValueError(f"{name} must be a 1-D array of {n} labels (one per example), got shape {y.shape}")
-    if not np.issubdtype(y.dtype, np.integer):
-        raise ValueError(f"{name} must hold integer class labels, got dtype {y.dtype}")
-    if n and (y.min() < 0 or y.max() >= n_classes):
-        raise ValueError(f"{name} must be class labels in [0, {n_classes - 1}], got values in "
-                         f"[{y.min()}, {y.max()}]")
-    return y.astype(np.int64)
-
-
 @dataclass(frozen=True)
 class FineTuneLog:
     """What `fine_tune` did: epochs run, the epoch whose weights were kept (1-based), Keras' history."""

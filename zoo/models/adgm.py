@@ -16,7 +16,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo import checks
-from zoo.models.base import RestoresCompiledState, fit_inputs
+from zoo.models.base import RestoresCompiledState, bound_and_ess, fit_inputs
 from zoo.models.metrics import RunningMeans
 
 tfd = tfp.distributions
@@ -162,12 +162,7 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
     def metrics(self):
         return [self.monitor]
 
-    @staticmethod
-    def bound_and_ess(log_w):
-        """Per example, from log weights (k, batch): log mean_k w_k and the weights' effective sample size."""
-        k = tf.cast(tf.shape(log_w)[0], log_w.dtype)
-        bound = tf.reduce_logsumexp(log_w, 0) - tf.math.log(k)
-        return bound, tf.exp(2 * tf.reduce_logsumexp(log_w, 0) - tf.reduce_logsumexp(2 * log_w, 0))
+    bound_and_ess = staticmethod(bound_and_ess)  # the K-sample bound training follows, and the ESS
 
     def training_loss(self, x, seed):
         """-mean K-sample bound (its gradient by reparameterisation), and the log weights (k, batch)."""

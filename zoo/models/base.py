@@ -6,6 +6,16 @@ from zoo import checks
 from zoo import data as data_lib
 
 
+def bound_and_ess(log_w):
+    """Per example, from log importance weights (k, batch): the K-sample bound log mean_k w_k that the directed
+    models train on, and the weights' effective sample size (sum w)^2 / sum w^2."""
+    import tensorflow as tf
+
+    k = tf.cast(tf.shape(log_w)[0], log_w.dtype)
+    bound = tf.reduce_logsumexp(log_w, 0) - tf.math.log(k)
+    return bound, tf.exp(2 * tf.reduce_logsumexp(log_w, 0) - tf.reduce_logsumexp(2 * log_w, 0))
+
+
 class RestoresCompiledState:
     """`compile_from_config` for the zoo's models: a `.keras` file's compiled state (the optimizer and its
     variables) restored through the model's own `compile`, whose defaults differ by family."""

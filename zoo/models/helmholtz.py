@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from zoo import checks
 from zoo import layers as layers_lib
-from zoo.models.base import RestoresCompiledState, fit_inputs
+from zoo.models.base import RestoresCompiledState, bound_and_ess, fit_inputs
 from zoo.models.metrics import RunningMeans
 
 Q_UPDATES = ("wake", "sleep", "both")
@@ -170,14 +170,7 @@ class HelmholtzMachine(RestoresCompiledState, keras.Model):
     def metrics(self):
         return [self.monitor, self.validation_monitor]
 
-    @staticmethod
-    def bound_and_ess(log_w):
-        """Per example, from log weights (k, batch): the K-sample bound log mean_k w_k that training follows,
-        and the effective sample size of the weights."""
-        k = tf.cast(tf.shape(log_w)[0], log_w.dtype)
-        bound = tf.reduce_logsumexp(log_w, 0) - tf.math.log(k)
-        ess = tf.exp(2 * tf.reduce_logsumexp(log_w, 0) - tf.reduce_logsumexp(2 * log_w, 0))
-        return bound, ess
+    bound_and_ess = staticmethod(bound_and_ess)  # the K-sample bound training follows, and the ESS
 
     def rws_losses(self, x, seed):
         """The three surrogate losses whose gradients are the RWS updates (means over the batch):

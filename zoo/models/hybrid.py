@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import checks
-from zoo.models.base import RestoresCompiledState
+from zoo.models.base import RestoresCompiledState, bound_and_ess
 from zoo.models.metrics import RunningMeans
 
 CLASSIFIERS = ("mlp", "cnn")
@@ -154,7 +154,7 @@ class HybridModel(RestoresCompiledState, keras.Model):
     def _monitor(self, x, y, supervised, log_w, logits):
         labelled = tf.cast(y >= 0, self.compute_dtype)
         correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(y, tf.int32)), self.compute_dtype)
-        bound = tf.reduce_logsumexp(log_w, 0) - tf.math.log(tf.cast(tf.shape(log_w)[0], log_w.dtype))
+        bound, _ = bound_and_ess(log_w)
         n = tf.shape(x)[0]
         # accuracy over the labelled rows: each batch's fraction, weighted as one value per row
         accuracy = tf.reduce_sum(correct * labelled) / tf.maximum(tf.reduce_sum(labelled), 1.0)
@@ -211,15 +211,7 @@ class HybridModel(RestoresCompiledState, keras.Model):
 
     def validate_labels(self, y, n, name="y"):
         """`y` as int64 labels of shape (n,) in [0, n_classes), or -1 for unlabelled rows; ValueError otherwise."""
-        y = np.asarray(y)
-        if y.shape != (n,):
-            raise ValueError(f"{name} must be a 1-D array of {n} labels (one per example), got shape {y.shape}")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"{name} must hold integer class labels (-1 for unlabelled), got dtype {y.dtype}")
-        if n and (y.min() < UNLABELLED or y.max() >= self.n_classes):
-            raise ValueError(f"{name} must be class labels in [0, {self.n_classes - 1}] or -1 for unlabelled, got "
-                             f"values in [{y.min()}, {y.max()}]")
-        return y.astype(np.int64)
+        return checks.check_labels(y, n, self.n_classes, name, unlabelled=UNLABELLED)
 
     def log_importance_weights(self, x, k, seed):
         """The generative part's (the LatentVariableModel capability: zoo eval's bound)."""

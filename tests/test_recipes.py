@@ -88,3 +88,25 @@ def test_nll_table_puts_the_cards_numbers_side_by_side(tmp_path, load_script, ca
         assert nll_table.main(bad) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, (bad, err)
+
+
+def test_hybrid_table_reads_finished_cells_from_their_cards(tmp_path, load_script, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent.parent / "scripts"))
+    table = load_script("hybrid_table")
+    for labels, seed, weights, accuracy, nll in [(10, 0, (1.0, 1.0), 0.9, 100.0), (10, 1, (1.0, 1.0), 0.8, 102.0),
+                                                 (10, 0, (1.0, 0.0), 0.7, 300.0), (10, 1, (1.0, 0.0), 0.6, 310.0)]:
+        folder = tmp_path / table.folder_name(labels, seed, weights)
+        folder.mkdir()
+        (folder / "card.json").write_text(json.dumps({"metrics": {
+            "test_accuracy": {"accuracy": accuracy, "n_examples": 10000},
+            "test_nll_by_k": {"1": {"nll": nll}}}}))
+    assert table.main(["--labels-per-class", "10", "--seeds", "2", "--out-dir", str(tmp_path), "--", "--epochs",
+                       "5"]) == 0
+    out = capsys.readouterr().out
+    assert "| 10 | 85.00 ± 7.07 | 65.00 ± 7.07 | 101.00 ± 1.41 | 305.00 ± 7.07 |" in out
+    assert "`zoo train hybrid --epochs 5 --labels-per-class N" in out
+    for bad, message in ((["--weights", "0,0"], "not both 0"), (["--weights", "1"], "a pair sup,unsup"),
+                         (["--labels-per-class", "0"], "expected a positive integer")):
+        assert table.main(["--labels-per-class", "10", "--out-dir", str(tmp_path), *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

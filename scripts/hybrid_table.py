@@ -1,0 +1,108 @@
+"""The deep hybrid models' table: test accuracy (and the generative bound) against the number of labels and the
+objective's weights, over seeds, each cell a `zoo train hybrid` run measured by `zoo eval` on the whole test split.
+
+    python scripts/hybrid_table.py --labels-per-class 10 100 --seeds 3 --weights 1,1 1,0 \\
+        --out-dir models/hybrid-table -- --dataset mnist --dynamic-binarization --generative adgm --epochs 30
+
+Everything after `--` goes to every `zoo train hybrid`; the script adds --labels-per-class, --label-seed and --seed
+(both the seed), --sup-weight, --unsup-weight and --out. Weights `a,b` are sup_weight,unsup_weight: `1,0` is the
+same classifier and inference network trained on the labels alone (no generative term). Each run writes
+OUT_DIR/l<N>-s<seed>-w<a>_<b>/ and is measured by `zoo eval FOLDER --k 1 --write-card` (the accuracy on all test
+images, and the K = 1 bound); a folder whose card already holds its accuracy is read, not trained again, so the
+table can be built over several sessions. The numbers come from the cards only.
+"""
+import argparse
+import contextlib
+import io
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from zoo import cli
+from zoo.cli.args import positive_int
+from zoo.cli.hybrid import labels_per_class
+
+
+def parse_weights(text):
+    """sup_weight,unsup_weight: two numbers >= 0, not both 0."""
+    try:
+        a, b = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a pair sup,unsup such as 1,1; got {text!r}") from None
+    if a < 0 or b < 0 or not a + b:
+        raise argparse.ArgumentTypeError(f"weights must be >= 0 and not both 0, got {text!r}")
+    return a, b
+
+
+def folder_name(labels, seed, weights):
+    return f"l{labels}-s{seed}-w{weights[0]:g}_{weights[1]:g}"
+
+
+def run_cell(out_dir, labels, seed, weights, train_args):
+    """The card's metrics of one cell, training and measuring it unless its card holds them."""
+    folder = Path(out_dir) / folder_name(labels, seed, weights)
+    card_file = folder / "card.json"
+    if not (card_file.is_file() and "test_accuracy" in json.loads(card_file.read_text()).get("metrics", {})):
+        command = ["train", "hybrid", *train_args, "--labels-per-class", str(labels), "--label-seed", str(seed),
+                   "--seed", str(seed), "--sup-weight", f"{weights[0]:g}", "--unsup-weight", f"{weights[1]:g}",
+                   "--out", str(folder), "--overwrite", "--verbose", "0"]
+        print("$ zoo " + " ".join(command), file=sys.stderr, flush=True)
+        with contextlib.redirect_stdout(io.StringIO()):  # the table alone goes to stdout
+            failed = cli.main(command) or cli.main(["eval", str(folder), "--k", "1", "--seed", "0", "--write-card"])
+        if failed:
+            raise cli.UsageError(f"hybrid_table.py: the run of {folder} failed (see above)")
+    return json.loads(card_file.read_text())
+
+
+def render(cells, labels, weights, seeds, train_args, argv):
+    """The Markdown table: a row per number of labels, per weights the mean ± std test accuracy and bound."""
+    header = ["labels per class"] + [f"sup {a:g}, unsup {b:g}: accuracy (%)" for a, b in weights] + \
+        [f"sup {a:g}, unsup {b:g}: test NLL (K = 1)" for a, b in weights]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" + "---:|" * (len(header) - 1)]
+
+    def spread(values):
+        return f"{statistics.mean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0:.2f}"
+
+    for n in labels:
+        accuracy = [spread([100 * cells[n, s, w]["metrics"]["test_accuracy"]["accuracy"] for s in seeds])
+                    for w in weights]
+        nll = [spread([cells[n, s, w]["metrics"]["test_nll_by_k"]["1"]["nll"] for s in seeds]) for w in weights]
+        lines.append("| " + " | ".join([str(n)] + accuracy + nll) + " |")
+    first = next(iter(cells.values()))
+    n_test = first["metrics"]["test_accuracy"]["n_examples"]
+    notes = [f"Test accuracy on all {n_test:,} test images and the generative part's test NLL at K = 1 (a stochastic "
+             f"upper bound), mean ± std over seeds {', '.join(map(str, seeds))} (each seed draws its own labelled "
+             "images and initialises the model); each run: `zoo train hybrid " + " ".join(train_args) +
+             " --labels-per-class N --label-seed S --seed S --sup-weight A --unsup-weight B`, then `zoo eval FOLDER "
+             "--k 1 --seed 0`.",
+             f"Regenerate with `python scripts/hybrid_table.py {' '.join(argv)}`."]
+    return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    own, train_args = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    parser = cli.Parser(prog="hybrid_table.py", description="The deep hybrid models' table of accuracy against "
+                        "labels and weights.")
+    parser.add_argument("--labels-per-class", nargs="+", required=True, type=labels_per_class, metavar="N",
+                        help="numbers of labelled images per class (or all)")
+    parser.add_argument("--seeds", type=positive_int, default=3, help="seeds 0 .. S-1 (default 3)")
+    parser.add_argument("--weights", nargs="+", type=parse_weights, default=[(1.0, 1.0), (1.0, 0.0)],
+                        metavar="A,B", help="sup_weight,unsup_weight pairs (default: 1,1 1,0)")
+    parser.add_argument("--out-dir", required=True, help="where each run's model folder goes")
+    try:
+        args = parser.parse_args(own)
+        labels = args.labels_per_class
+        seeds = list(range(args.seeds))
+        cells = {(n, s, w): run_cell(args.out_dir, n, s, w, train_args) for n in labels for s in seeds
+                 for w in args.weights}
+    except (cli.UsageError, ValueError) as error:
+        print(error, file=sys.stderr)
+        return cli.EXIT_BAD_INPUT
+    print(render(cells, labels, args.weights, seeds, train_args, argv), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

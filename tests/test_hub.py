@@ -388,3 +388,12 @@ def test_zoo_eval_of_a_name_reproduces_its_card(tmp_path, home, capsys, monkeypa
     assert code == 0, err
     again = json.loads(out)
     assert again["nll"]["test"] == metrics["test_nll"] and again["log_z_forward"] == metrics["log_z"]["forward"]
+
+
+def test_describe_metrics_names_a_bihms_log_z_and_a_hybrids_accuracy():
+    from zoo import hub
+
+    line = hub.describe_metrics({"test_nll_by_k": {"10": {"nll": 92.03, "n_examples": 10000}},
+                                 "log_z": {"log_z": -3.8653, "std": 0.0092, "n_samples": 1000000, "command": "x"},
+                                 "test_accuracy": {"accuracy": 0.9712, "n_examples": 10000}})
+    assert line == "test_nll K=10 92.03; log_z -3.87 ± 0.0092 (1,000,000 samples of p); test_accuracy 97.12 %"

@@ -194,6 +194,11 @@ def describe_metrics(metrics):
                 for k, v in value.items() if isinstance(v, dict) and _is_number(v.get("nll"))]
         if _is_number(value):
             parts.append(f"{key} {_format(value)}")
+        elif key == "log_z" and isinstance(value, dict) and _is_number(value.get("log_z")):  # a BiHM's normaliser
+            parts.append(f"log_z {_format(value['log_z'])} ± {_format(value.get('std', float('nan')))} "
+                         f"({value.get('n_samples', '?'):,} samples of p)")
+        elif key == "test_accuracy" and isinstance(value, dict) and _is_number(value.get("accuracy")):
+            parts.append(f"test_accuracy {100 * value['accuracy']:.2f} %")
         elif isinstance(value, dict) and _is_number(value.get("lower")) and _is_number(value.get("upper")):
             exact = f" (exact {_format(value['exact'])})" if _is_number(value.get("exact")) else ""
             parts.append(f"{key} [{_format(value['lower'])}, {_format(value['upper'])}]{exact}")

@@ -10,6 +10,9 @@
    random initialisation, on all 10,000 test images.
 6. The Helmholtz machine `rws-sbn-bmnist`: fetched, its test NLL by importance sampling at K = 1, 10 and 100 on
    1,000 test images next to its card's, and 100 samples from p as a PNG.
+7. The bidirectional Helmholtz machine `bihm-12l-bmnist`: fetched, -log p*(x) at K = 1, 10 and 100 on 500 test
+   images with the log Z of its card, next to the card's, and inpainting of the bottom half of 5 test images by
+   its exact chain (4 chains each) as a PNG.
 Outputs go to demo_output/ and tensorboard/demo-*/.
 """
 import contextlib
@@ -51,6 +54,21 @@ def compare(card, report):
           "low, RAISE too high); the card's long run is the reference.")
 
 
+def compare_by_k(name, n_examples, extra=()):
+    """Fetch a latent-variable model and print its test NLL at K = 1, 10, 100 on the first `n_examples` test
+    images beside its card's (all 10,000)."""
+    from zoo import hub
+
+    print(run(["fetch", name], capture=True).strip())
+    report = json.loads(run(["eval", name, "--k", "1", "10", "100", "--test-examples", str(n_examples), "--seed", "0",
+                             *extra, "--json"], capture=True))
+    card = json.loads((hub.resolve(name) / "card.json").read_text()).get("metrics", {}).get("test_nll_by_k", {})
+    print(f"\n{name + ': test NLL':<34}{'card (10,000 images)':>22}{f'just now ({n_examples:,})':>18}")
+    for r in report["results"]:
+        then = card.get(str(r["k"]), {}).get("nll")
+        print(f"{'K = ' + str(r['k']):<34}{'-' if then is None else f'{then:.2f}':>22}{r['nll']:>18.2f}")
+
+
 def main():
     from zoo import hub
 
@@ -81,20 +99,19 @@ def main():
         print(f"  {row:<11} {100 * result['accuracy'][row]['10']['mean']:.2f} %")
 
     helmholtz, helmholtz_samples = "rws-sbn-bmnist", out_dir / "rws-sbn-bmnist-samples.png"
-    print(run(["fetch", helmholtz], capture=True).strip())
-    report = json.loads(run(["eval", helmholtz, "--k", "1", "10", "100", "--test-examples", "1000", "--seed", "0",
-                             "--json"], capture=True))
-    card = json.loads((hub.resolve(helmholtz) / "card.json").read_text()).get("metrics", {}).get("test_nll_by_k", {})
-    print(f"\n{'test NLL by importance sampling':<34}{'card (10,000 images)':>22}{'just now (1,000)':>18}")
-    for r in report["results"]:
-        then = card.get(str(r["k"]), {}).get("nll")
-        print(f"{'K = ' + str(r['k']):<34}{'-' if then is None else f'{then:.2f}':>22}{r['nll']:>18.2f}")
+    compare_by_k(helmholtz, 1000)
     run(["sample", helmholtz, "--n", "100", "--seed", "1", "--out", str(helmholtz_samples)])
+
+    bihm, inpainting = "bihm-12l-bmnist", out_dir / "bihm-12l-bmnist-inpainting.png"
+    compare_by_k(bihm, 500, ["--z-from-card"])
+    run(["inpaint", bihm, "--mask", "bottom", "--n", "5", "--chains", "4", "--steps", "50", "--seed", "0", "--out",
+         str(inpainting)])
 
     print(f"\nDone in {time.time() - start:.0f} s. What the demo wrote:")
     print(f"  pretrained model   {hub.resolve(MODEL)}/ (model.keras, saved_model/, card.json)")
     print(f"  its samples        {samples.relative_to(ROOT)}; the Helmholtz machine's: "
           f"{helmholtz_samples.relative_to(ROOT)}")
+    print(f"  inpainting         {inpainting.relative_to(ROOT)} (each row: the image, its known half, 4 chains)")
     print(f"  a small RBM        {small.relative_to(ROOT)}/ (model.keras, saved_model/, card.json, samples.png, "
           "filters.png)")
     print(f"  TensorBoard logs   {logdir.relative_to(ROOT)}/ and {finetune_logs.relative_to(ROOT)}/")

@@ -8,8 +8,9 @@ Everything after `--` goes to every `zoo train hybrid`; the script adds --labels
 (both the seed), --sup-weight, --unsup-weight and --out. Weights `a,b` are sup_weight,unsup_weight: `1,0` is the
 same classifier and inference network trained on the labels alone (no generative term). Each run writes
 OUT_DIR/l<N>-s<seed>-w<a>_<b>/ and is measured by `zoo eval FOLDER --k 1 --write-card` (the accuracy on all test
-images, and the K = 1 bound); a folder whose card already holds its accuracy is read, not trained again, so the
-table can be built over several sessions. The numbers come from the cards only.
+images, and the K = 1 bound); a cell whose card already holds its accuracy (in --cards-dir, where every measured
+card is kept, or in its folder) is read, not trained again, so the table can be built over several sessions. The
+numbers come from the cards only.
 """
 import argparse
 import contextlib
@@ -39,11 +40,18 @@ def folder_name(labels, seed, weights):
     return f"l{labels}-s{seed}-w{weights[0]:g}_{weights[1]:g}"
 
 
-def run_cell(out_dir, labels, seed, weights, train_args):
-    """The card's metrics of one cell, training and measuring it unless its card holds them."""
-    folder = Path(out_dir) / folder_name(labels, seed, weights)
-    card_file = folder / "card.json"
-    if not (card_file.is_file() and "test_accuracy" in json.loads(card_file.read_text()).get("metrics", {})):
+def run_cell(out_dir, labels, seed, weights, train_args, cards_dir=None):
+    """The card of one cell, training and measuring it unless its card (in cards_dir, or its folder) holds the
+    accuracy; a measured card is copied to cards_dir/<cell>.json."""
+    name = folder_name(labels, seed, weights)
+    folder = Path(out_dir) / name
+    kept = None if cards_dir is None else Path(cards_dir) / f"{name}.json"
+    for card_file in [kept, folder / "card.json"]:
+        if card_file is not None and card_file.is_file():
+            card = json.loads(card_file.read_text())
+            if "test_accuracy" in card.get("metrics", {}):
+                break
+    else:
         command = ["train", "hybrid", *train_args, "--labels-per-class", str(labels), "--label-seed", str(seed),
                    "--seed", str(seed), "--sup-weight", f"{weights[0]:g}", "--unsup-weight", f"{weights[1]:g}",
                    "--out", str(folder), "--overwrite", "--verbose", "0"]
@@ -52,7 +60,11 @@ def run_cell(out_dir, labels, seed, weights, train_args):
             failed = cli.main(command) or cli.main(["eval", str(folder), "--k", "1", "--seed", "0", "--write-card"])
         if failed:
             raise cli.UsageError(f"hybrid_table.py: the run of {folder} failed (see above)")
-    return json.loads(card_file.read_text())
+        card = json.loads((folder / "card.json").read_text())
+    if kept is not None and not kept.is_file():
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(json.dumps(card, indent=1) + "\n")
+    return card
 
 
 def render(cells, labels, weights, seeds, train_args, argv):
@@ -91,11 +103,14 @@ def main(argv=None):
     parser.add_argument("--weights", nargs="+", type=parse_weights, default=[(1.0, 1.0), (1.0, 0.0)],
                         metavar="A,B", help="sup_weight,unsup_weight pairs (default: 1,1 1,0)")
     parser.add_argument("--out-dir", required=True, help="where each run's model folder goes")
+    parser.add_argument("--cards-dir", help="where each measured cell's card is kept as <cell>.json and read "
+                        "from (commit it, e.g. docs/results/hybrid-table: the table then grows over sessions "
+                        "and regenerates on any machine)")
     try:
         args = parser.parse_args(own)
         labels = args.labels_per_class
         seeds = list(range(args.seeds))
-        cells = {(n, s, w): run_cell(args.out_dir, n, s, w, train_args) for n in labels for s in seeds
+        cells = {(n, s, w): run_cell(args.out_dir, n, s, w, train_args, args.cards_dir) for n in labels for s in seeds
                  for w in args.weights}
     except (cli.UsageError, ValueError) as error:
         print(error, file=sys.stderr)

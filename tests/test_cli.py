@@ -669,6 +669,12 @@ def test_hybrid_trains_semi_supervised_evaluates_and_starts_from_a_generative_mo
     assert "40 labelled training images (10 a batch), 10 labelled for validation" in err
     card = json.loads((out / "card.json").read_text())
     assert card["model"] == "HybridModel" and {"val_accuracy", "bound", "supervised_loss"} <= set(card["final_metrics"])
+    from tensorboard.backend.event_processing import event_accumulator
+
+    events = event_accumulator.EventAccumulator(str(tmp_path / "tb"), size_guidance={event_accumulator.TENSORS: 0})
+    events.Reload()
+    assert {"bound", "supervised_loss", "val_accuracy", "unlabelled_accuracy", "sup_weight", "unsup_weight", "samples",
+            "reconstructions", "logits"} <= set(events.Tags()["tensors"])
     code, stdout, err = _run(capsys, ["eval", str(out), "--k", "1", "5", "--test-examples", "200", "--json",
                                       "--write-card"])
     assert code == 0, err

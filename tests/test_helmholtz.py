@@ -260,5 +260,24 @@ def test_tensorboard_shows_the_layer_statistics(tmp_path):
     acc.Reload()
     tags = set(acc.Tags()["tensors"])
     assert {"layers/q_entropy/h1", "layers/q_entropy/h2", "layers/kl/h1", "layers/kl/h2", "layers/elbo",
-            "layers/bound_100", "layers/kl_q_posterior", "layers/reconstruction"} <= tags
+            "layers/bound_100", "layers/kl_q_posterior", "layers/reconstruction", "samples", "reconstructions"} <= tags
     assert [e.step for e in acc.Tensors("layers/kl_q_posterior")] == [1, 2]
+
+
+def test_reconstructions_average_to_the_exact_expectation_through_q_then_p():
+    model = _tiny(layers=(3, 2), n_visible=4, seed=2, scale=2.0)
+    x = _states(4)[[3, 12]]
+    h1 = _states(3)
+    q1, p_last = model.q_layers_[0], model.p_layers_[-1]
+    exact = []
+    for row in x:  # E[x' | x] = sum_h1 q(h1 | x) sigmoid(p's logits of x given h1)
+        q = np.exp(q1.log_prob(h1, row[None]).numpy())
+        exact.append(q @ p_last.mean(h1).numpy())
+    n = 20000
+    reconstructions = model.reconstruct(np.repeat(x, n, axis=0), seed=3).reshape(2, n, 4)
+    assert np.all((reconstructions > 0) & (reconstructions < 1))
+    std = reconstructions.std(1) / np.sqrt(n)
+    np.testing.assert_array_less(np.abs(reconstructions.mean(1) - np.array(exact)), 4 * std + 1e-6)
+    images = model.summary_images(x)
+    assert images["reconstructions"][0].shape == (4, 4)  # each image beside its reconstruction
+    np.testing.assert_array_equal(images["reconstructions"][0][::2], x)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import data
+from zoo import data, training
 from zoo.models import AuxiliaryDeepGenerativeModel, HelmholtzMachine, RBM
 from zoo.models.hybrid import HybridModel
 
@@ -117,9 +117,14 @@ def test_training_learns_the_labels_and_round_trips(xy, tmp_path):
     model = _hybrid("adgm", ramp_steps=10)
     model.compile(keras.optimizers.Adam(3e-3))
     ds = data.semi_supervised_batches(x, y, np.arange(100), batch_size=50, labelled_per_batch=25, seed=0)
-    model.fit(ds, epochs=15, verbose=0, validation_data=(x[100:], y[100:]))
+    monitor = training.HybridMonitor(x[150:], y[150:])
+    history = model.fit(ds, epochs=15, verbose=0, validation_data=(x[100:150], y[100:150]), callbacks=[monitor])
     assert model.accuracy(x[:100], y[:100]) > 0.5  # the labelled rows, well above chance (0.1)
     assert float(model.unsup_weight_now()) == pytest.approx(1.0)
+    # the ramp as logged: 8 updates an epoch (200 unlabelled rows, 25 a batch) of the 10 it lasts, then all
+    assert history.history["unsup_weight"][:3] == pytest.approx([0.8, 1.0, 1.0])
+    assert set(history.history["sup_weight"]) == {1.0}
+    assert history.history["unlabelled_accuracy"][-1] == pytest.approx(model.accuracy(x[150:], y[150:]))
     model.save(tmp_path / "h.keras")
     loaded = keras.models.load_model(tmp_path / "h.keras")
     np.testing.assert_array_equal(loaded.predict_classes(x[:30]), model.predict_classes(x[:30]))
@@ -153,3 +158,39 @@ def test_fit_on_arrays_checks_labels(xy):
     model.fit(x[:100], y[:100].astype(np.int64), batch_size=50, epochs=1, verbose=0)
     with pytest.raises(ValueError, match="class labels in"):
         model.fit(x[:100], np.full(100, 12), batch_size=50, verbose=0)
+
+
+@pytest.mark.parametrize("generative", ["helmholtz", "adgm"])
+def test_a_saved_model_classifies_encodes_and_bounds_without_zoo(xy, tmp_path, generative):
+    import json
+    import subprocess
+    import sys
+
+    from zoo import export
+
+    x = xy[0][:6]
+    model = _hybrid(generative)
+    model.logits.kernel.assign(np.random.default_rng(1).standard_normal(model.logits.kernel.shape).astype(np.float32))
+    folder = export.save(model, tmp_path / "hybrid", saved_model=True)
+    script = f"""
+import json, sys, numpy as np, tensorflow as tf
+s = tf.saved_model.load({str(folder / "saved_model")!r}).signatures
+x = tf.constant(np.array({x.tolist()!r}, np.float32))
+print(json.dumps({{"names": sorted(s), "zoo": "zoo" in sys.modules,
+    "probabilities": s["classify"](x=x)["probabilities"].numpy().tolist(),
+    "class": s["classify"](x=x)["class"].numpy().tolist(),
+    "features": s["encode"](x=x)["features"].numpy().tolist(),
+    "log_prob": s["log_prob"](x=x, k=tf.constant(5), seed=tf.constant(0))["log_prob"].numpy().tolist()}}))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert not out["zoo"] and {"classify", "encode", "log_prob", "sample"} <= set(out["names"])
+    probabilities = tf.nn.softmax(model(x)).numpy()
+    np.testing.assert_allclose(out["probabilities"], probabilities, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(out["class"], probabilities.argmax(-1))
+    np.testing.assert_allclose(out["features"], model.generative(x).numpy(), rtol=1e-5, atol=1e-6)
+    # the k-sample bound served is the generative part's own, same samples
+    log_prob, _ = model.generative.serving_endpoints()["log_prob"]
+    expected = log_prob(tf.constant(x), tf.constant(5), tf.constant(0))["log_prob"].numpy()
+    np.testing.assert_allclose(out["log_prob"], expected, rtol=1e-5)

@@ -100,10 +100,16 @@ def test_hybrid_table_reads_finished_cells_from_their_cards(tmp_path, load_scrip
         (folder / "card.json").write_text(json.dumps({"metrics": {
             "test_accuracy": {"accuracy": accuracy, "n_examples": 10000},
             "test_nll_by_k": {"1": {"nll": nll}}}}))
-    assert table.main(["--labels-per-class", "10", "--seeds", "2", "--out-dir", str(tmp_path), "--", "--epochs",
-                       "5"]) == 0
+    kept = tmp_path / "kept"
+    argv = ["--labels-per-class", "10", "--seeds", "2", "--out-dir", str(tmp_path), "--cards-dir", str(kept), "--",
+            "--epochs", "5"]
+    assert table.main(argv) == 0
     out = capsys.readouterr().out
     assert "| 10 | 85.00 ± 7.07 | 65.00 ± 7.07 | 101.00 ± 1.41 | 305.00 ± 7.07 |" in out
+    assert len(list(kept.glob("l10-s*-w*.json"))) == 4
+    for folder in tmp_path.glob("l10-*"):  # a new machine: the model folders gone, the kept cards committed
+        (folder / "card.json").unlink()
+    assert table.main(argv) == 0 and capsys.readouterr().out == out
     assert "`zoo train hybrid --epochs 5 --labels-per-class N" in out
     for bad, message in ((["--weights", "0,0"], "not both 0"), (["--weights", "1"], "a pair sup,unsup"),
                          (["--labels-per-class", "0"], "expected a positive integer")):

@@ -65,6 +65,23 @@ class FreeEnergyGap(keras.callbacks.Callback):
             logs["free_energy_gap"] = float(gap)
 
 
+class HybridMonitor(keras.callbacks.Callback):
+    """Add to each epoch's logs the objective's weights as they stand (`sup_weight`, `unsup_weight`: its ramp)
+    and, given unlabelled training images with their hidden labels, `unlabelled_accuracy` on them: how well the
+    hybrid labels the images it learns from without their labels (the labels never reach training)."""
+
+    def __init__(self, unlabelled_x=None, unlabelled_y=None):
+        super().__init__()
+        self.x, self.y = unlabelled_x, unlabelled_y
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["sup_weight"] = float(self.model.sup_weight)
+            logs["unsup_weight"] = float(self.model.unsup_weight_now())
+            if self.x is not None and len(self.x):
+                logs["unlabelled_accuracy"] = self.model.accuracy(self.x, self.y)
+
+
 class RaiseOnNaN(keras.callbacks.Callback):
     """Stop training with a clear error as soon as a metric becomes NaN or infinite."""
 

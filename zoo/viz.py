@@ -106,6 +106,13 @@ def inpainting_rows(x, mask, completions):
     return np.concatenate([x[:, None], shown[:, None], np.asarray(completions)], axis=1).reshape(-1, x.shape[1])
 
 
+def pairs(x, reconstructions):
+    """Flat images x[0], reconstructions[0], x[1], ... (tile them with an even n_cols: each image beside its
+    reconstruction)."""
+    x = np.asarray(x)
+    return np.stack([x, np.asarray(reconstructions)], axis=1).reshape(-1, x.shape[-1])
+
+
 def read_mask(path, n_pixels):
     """A mask from a .npy file or a PNG (known pixels non-zero / white), flattened to `n_pixels`."""
     import tensorflow as tf

@@ -116,6 +116,19 @@ class HybridFamily(Family):
                             if not args.dynamic_binarization else "dynamic (fresh Bernoulli sample every epoch)",
                             validation_y=validation_y)
 
+    def callbacks(self, args, dataset, model, data):
+        """The weights' schedule and the accuracy on 2,000 unlabelled training images (fixed, binarised once)."""
+        import numpy as np
+
+        from zoo import training
+        from zoo import data as data_lib
+
+        unlabelled = np.setdiff1d(np.arange(dataset.train.n), self._labelled(args, dataset)[0])
+        rows = np.random.default_rng(0).permutation(unlabelled)[:2000]
+        x = dataset.train.x[rows]
+        x = data_lib.bernoulli_samples([x])[0] if args.dynamic_binarization else x
+        return [training.HybridMonitor(model.validate_data(x), dataset.train.y[rows])]
+
     # -- the model ----------------------------------------------------------------------------------------
     def build(self, args, dataset):
         from zoo import data, export, hub

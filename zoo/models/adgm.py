@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo import checks
+from zoo import checks, viz
 from zoo.models.base import RestoresCompiledState, bound_and_ess, fit_inputs
 from zoo.models.metrics import RunningMeans
 
@@ -214,8 +214,8 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
     def summary_images(self, x):
         """100 samples E[x | z], z ~ p(z), and the data beside E[x | z = E q(z | E a, x)] (TensorBoard)."""
         x = tf.convert_to_tensor(self.validate_data(x)[:50], self.compute_dtype)
-        pairs = tf.reshape(tf.stack([x, self.p_x_given_z(self(x)).mean()], axis=1), (-1, self.n_visible))
-        return {"samples": (self.sample(100, seed=0), False), "reconstructions": (pairs.numpy(), False)}
+        pairs = viz.pairs(x.numpy(), self.p_x_given_z(self(x)).mean().numpy())
+        return {"samples": (self.sample(100, seed=0), False), "reconstructions": (pairs, False, 10)}
 
     def summary_histograms(self, x):
         """The features E q(z | E a, x) of a data sample."""

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import checks
+from zoo import checks, viz
 from zoo import layers as layers_lib
 from zoo.models.base import RestoresCompiledState, bound_and_ess, fit_inputs
 from zoo.models.metrics import RunningMeans
@@ -364,10 +364,20 @@ class HelmholtzMachine(RestoresCompiledState, keras.Model):
         """`layer_statistics` with K = 100 samples, under `layers/`."""
         return {f"layers/{name}": value for name, value in self.layer_statistics(x, k=100, seed=0).items()}
 
+    def reconstruct(self, x, seed=0):
+        """x through q then p: E[x | h_1] for one h ~ q(. | x) (a sample of x | h_1 for an autoregressive p
+        layer), shape (batch, n_visible)."""
+        x = tf.convert_to_tensor(self.validate_data(x), self.compute_dtype)
+        seed = tf.constant([checks.check_positive_int(seed, "seed", minimum=0), 0], tf.int32)
+        h = self.sample_q(x, 1, seed)[0][0][0]
+        last = self.p_layers_[-1]
+        return (last.sample(h, seed=seed) if last.autoregressive else last.mean(h)).numpy()
+
     def summary_images(self, x):
-        """Samples from p and the data's reconstructions through q then p."""
-        samples = self.sample(100, seed=0)
-        return {"samples": (samples, False)}
+        """Samples from p and 50 data images, each beside its reconstruction through q then p."""
+        x = self.validate_data(x)[:50]
+        return {"samples": (self.sample(100, seed=0), False),
+                "reconstructions": (viz.pairs(x, self.reconstruct(x)), False, 10)}
 
     def summary_histograms(self, x):
         """Each q layer's activation means on the data, and the parameters."""

@@ -241,11 +241,14 @@ class HybridModel(RestoresCompiledState, keras.Model):
         return {**hists, "logits": self(self.validate_data(x)[:500]).numpy()}
 
     def serving_endpoints(self):
-        """classify(x) -> probabilities and class; encode(x) -> the generative features."""
+        """The generative part's (its sample and k-sample bound, e.g. log_prob(x, k, seed)), classify(x) ->
+        probabilities and class, encode(x) -> the generative features."""
+        gen = self.generative
+        endpoints = dict(gen.serving_endpoints()) if callable(getattr(gen, "serving_endpoints", None)) else {}
         x = [tf.TensorSpec([None, self.n_visible], tf.float32, name="x")]
 
         def classify(x):
             probabilities = tf.nn.softmax(self(x))
             return {"probabilities": probabilities, "class": tf.argmax(probabilities, axis=-1)}
 
-        return {"classify": (classify, x), "encode": (lambda x: {"features": self.generative(x)}, x)}
+        return {**endpoints, "classify": (classify, x), "encode": (lambda x: {"features": gen(x)}, x)}

@@ -631,6 +631,8 @@ def test_dbm_pretrains_trains_resumes_evaluates_and_fine_tunes(tmp_path, capsys)
     assert card["model"] == "DBM" and card["config"]["layers"] == [12, 6]
     assert {"mean_field_free_energy", "mean_field_steps", "log_z/forward", "log_z/reverse"} <= set(card["final_metrics"])
     assert (out / "filters.png").is_file() and (tmp_path / "dbm.pretrain" / "rbm2" / "model.keras").is_file()
+    stage = json.loads((tmp_path / "dbm.pretrain" / "rbm1" / "card.json").read_text())["config"]
+    assert stage["sample_visible"] and stage["up_scale"] == 2.0  # the MATLAB code's sampled negative data
     # run again after the folder is gone (say, interrupted in the joint training): the stages are loaded
     first = json.loads((out / "card.json").read_text())["final_metrics"]
     shutil.rmtree(out)

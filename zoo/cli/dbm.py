@@ -51,7 +51,11 @@ class DBMFamily(Family):
         pre.add_argument("--pretrain-lr", type=nonnegative_float, default=0.05, help="(default: %(default)s)")
         pre.add_argument("--pretrain-lr-final", type=nonnegative_float,
                          help="decay each RBM's learning rate linearly to this")
-        pre.add_argument("--pretrain-momentum", type=nonnegative_float, default=0.9, help="(default: %(default)s)")
+        pre.add_argument("--pretrain-momentum", type=nonnegative_float, default=0.5, help="(default: %(default)s; "
+                         "0.9 at a learning rate of 0.05 drives the doubled RBMs' weights and biases up, docs/dbm.md)")
+        pre.add_argument("--pretrain-negative-visible", choices=("sample", "mean"), default="sample",
+                         help="the negative phase's visible states: a binary sample of the reconstruction (the "
+                              "MATLAB code's) or its probabilities (default: %(default)s)")
         pre.add_argument("--pretrain-l2", type=nonnegative_float, default=0.001, help="(default: %(default)s)")
         pre.add_argument("--pretrain-cd-k-final", type=positive_int, default=1, metavar="K",
                          help="RBMs above the first: CD-k with k rising linearly from 1 to K (default: 1)")
@@ -103,7 +107,8 @@ def pretrain(args, dataset):
 
     folder = Path(args.out).with_name(Path(args.out).name + ".pretrain")
     rbms = training.pretraining_rbms(args.layers, dataset.n_features, visible=args.visible, top=args.top,
-                                     l2=args.pretrain_l2, seed=args.seed)
+                                     l2=args.pretrain_l2, sample_visible=args.pretrain_negative_visible == "sample",
+                                     seed=args.seed)
     train_x, validation_x = dataset.train.x, dataset.validation.x
     grey = args.dynamic_binarization  # probabilities to binarise afresh every epoch
     for i, (rbm, epochs) in enumerate(zip(rbms, args.pretrain_epochs)):

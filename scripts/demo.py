@@ -13,8 +13,6 @@
 7. The bidirectional Helmholtz machine `bihm-12l-bmnist`: fetched, -log p*(x) at K = 1, 10 and 100 on 500 test
    images with the log Z of its card, next to the card's, and inpainting of the bottom half of 5 test images by
    its exact chain (4 chains each) as a PNG.
-8. The deep Boltzmann machine `dbm-500-1000-bmnist`: fetched, log Z by a short AIS from both sides and the test
-   mean-field bound bracket next to its card's, and 100 samples after 1,000 sweeps of its chains as a PNG.
 Outputs go to demo_output/ and tensorboard/demo-*/.
 """
 import contextlib
@@ -110,19 +108,11 @@ def main():
     run(["inpaint", bihm, "--mask", "bottom", "--n", "5", "--chains", "4", "--steps", "50", "--seed", "0", "--out",
          str(inpainting)])
 
-    dbm, dbm_samples = "dbm-500-1000-bmnist", out_dir / "dbm-500-1000-bmnist-samples.png"
-    print(run(["fetch", dbm], capture=True).strip())
-    report = json.loads(run(["eval", dbm, "--ais-betas", "1000", "--ais-chains", "100", "--reverse-examples", "100",
-                             "--burn-in", "100", "--seed", "0", "--json"], capture=True))
-    compare(json.loads((hub.resolve(dbm) / "card.json").read_text()), report, "test bound")
-    run(["sample", dbm, "--n", "100", "--steps", "1000", "--seed", "1", "--out", str(dbm_samples)])
-
     print(f"\nDone in {time.time() - start:.0f} s. What the demo wrote:")
     print(f"  pretrained model   {hub.resolve(MODEL)}/ (model.keras, saved_model/, card.json)")
     print(f"  its samples        {samples.relative_to(ROOT)}; the Helmholtz machine's: "
           f"{helmholtz_samples.relative_to(ROOT)}")
     print(f"  inpainting         {inpainting.relative_to(ROOT)} (each row: the image, its known half, 4 chains)")
-    print(f"  the DBM's samples  {dbm_samples.relative_to(ROOT)}")
     print(f"  a small RBM        {small.relative_to(ROOT)}/ (model.keras, saved_model/, card.json, samples.png, "
           "filters.png)")
     print(f"  TensorBoard logs   {logdir.relative_to(ROOT)}/ and {finetune_logs.relative_to(ROOT)}/")

@@ -116,3 +116,10 @@ def test_hybrid_table_reads_finished_cells_from_their_cards(tmp_path, load_scrip
         assert table.main(["--labels-per-class", "10", "--out-dir", str(tmp_path), *bad]) == 2
         err = capsys.readouterr().err
         assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_dbm_pretraining_scales_refuses_a_folder_without_stages(tmp_path, load_script, capsys):
+    script = load_script("dbm_pretraining_scales")
+    assert script.main(["--stages", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no rbm1, rbm2, ... folders in" in err and len(err.strip().splitlines()) == 1

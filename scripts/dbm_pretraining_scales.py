@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from zoo import cli, data
-from zoo.cli.args import positive_int
+from zoo.cli.args import nonnegative_int, positive_int
 
 SETTINGS = [("momentum 0.9, mean reconstructions", 0.9, False), ("momentum 0.5, mean reconstructions", 0.5, False),
             ("momentum 0.9, sampled reconstructions", 0.9, True), ("momentum 0.5, sampled reconstructions", 0.5, True)]
@@ -30,7 +30,7 @@ def main(argv=None):
 
     parser = cli.Parser(prog="dbm_pretraining_scales.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=positive_int, default=30, help="(default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=nonnegative_int, default=0)
     parser.add_argument("--stages", metavar="DIR", help="measure the DBM assembled from DIR/rbm1, DIR/rbm2, ... instead")
     parser.add_argument("--ais-betas", type=positive_int, default=3000, help="with --stages (default: %(default)s)")
     try:

@@ -39,14 +39,13 @@ def run(args, capture=False):
     return out.getvalue()
 
 
-def compare(card, report, what="test NLL"):
-    """The card's metrics (long AIS) beside the ones just measured (short AIS); `what`: the NLL or, for a DBM,
-    the mean-field bound on it."""
+def compare(card, report):
+    """The card's metrics (long AIS) beside the ones just measured (short AIS)."""
     metrics = card.get("metrics", {})
     rows = [("log Z, forward AIS", metrics.get("log_z", {}).get("forward"), report["log_z_forward"]),
-            ("log Z, reverse", metrics.get("log_z", {}).get("reverse"), report["log_z_reverse"]),
-            (f"{what}, lower", metrics.get("test_nll", {}).get("lower"), report["nll"]["test"]["lower"]),
-            (f"{what}, upper", metrics.get("test_nll", {}).get("upper"), report["nll"]["test"]["upper"])]
+            ("log Z, reverse (RAISE)", metrics.get("log_z", {}).get("reverse"), report["log_z_reverse"]),
+            ("test NLL, lower", metrics.get("test_nll", {}).get("lower"), report["nll"]["test"]["lower"]),
+            ("test NLL, upper", metrics.get("test_nll", {}).get("upper"), report["nll"]["test"]["upper"])]
     card_betas = metrics.get("settings", {}).get("forward", {}).get("n_betas", "?")
     print(f"\n{'':<24}{f'card ({card_betas} betas)':>22}{'just now (1000 betas)':>24}")
     for name, then, now in rows:

@@ -40,30 +40,37 @@ def folder_name(labels, seed, weights):
     return f"l{labels}-s{seed}-w{weights[0]:g}_{weights[1]:g}"
 
 
+def _measured(card_file):
+    """The card in card_file if it holds the test accuracy, else None."""
+    if card_file is None or not card_file.is_file():
+        return None
+    card = json.loads(card_file.read_text())
+    return card if "test_accuracy" in card.get("metrics", {}) else None
+
+
 def run_cell(out_dir, labels, seed, weights, train_args, cards_dir=None):
     """The card of one cell, training and measuring it unless its card (in cards_dir, or its folder) holds the
-    accuracy; a measured card is copied to cards_dir/<cell>.json."""
+    accuracy; a card not yet in cards_dir is copied there as <cell>.json."""
     name = folder_name(labels, seed, weights)
     folder = Path(out_dir) / name
     kept = None if cards_dir is None else Path(cards_dir) / f"{name}.json"
-    for card_file in [kept, folder / "card.json"]:
-        if card_file is not None and card_file.is_file():
-            card = json.loads(card_file.read_text())
-            if "test_accuracy" in card.get("metrics", {}):
-                break
-    else:
-        command = ["train", "hybrid", *train_args, "--labels-per-class", str(labels), "--label-seed", str(seed),
-                   "--seed", str(seed), "--sup-weight", f"{weights[0]:g}", "--unsup-weight", f"{weights[1]:g}",
-                   "--out", str(folder), "--overwrite", "--verbose", "0"]
-        print("$ zoo " + " ".join(command), file=sys.stderr, flush=True)
-        with contextlib.redirect_stdout(io.StringIO()):  # the table alone goes to stdout
-            failed = cli.main(command) or cli.main(["eval", str(folder), "--k", "1", "--seed", "0", "--write-card"])
-        if failed:
-            raise cli.UsageError(f"hybrid_table.py: the run of {folder} failed (see above)")
-        card = json.loads((folder / "card.json").read_text())
-    if kept is not None and not kept.is_file():
-        kept.parent.mkdir(parents=True, exist_ok=True)
-        kept.write_text(json.dumps(card, indent=1) + "\n")
+    card = _measured(kept)
+    if card is None:
+        card = _measured(folder / "card.json")
+        if card is None:
+            command = ["train", "hybrid", *train_args, "--labels-per-class", str(labels), "--label-seed", str(seed),
+                       "--seed", str(seed), "--sup-weight", f"{weights[0]:g}", "--unsup-weight", f"{weights[1]:g}",
+                       "--out", str(folder), "--overwrite", "--verbose", "0"]
+            print("$ zoo " + " ".join(command), file=sys.stderr, flush=True)
+            with contextlib.redirect_stdout(io.StringIO()):  # the table alone goes to stdout
+                failed = cli.main(command) or cli.main(["eval", str(folder), "--k", "1", "--seed", "0",
+                                                        "--write-card"])
+            if failed:
+                raise cli.UsageError(f"hybrid_table.py: the run of {folder} failed (see above)")
+            card = json.loads((folder / "card.json").read_text())
+        if kept is not None:
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(json.dumps(card, indent=1) + "\n")
     return card
 
 
@@ -110,8 +117,8 @@ def main(argv=None):
         args = parser.parse_args(own)
         labels = args.labels_per_class
         seeds = list(range(args.seeds))
-        cells = {(n, s, w): run_cell(args.out_dir, n, s, w, train_args, args.cards_dir) for n in labels for s in seeds
-                 for w in args.weights}
+        cells = {(n, s, w): run_cell(args.out_dir, n, s, w, train_args, args.cards_dir)
+                 for n in labels for s in seeds for w in args.weights}
     except (cli.UsageError, ValueError) as error:
         print(error, file=sys.stderr)
         return cli.EXIT_BAD_INPUT

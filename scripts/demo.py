@@ -44,17 +44,18 @@ def run(args, capture=False):
 def compare(card, report):
     """The card's metrics (long AIS) beside the ones just measured (short AIS)."""
     metrics = card.get("metrics", {})
-    nll = "test bound" if report.get("kind") == "bound bracket" else "test NLL"  # a DBM's: its mean-field bound
+    bound = report.get("kind") == "bound bracket"  # a DBM's: its mean-field bound, reverse AIS from test images
+    nll, reverse = ("test bound", "reverse AIS") if bound else ("test NLL", "RAISE")
     rows = [("log Z, forward AIS", metrics.get("log_z", {}).get("forward"), report["log_z_forward"]),
-            ("log Z, reverse (RAISE)", metrics.get("log_z", {}).get("reverse"), report["log_z_reverse"]),
+            (f"log Z, {reverse}", metrics.get("log_z", {}).get("reverse"), report["log_z_reverse"]),
             (f"{nll}, lower", metrics.get("test_nll", {}).get("lower"), report["nll"]["test"]["lower"]),
             (f"{nll}, upper", metrics.get("test_nll", {}).get("upper"), report["nll"]["test"]["upper"])]
     card_betas = metrics.get("settings", {}).get("forward", {}).get("n_betas", "?")
     print(f"\n{'':<24}{f'card ({card_betas} betas)':>22}{'just now (1000 betas)':>24}")
     for name, then, now in rows:
         print(f"{name:<24}{'-' if then is None else f'{then:.2f}':>22}{now:>24.2f}")
-    print("With 1,000 temperatures both estimates are noisier and, on average, further apart (forward AIS too "
-          "low, RAISE too high); the card's long run is the reference.")
+    print(f"With 1,000 temperatures both estimates are noisier and, on average, further apart (forward AIS too "
+          f"low, {reverse} too high); the card's long run is the reference.")
 
 
 def compare_by_k(name, n_examples, extra=()):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo import cli, training
+import zoo
+from zoo import cli, export, training
 
 TRAIN = ["train", "rbm", "--dataset", "digits", "--allow-nonbinary", "--n-hidden", "16", "--epochs", "3",
          "--batch-size", "50", "--verbose", "0", "--seed", "0"]
@@ -683,6 +684,17 @@ def test_hybrid_trains_semi_supervised_evaluates_and_starts_from_a_generative_mo
     report = json.loads(stdout)
     assert 0 <= report["accuracy"] <= 1 and len(report["results"]) == 2
     assert json.loads((out / "card.json").read_text())["metrics"]["test_accuracy"]["n_examples"] == 200
+    # zoo classify: the model's own classes; grey images only with --binarize (its Helmholtz machine is binary)
+    grey = zoo.data.load("mnist").test.x[:5]
+    np.save(tmp_path / "grey.npy", grey)
+    code, stdout, err = _run(capsys, ["classify", str(out), str(tmp_path / "grey.npy")])
+    assert code == 2 and "binary" in err and len(err.strip().splitlines()) == 1, err
+    code, stdout, err = _run(capsys, ["classify", str(out), str(tmp_path / "grey.npy"), "--binarize"])
+    assert code == 0, err
+    model, _ = export.load_folder(out)
+    assert stdout.splitlines()[0] == "file,index,class,probability"
+    assert [int(line.split(",")[2]) for line in stdout.splitlines()[1:]] == list(
+        model.predict_classes((grey > 0.5).astype(np.float32)))
     # the generative part from a trained Helmholtz machine of the same family, and one of another refused
     hm = tmp_path / "hm"
     code, _, err = _run(capsys, ["train", "helmholtz", "--layers", "8", "4", "--k", "2", "--epochs", "1",

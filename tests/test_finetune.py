@@ -1,6 +1,7 @@
 """zoo.finetune: the encoder capability, the classifier's pretrained and random starts, the encoder's learning
 rate, saving, the few-shot protocol (balanced draws from the train split only, seeds), the settings a model
 card recommends, bad input, `zoo finetune` and the table script, on `digits` with a tiny RBM."""
+import csv
 import inspect
 import json
 import shutil
@@ -13,7 +14,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo import capabilities, cli, export, finetune, units
+from zoo import capabilities, cli, export, finetune, units, viz
 from zoo.models.classifier import Classifier
 
 FAST = dict(epochs=40, patience=10, fixed_epochs=20)
@@ -545,6 +546,29 @@ def test_cli_runs_end_to_end_with_json_and_saves_a_classifier(folder, tmp_path, 
     outputs = loaded.signatures["classify"](x=tf.constant(x))
     np.testing.assert_allclose(outputs["probabilities"].numpy(), classifier(x).numpy(), atol=1e-6)
     np.testing.assert_array_equal(outputs["class"].numpy(), classifier.predict_classes(x))
+
+    # zoo classify: the saved classifier's class and probability for each image of .npy and PNG files
+    np.save(tmp_path / "x.npy", x.reshape(7, 8, 8))
+    viz.save_png(str(tmp_path / "one.png"), x[3].reshape(8, 8))
+    code = cli.main(["classify", str(save), str(tmp_path / "x.npy"), str(tmp_path / "one.png"), "--out",
+                     str(tmp_path / "p.csv")])
+    out, err = capsys.readouterr()
+    assert code == 0 and "8 images classified" in out, err
+    rows = list(csv.DictReader((tmp_path / "p.csv").open()))
+    probabilities = classifier(x).numpy()
+    assert [int(r["class"]) for r in rows] == [*classifier.predict_classes(x), classifier.predict_classes(x)[3]]
+    np.testing.assert_allclose([float(r["probability"]) for r in rows[:7]], probabilities.max(axis=1), atol=1e-4)
+    assert rows[7]["file"].endswith("one.png") and rows[7]["index"] == "0"
+    np.save(tmp_path / "bad.npy", x[:, :10])
+    np.save(tmp_path / "nan.npy", np.full((2, 64), np.nan))
+    for args, message in [([str(save), str(tmp_path / "missing.npy")], "no such file"),
+                          ([str(save), str(tmp_path / "bad.npy")], "expected images of 64 pixels"),
+                          ([str(save), str(tmp_path / "p.csv")], "expected a .npy or .png file"),
+                          ([str(save), str(tmp_path / "nan.npy")], "finite"),
+                          ([str(folder), str(tmp_path / "x.npy")], "RBM cannot classify")]:
+        code = cli.main(["classify", *args])
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
 
 
 @pytest.mark.parametrize("extra, message", [

@@ -16,7 +16,7 @@ name, say an inference network stored as `encoder`, does not count); it offers a
 | Sampler             | sample                                                   | zoo sample, the run manager      |
 | Inpainter           | inpaint                                                  | zoo inpaint                      |
 | Encoder             | encoder                                                  | zoo.finetune                     |
-| Classifier          | predict_classes                                          | zoo finetune --save, classify    |
+| Classifier          | predict_probabilities, predict_classes                   | zoo classify, zoo eval accuracy  |
 | Servable            | serving_endpoints                                        | zoo.export (SavedModel)          |
 
 This module imports nothing heavy: it is safe to use before TensorFlow loads.
@@ -90,7 +90,9 @@ class Encoder(Protocol):
 
 
 class Classifier(Protocol):
-    """`predict_classes(x)`: the predicted class of each row of x."""
+    """`predict_probabilities(x)`: p(y | x) of each row of x, (n, n_classes); `predict_classes(x)`: its argmax."""
+
+    def predict_probabilities(self, x): ...
 
     def predict_classes(self, x): ...
 

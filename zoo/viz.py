@@ -113,21 +113,40 @@ def pairs(x, reconstructions):
     return np.stack([x, np.asarray(reconstructions)], axis=1).reshape(-1, x.shape[-1])
 
 
-def read_mask(path, n_pixels):
-    """A mask from a .npy file or a PNG (known pixels non-zero / white), flattened to `n_pixels`."""
+def read_array(path, what):
+    """The values of a .npy file (no pickles), or of a PNG as grey values in [0, 1] (white 1), as float32."""
     import tensorflow as tf
 
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ValueError(f"cannot read the mask {path}: no such file")
+        raise ValueError(f"cannot read the {what} {path}: no such file")
     try:
         if path.lower().endswith(".npy"):
-            mask = np.load(path, allow_pickle=False)
+            values = np.load(path, allow_pickle=False)
+        elif path.lower().endswith(".png"):
+            values = tf.io.decode_png(tf.io.read_file(path), channels=1).numpy()[..., 0] / 255.0
         else:
-            mask = tf.io.decode_png(tf.io.read_file(path), channels=1).numpy()[..., 0] / 255.0
-    except (OSError, ValueError, tf.errors.OpError) as error:
-        raise ValueError(f"cannot read the mask {path}: {str(error).splitlines()[0][:200]}") from None
-    mask = np.asarray(mask, np.float32)
+            raise ValueError("expected a .npy or .png file")
+        return np.asarray(values, np.float32)
+    except (OSError, ValueError, TypeError, tf.errors.OpError) as error:
+        raise ValueError(f"cannot read the {what} {path}: {str(error).splitlines()[0][:200]}") from None
+
+
+def read_images(path, n_pixels):
+    """Flat images (n, n_pixels) from a .npy file (n x n_pixels, n x height x width, or one image) or a PNG
+    (one image)."""
+    images = read_array(path, "images")
+    if images.ndim == 1 or (images.ndim == 2 and images.shape[1] != n_pixels):  # one image, flat or 2-d
+        images = images.reshape(1, -1)
+    if images.ndim < 2 or int(np.prod(images.shape[1:])) != n_pixels or not len(images):
+        raise ValueError(f"the images in {os.fspath(path)} have shape {images.shape}: expected images of "
+                         f"{n_pixels} pixels (n x {n_pixels}, n x height x width, or one image)")
+    return images.reshape(-1, n_pixels)
+
+
+def read_mask(path, n_pixels):
+    """A mask from a .npy file or a PNG (known pixels non-zero / white), flattened to `n_pixels`."""
+    mask = read_array(path, "mask")
     if mask.size != n_pixels:
-        raise ValueError(f"the mask {path} has {mask.size} pixels, the model {n_pixels}")
+        raise ValueError(f"the mask {os.fspath(path)} has {mask.size} pixels, the model {n_pixels}")
     return (mask.ravel() > 0.5).astype(np.float32)

@@ -163,8 +163,11 @@ class Classifier(keras.Model):
         x = [tf.TensorSpec([None, self.n_inputs], tf.float32, name="x")]
         return {"classify": (classify, x), "encode": (lambda x: {"features": self.features(x)}, x)}
 
+    def predict_probabilities(self, x, batch_size=2000):
+        """p(y | x) of each row of `x`, (n, n_classes) (NumPy in, NumPy out)."""
+        x = checks.as_float_matrix(x, "x", width=self.n_inputs)
+        return np.concatenate([np.asarray(self(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
+
     def predict_classes(self, x, batch_size=2000):
         """Predicted class of each row of `x` (NumPy in, NumPy out)."""
-        x = checks.as_float_matrix(x, "x", width=self.n_inputs)
-        return np.concatenate([np.argmax(self(x[i:i + batch_size]), axis=-1)
-                               for i in range(0, len(x), batch_size)])
+        return np.argmax(self.predict_probabilities(x, batch_size), axis=-1)

@@ -217,10 +217,15 @@ class HybridModel(RestoresCompiledState, keras.Model):
         """The generative part's (the LatentVariableModel capability: zoo eval's bound)."""
         return self.generative.log_importance_weights(x, k, seed)
 
+    def predict_probabilities(self, x, batch_size=2000):
+        """p(y | x) of each row of x, (n, n_classes) (NumPy in, NumPy out)."""
+        x = self.validate_data(x)
+        return np.concatenate([tf.nn.softmax(self(x[i:i + batch_size])).numpy()
+                               for i in range(0, len(x), batch_size)])
+
     def predict_classes(self, x, batch_size=2000):
         """The predicted class of each row of x (NumPy in, NumPy out)."""
-        x = self.validate_data(x)
-        return np.concatenate([np.argmax(self(x[i:i + batch_size]), axis=-1) for i in range(0, len(x), batch_size)])
+        return np.argmax(self.predict_probabilities(x, batch_size), axis=-1)
 
     def accuracy(self, x, y):
         """The fraction of rows of x whose predicted class is y."""

@@ -131,6 +131,22 @@ def test_training_learns_the_labels_and_round_trips(xy, tmp_path):
     assert loaded.get_config()["generative"]["class_name"] == "AuxiliaryDeepGenerativeModel"
 
 
+def test_a_features_classifier_sees_x_only_through_the_features(xy):
+    """classifier="features" (M1): its first layer takes the n_features features, and its logits are the MLP of
+    them, computed here from the layers' weights by hand; the mlp's first layer takes x as well."""
+    x, _ = xy
+    model = _hybrid(classifier="features", hidden=(16, 8))
+    features = model.generative(x[:20]).numpy()
+    kernel, bias = model.dense[0].kernel.numpy(), model.dense[0].bias.numpy()
+    assert kernel.shape == (model.n_features, 16)
+    h = np.maximum(features @ kernel + bias, 0)
+    h = np.maximum(h @ model.dense[1].kernel.numpy() + model.dense[1].bias.numpy(), 0)
+    expected = h @ model.logits.kernel.numpy() + model.logits.bias.numpy()
+    np.testing.assert_allclose(model(x[:20]).numpy(), expected, rtol=1e-4, atol=1e-5)
+    assert _hybrid(hidden=(16,)).dense[0].kernel.shape == (784 + model.n_features, 16)
+    assert "on 4 features of" in model.describe()
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"sup_weight": 0.0, "unsup_weight": 0.0}, "both 0"), ({"sup_weight": -1.0}, "sup_weight"),
     ({"classifier": "rnn"}, "classifier"), ({"classifier": "cnn"}, "image_shape"),

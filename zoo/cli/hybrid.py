@@ -6,6 +6,7 @@ from zoo.cli.args import nonnegative_float, nonnegative_int, positive_int
 from zoo.cli.train import Family, TrainingData, learning_rate
 
 GENERATIVE = ("helmholtz", "bihm", "adgm")
+CLASSIFIERS = ("mlp", "cnn", "features")  # zoo.models.hybrid.CLASSIFIERS, without importing TensorFlow
 
 
 def labels_per_class(text):
@@ -44,7 +45,9 @@ class HybridFamily(Family):
         gen.add_argument("--generative-hidden", type=positive_int, nargs="+", default=[500, 500], metavar="N",
                          help="adgm: hidden layers of each of its networks (default: 500 500)")
         clf = parser.add_argument_group("classifier and objective")
-        clf.add_argument("--classifier", choices=("mlp", "cnn"), default="mlp", help="(default: %(default)s)")
+        clf.add_argument("--classifier", choices=CLASSIFIERS, default="mlp",
+                         help="mlp or cnn on x and the generative features, or an MLP on the features alone "
+                              "(default: %(default)s)")
         clf.add_argument("--hidden", type=positive_int, nargs="+", default=[500], metavar="N",
                          help="the classifier's hidden layers (default: 500)")
         clf.add_argument("--dropout", type=nonnegative_float, default=0.0, help="on the classifier's hidden layers")

@@ -18,7 +18,7 @@ from zoo import checks
 from zoo.models.base import RestoresCompiledState, bound_and_ess
 from zoo.models.metrics import RunningMeans
 
-CLASSIFIERS = ("mlp", "cnn")
+CLASSIFIERS = ("mlp", "cnn", "features")
 UNLABELLED = -1
 
 
@@ -32,7 +32,8 @@ class HybridModel(RestoresCompiledState, keras.Model):
         or any model with `training_loss`, `call` and `log_importance_weights`).
       n_classes: classes of y.
       classifier: "mlp" (`hidden` sizes, ReLU) or "cnn" (two 5x5 convolutions of 32 and 64 channels with 2x2
-        max-pooling on the image of `image_shape`, then `hidden`); its last hidden layer sees the features too.
+        max-pooling on the image of `image_shape`, then `hidden`), whose first dense layer sees the generative
+        features beside x; or "features": the MLP on the features alone (Kingma et al.'s M1 classifier).
       sup_weight, unsup_weight: the objective's two weights (>= 0, not both 0).
       ramp_steps: unsup_weight rises linearly from 0 over this many updates (0: at once).
       dropout: on the classifier's hidden layers during training. seed: the classifier's weights and dropout.
@@ -74,7 +75,7 @@ class HybridModel(RestoresCompiledState, keras.Model):
         def init(i):
             return keras.initializers.GlorotUniform(None if self.seed is None else self.seed + i)
 
-        self.convolutions = [] if self.classifier_kind == "mlp" else [
+        self.convolutions = [] if self.classifier_kind != "cnn" else [
             keras.layers.Conv2D(32, 5, padding="same", activation="relu", kernel_initializer=init(0), name="conv_1"),
             keras.layers.MaxPooling2D(2, name="pool_1"),
             keras.layers.Conv2D(64, 5, padding="same", activation="relu", kernel_initializer=init(1), name="conv_2"),
@@ -105,22 +106,27 @@ class HybridModel(RestoresCompiledState, keras.Model):
     def describe(self):
         gen = self.generative.describe() if callable(getattr(self.generative, "describe", None)) else \
             type(self.generative).__name__
-        return (f"{type(self).__name__}: {self.classifier_kind} classifier {'-'.join(map(str, self.hidden))} on x "
-                f"and {self.n_features} features of {gen}")
+        on = "" if self.classifier_kind == "features" else "x and "
+        return (f"{type(self).__name__}: {self.classifier_kind} classifier {'-'.join(map(str, self.hidden))} on {on}"
+                f"{self.n_features} features of {gen}")
 
     def _next_seed(self):
         return tf.cast(self.seed_generator.next(), tf.int32)
 
     # -- p(y | x) ---------------------------------------------------------------------------------------
     def call(self, x, training=False):
-        """The class logits of x: the classifier on x (convolved, for a cnn) and the generative features."""
+        """The class logits of x: the classifier on x (convolved, for a cnn) and the generative features, or on the
+        features alone."""
         x = tf.convert_to_tensor(x, self.compute_dtype)
-        h = x
-        if self.convolutions:
-            h = tf.reshape(x, [-1, *self.image_shape, 1] if len(self.image_shape) == 2 else [-1, *self.image_shape])
-            for layer in self.convolutions:
-                h = layer(h)
-        h = tf.concat([h, self.generative(x)], axis=-1)
+        h = self.generative(x)
+        if self.classifier_kind != "features":
+            seen = x
+            if self.convolutions:
+                seen = tf.reshape(x, [-1, *self.image_shape, 1] if len(self.image_shape) == 2 else
+                                  [-1, *self.image_shape])
+                for layer in self.convolutions:
+                    seen = layer(seen)
+            h = tf.concat([seen, h], axis=-1)
         for dense, dropout in zip(self.dense, self.dropouts):
             h = dropout(dense(h), training=training)
         return self.logits(h)

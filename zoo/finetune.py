@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from zoo import capabilities, checks
 from zoo.checks import check_labels
+from zoo.models.base import in_batches
 from zoo import data as data_lib
 from zoo.models.classifier import Classifier, check_encoder, dense_layers
 from zoo.training import _SummaryCallback
@@ -79,8 +80,7 @@ def encode(encoder, x, batch_size=2000):
     """The encoder's features of the rows of `x` (NumPy in, NumPy out), `batch_size` rows at a time."""
     n_inputs, _ = check_encoder(encoder)
     x = checks.as_float_matrix(x, "x", width=n_inputs)
-    return np.concatenate([keras.ops.convert_to_numpy(encoder(x[i:i + batch_size], training=False))
-                           for i in range(0, len(x), batch_size)])
+    return in_batches(lambda rows: keras.ops.convert_to_numpy(encoder(rows, training=False)), x, batch_size)
 
 
 def reinitialized(encoder, seed=0):

@@ -16,6 +16,12 @@ def bound_and_ess(log_w):
     return bound, tf.exp(2 * tf.reduce_logsumexp(log_w, 0) - tf.reduce_logsumexp(2 * log_w, 0))
 
 
+def in_batches(function, x, batch_size=2000):
+    """`function` of `batch_size` rows of x at a time, its NumPy results concatenated: memory bounded by a batch
+    however many rows x has."""
+    return np.concatenate([np.asarray(function(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
+
+
 class RestoresCompiledState:
     """`compile_from_config` for the zoo's models: a `.keras` file's compiled state (the optimizer and its
     variables) restored through the model's own `compile`, whose defaults differ by family."""

@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import checks
+from zoo.models.base import in_batches
 
 
 def check_encoder(encoder):
@@ -165,8 +166,7 @@ class Classifier(keras.Model):
 
     def predict_probabilities(self, x, batch_size=2000):
         """p(y | x) of each row of `x`, (n, n_classes) (NumPy in, NumPy out)."""
-        x = checks.as_float_matrix(x, "x", width=self.n_inputs)
-        return np.concatenate([np.asarray(self(x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
+        return in_batches(self, checks.as_float_matrix(x, "x", width=self.n_inputs), batch_size)
 
     def predict_classes(self, x, batch_size=2000):
         """Predicted class of each row of `x` (NumPy in, NumPy out)."""

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import checks
-from zoo.models.base import RestoresCompiledState, bound_and_ess
+from zoo.models.base import RestoresCompiledState, bound_and_ess, in_batches
 from zoo.models.metrics import RunningMeans
 
 CLASSIFIERS = ("mlp", "cnn", "features")
@@ -225,9 +225,7 @@ class HybridModel(RestoresCompiledState, keras.Model):
 
     def predict_probabilities(self, x, batch_size=2000):
         """p(y | x) of each row of x, (n, n_classes) (NumPy in, NumPy out)."""
-        x = self.validate_data(x)
-        return np.concatenate([tf.nn.softmax(self(x[i:i + batch_size])).numpy()
-                               for i in range(0, len(x), batch_size)])
+        return in_batches(lambda rows: tf.nn.softmax(self(rows)), self.validate_data(x), batch_size)
 
     def predict_classes(self, x, batch_size=2000):
         """The predicted class of each row of x (NumPy in, NumPy out)."""

@@ -10,8 +10,9 @@ from zoo import evaluation
 from zoo.models.adgm import AuxiliaryDeepGenerativeModel
 
 
-def _tiny(seed=0, scale=0.6):
-    model = AuxiliaryDeepGenerativeModel(latent=1, auxiliary=1, hidden=(5,), n_visible=3, seed=seed)
+def _tiny(seed=0, scale=0.6, n_classes=None):
+    model = AuxiliaryDeepGenerativeModel(latent=1, auxiliary=1, hidden=(5,), n_classes=n_classes, n_visible=3,
+                                         seed=seed)
     rng = np.random.default_rng(seed)
     for w in model.trainable_weights:
         w.assign((scale * rng.standard_normal(w.shape)).astype(np.float32))
@@ -27,10 +28,10 @@ def _run(layers, h):
     return h
 
 
-def _exact_log_p(model, x):
-    """log integral p(z) p(x | z) dz on a fine grid."""
+def _exact_log_p(model, x, y=None):
+    """log integral p(z) p(x | z[, y]) dz on a fine grid (y: a one-hot code)."""
     z = np.linspace(-12, 12, 24001)[:, None]
-    logits = _run(model.p_x, z)  # (grid, 3)
+    logits = _run(model.p_x, z if y is None else np.concatenate([z, np.broadcast_to(y, (len(z), len(y)))], -1))
     log_px = (x[None] * -np.logaddexp(0, -logits)[:, None] + (1 - x[None]) * -np.logaddexp(0, logits)[:, None]).sum(-1)
     log_joint = log_px + stats.norm.logpdf(z)  # (grid, n)
     top = log_joint.max(0)
@@ -82,6 +83,34 @@ def test_the_elbo_matches_an_independent_monte_carlo_of_its_definition():
         assert abs(log_w[:, i].mean() - mine[i].mean()) < 5 * spread
 
 
+def test_a_class_variable_sums_out_and_its_bounds_meet_their_exact_values():
+    """With y latent: importance sampling (y summed out) converges to log sum_y p(y) p(x | y) by quadrature; the
+    bound of a labelled row to log p(x, y); an unlabelled row's bound sum_y pi_y bound(x, y) + H(pi) to log p(x)
+    when pi is the exact posterior p(y | x), and to log p(x) - KL(pi || p(y | x)) for another pi."""
+    model = _broad_q(_tiny(seed=3, scale=0.8, n_classes=2))
+    out = model.p_a[-1]  # p(a | z, x, y) of unit scale (its mean still depends on y): light-tailed weights
+    out.kernel.assign(np.concatenate([out.kernel.numpy()[:, :1], np.zeros((out.kernel.shape[0], 1))], 1))
+    out.bias.assign(np.array([out.bias.numpy()[0], 0.0], np.float32))
+    log_joint = np.stack([_exact_log_p(model, X, y) for y in np.eye(2)], -1) + np.log(0.5)  # (8, 2) log p(x, y)
+    exact = np.logaddexp(log_joint[:, 0], log_joint[:, 1])
+    result = evaluation.importance.log_likelihood(model, X, k=20000, seed=0)
+    assert np.all(np.abs(result.per_example - exact) < 5 * result.per_example_std + 2e-3), (result.per_example, exact)
+
+    model.k = 20000
+    x, seed = tf.constant(X), tf.constant([0, 1])
+    per_row = [float(model.training_loss(x[i:i + 1], seed, labels=tf.constant([y]))[0]) for i in range(8)
+               for y in range(2)]
+    np.testing.assert_allclose(-np.array(per_row), log_joint.ravel(), atol=0.05)
+    posterior = log_joint - exact[:, None]
+    uniform = np.zeros((8, 2))
+    assert (0.5 * (np.log(0.5) - posterior)).sum(-1).max() > 0.2, posterior  # the classes differ enough to matter
+    for logits, gap in ((posterior, np.zeros(8)), (uniform, (0.5 * (np.log(0.5) - posterior)).sum(-1))):
+        bounds = [-float(model.training_loss(x[i:i + 1], seed, labels=tf.constant([-1]),
+                                             class_logits=tf.constant(logits[i:i + 1], tf.float32))[0])
+                  for i in range(8)]
+        np.testing.assert_allclose(bounds, exact - gap, atol=0.05)
+
+
 def test_training_raises_the_bound_and_the_model_round_trips(tmp_path):
     from zoo import data
 
@@ -98,10 +127,21 @@ def test_training_raises_the_bound_and_the_model_round_trips(tmp_path):
                                model.log_importance_weights(x[:5], 3, tf.constant([1, 2])).numpy(), rtol=1e-5)
     assert model(x[:5]).shape == (5, 4) and model.sample(6, seed=0).shape == (6, 784)
 
+    with_classes = AuxiliaryDeepGenerativeModel(latent=4, auxiliary=3, hidden=(16,), k=2, n_classes=10, n_visible=784,
+                                                seed=0)
+    with_classes.save(tmp_path / "c.keras")
+    loaded = keras.models.load_model(tmp_path / "c.keras")
+    assert loaded.n_classes == 10 and loaded(x[:5]).shape == (5, 3)  # the features: E q(a | x)
+    np.testing.assert_allclose(loaded.log_importance_weights(x[:5], 3, tf.constant([1, 2])).numpy(),
+                               with_classes.log_importance_weights(x[:5], 3, tf.constant([1, 2])).numpy(), rtol=1e-5)
+    assert with_classes.reconstruct(x[:4]).shape == (4, 784)
+
 
 def test_bad_settings_and_data():
     with pytest.raises(ValueError, match="latent"):
         AuxiliaryDeepGenerativeModel(latent=0)
+    with pytest.raises(ValueError, match="n_classes"):
+        AuxiliaryDeepGenerativeModel(n_classes=1)
     with pytest.raises(ValueError, match="hidden layer size"):
         AuxiliaryDeepGenerativeModel(hidden=(5, -1))
     model = _tiny()

@@ -1,5 +1,5 @@
-"""scripts/bench_rbm.py, bench_ais.py, bench_rws.py and bench_bihm.py: the NumPy reference does exactly CD-1; the
-scripts run end to end and refuse bad arguments in one line."""
+"""scripts/bench_rbm.py, bench_ais.py, bench_rws.py, bench_bihm.py, bench_dbm.py and bench_hybrid.py: the NumPy
+reference does exactly CD-1; the scripts run end to end and refuse bad arguments in one line."""
 import importlib.util
 import json
 import subprocess
@@ -221,3 +221,24 @@ def test_bench_dbm_smoke_run_prints_the_ratios():
     assert any(line.strip().startswith("zoo / NumPy ") for line in result.stdout.splitlines())
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["n_examples"] == 300 and set(report["examples_per_second"]) == {"zoo", "NumPy", "bound"}
+
+
+HYBRID_SCRIPT = SCRIPT.with_name("bench_hybrid.py")
+
+
+def test_bench_hybrid_bad_arguments_exit_2_with_one_line():
+    result = subprocess.run([sys.executable, str(HYBRID_SCRIPT), "--n-examples", "150"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["bench_hybrid.py: --n-examples must be >= 200, got 150 "
+                                                  "(see bench_hybrid.py --help)"]
+
+
+@pytest.mark.slow
+def test_bench_hybrid_smoke_run_prints_the_ratios():
+    result = subprocess.run([sys.executable, str(HYBRID_SCRIPT), "--n-examples", "200", "--repeats", "1", "--json"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert any(line.startswith("hybrid / generative part alone: ") for line in result.stdout.splitlines())
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["rows"] == 400 and report["ratio"] > 0 and report["classify_seconds"] > 0

@@ -662,6 +662,20 @@ def test_dbm_pretrains_trains_resumes_evaluates_and_fine_tunes(tmp_path, capsys)
         assert not (tmp_path / "bad").exists()
 
 
+def test_hybrid_with_a_class_latent_adgm_trains_and_evaluates(tmp_path, capsys):
+    out = tmp_path / "m2"
+    code, _, err = _run(capsys, ["train", "hybrid", "--generative", "adgm", "--class-latent", "--latent", "3",
+                                 "--auxiliary", "3", "--generative-hidden", "16", "--hidden", "16",
+                                 "--labels-per-class", "5", "--epochs", "1", "--batch-size", "500", "--verbose", "0",
+                                 "--seed", "0", "--out", str(out), "--logdir", str(tmp_path / "tb")])
+    assert code == 0, err
+    model, _ = export.load_folder(out)
+    assert model.generative.n_classes == 10 and "class y of 10" in model.describe()
+    code, stdout, err = _run(capsys, ["eval", str(out), "--k", "2", "--test-examples", "100", "--json"])
+    assert code == 0, err
+    assert np.isfinite(json.loads(stdout)["results"][0]["log_likelihood"])
+
+
 def test_hybrid_trains_semi_supervised_evaluates_and_starts_from_a_generative_model(tmp_path, capsys):
     out = tmp_path / "hybrid"
     args = ["train", "hybrid", "--generative", "helmholtz", "--layers", "8", "4", "--k", "2", "--hidden", "16",
@@ -709,7 +723,8 @@ def test_hybrid_trains_semi_supervised_evaluates_and_starts_from_a_generative_mo
                          (["--labels-per-class", "6000"], "larger than class"),
                          (["--sup-weight", "0", "--unsup-weight", "0"], "both 0"),
                          (["--labels-per-class", "5", "--labelled-per-batch", "41"], "more than the 40 labelled"),
-                         (["--classifier", "rnn"], "--classifier: invalid choice")]:
+                         (["--classifier", "rnn"], "--classifier: invalid choice"),
+                         (["--generative", "bihm", "--class-latent"], "--class-latent builds a new adgm")]:
         code, _, err = _run(capsys, ["train", "hybrid", *bad, "--epochs", "1", "--out", str(tmp_path / "bad")])
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (bad, err)
         assert not (tmp_path / "bad").exists()

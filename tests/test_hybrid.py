@@ -19,7 +19,8 @@ def xy():
 
 def _hybrid(generative="helmholtz", **kwargs):
     gen = (HelmholtzMachine([8, 4], k=3, n_visible=784, seed=0) if generative == "helmholtz" else
-           AuxiliaryDeepGenerativeModel(latent=3, auxiliary=3, hidden=(16,), k=2, n_visible=784, seed=0))
+           AuxiliaryDeepGenerativeModel(latent=3, auxiliary=3, hidden=(16,), k=2, seed=0, n_visible=784,
+                                        n_classes=10 if generative == "adgm-classes" else None))
     return HybridModel(gen, **{"n_classes": 10, "hidden": (16,), "seed": 0, **kwargs})
 
 
@@ -32,7 +33,7 @@ def _gradients(model, x, y, seed):
              tape.gradient(generative, sources, unconnected_gradients="zero")], variables)
 
 
-@pytest.mark.parametrize("generative", ["helmholtz", "adgm"])
+@pytest.mark.parametrize("generative", ["helmholtz", "adgm", "adgm-classes"])
 @pytest.mark.parametrize("weights", [(1.0, 1.0), (2.5, 0.3), (0.0, 1.0), (1.0, 0.0)])
 def test_one_update_is_the_weighted_sum_of_the_two_terms_gradients(xy, generative, weights):
     x, y = xy[0][:20], xy[1][:20].astype(np.int32).copy()
@@ -87,6 +88,26 @@ def test_unlabelled_rows_never_reach_the_supervised_term(xy):
     assert not np.any(grad[10:]) and np.any(grad[:10])
     none = np.full(20, -1, np.int32)  # no labelled row at all: the term is 0, not NaN
     assert model.objective_terms(xt, tf.constant(none), tf.constant([0, 1]))[0].numpy() == 0.0
+
+
+def test_with_a_class_variable_unlabelled_rows_train_the_classifier_and_labelled_rows_take_their_class(xy):
+    """The ADGM with y latent: the generative term reaches the classifier's own weights through the unlabelled
+    rows only (their bound sums over y under p(y | x)); a labelled row's bound is its class's, whatever the
+    classifier says."""
+    x, y = xy[0][:20], xy[1][:20].astype(np.int32).copy()
+    model = _hybrid("adgm-classes", sup_weight=0.0)
+    logits_kernel = model.logits.kernel
+    for labels, reaches in ((y, False), (np.full(20, -1, np.int32), True)):
+        (_, g_gen), variables = _gradients(model, x, labels, tf.constant([0, 1]))
+        g = dict(zip([id(v) for v in variables], g_gen))[id(logits_kernel)]
+        assert bool(np.any(g.numpy())) == reaches
+    seed = tf.constant([3, 4])
+    _, before, _, _ = model.objective_terms(tf.constant(x), tf.constant(y), seed)
+    logits_kernel.assign(np.random.default_rng(0).standard_normal(logits_kernel.shape).astype(np.float32))
+    _, after, _, _ = model.objective_terms(tf.constant(x), tf.constant(y), seed)
+    assert float(before) == float(after)
+    with pytest.raises(ValueError, match="12 classes"):
+        HybridModel(AuxiliaryDeepGenerativeModel(3, 3, (8,), n_classes=12, n_visible=784), n_classes=10)
 
 
 def test_semi_supervised_batches_hold_their_proportion():

@@ -42,6 +42,10 @@ class HybridFamily(Family):
                          "helmholtz and bihm, 1 for adgm)")
         gen.add_argument("--latent", type=positive_int, default=32, help="adgm: z's dimension (default: 32)")
         gen.add_argument("--auxiliary", type=positive_int, default=32, help="adgm: a's dimension (default: 32)")
+        gen.add_argument("--class-latent", action="store_true",
+                         help="adgm: the class y is a latent variable of the generative part too (Maaløe et al.'s "
+                              "semi-supervised ADGM): unlabelled images are bounded with y drawn from the classifier, "
+                              "which they train directly (about n_classes times the generative cost)")
         gen.add_argument("--generative-hidden", type=positive_int, nargs="+", default=[500, 500], metavar="N",
                          help="adgm: hidden layers of each of its networks (default: 500 500)")
         clf = parser.add_argument_group("classifier and objective")
@@ -138,14 +142,18 @@ class HybridFamily(Family):
         from zoo.models import AuxiliaryDeepGenerativeModel, BiHM, HelmholtzMachine, HybridModel
 
         kinds = {"helmholtz": HelmholtzMachine, "bihm": BiHM, "adgm": AuxiliaryDeepGenerativeModel}
+        if args.class_latent and (args.generative != "adgm" or args.init_generative):
+            raise ValueError("--class-latent builds a new adgm: use it with --generative adgm and no --init-generative")
         if args.init_generative:
             generative, _ = export.load_folder(hub.resolve(args.init_generative))
             if type(generative) is not kinds[args.generative]:
                 raise ValueError(f"--init-generative {args.init_generative} is a {type(generative).__name__}, not "
                                  f"a {kinds[args.generative].__name__} (--generative {args.generative})")
         elif args.generative == "adgm":
-            generative = AuxiliaryDeepGenerativeModel(args.latent, args.auxiliary, args.generative_hidden,
-                                                      k=args.k or 1, n_visible=dataset.n_features, seed=args.seed)
+            generative = AuxiliaryDeepGenerativeModel(
+                args.latent, args.auxiliary, args.generative_hidden, k=args.k or 1,
+                n_classes=dataset.n_classes if args.class_latent else None, n_visible=dataset.n_features,
+                seed=args.seed)
         else:
             extra = {"q_update": "both"} if args.generative == "helmholtz" else {}
             generative = kinds[args.generative](args.layers, k=args.k or 10, n_visible=dataset.n_features,

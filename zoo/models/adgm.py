@@ -9,6 +9,12 @@ With (a_k, z_k) ~ q(. | x) drawn by reparameterisation and log w_k = log p(x, z_
 log mean_k w_k is a stochastic lower bound on log p(x) (K = 1: the ELBO) that training follows and
 `zoo.evaluation.importance` estimates. The auxiliary variable makes q(z | x) = integral q(a | x) q(z | a, x) da
 a mixture, richer than a single Gaussian.
+
+With `n_classes`, the class y is a latent variable of the generative part too (Maaløe et al.'s semi-supervised
+ADGM, Kingma et al.'s M2 with the auxiliary a): p(x, y, z, a) = p(z) p(y) p(x | z, y) p(a | z, x, y), p(y)
+uniform, q(z | a, x, y). A labelled row's bound is the K-sample bound at its y; an unlabelled row's, given class
+probabilities pi(x) (a hybrid's classifier), sum_y pi_y bound(x, y) + H(pi), which trains the classifier on
+unlabelled data; evaluation sums y out exactly: w_k = sum_y p(x, y, z_ky, a_k) / q(a_k | x) q(z_ky | a_k, x, y).
 """
 import keras
 import numpy as np
@@ -39,16 +45,19 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
       hidden: the sizes of the softplus hidden layers of each of the four networks (p(x | z), p(a | z, x),
         q(a | x), q(z | a, x)).
       k: importance samples per example in training (1: the ELBO).
+      n_classes: None (unsupervised), or the number of classes of a latent class variable y (see the module).
       n_visible: builds the model at once when given; seed: the initial weights and all sampling.
     """
 
-    def __init__(self, latent=32, auxiliary=32, hidden=(500, 500), k=1, n_visible=None, seed=None, **kwargs):
+    def __init__(self, latent=32, auxiliary=32, hidden=(500, 500), k=1, n_classes=None, n_visible=None, seed=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.latent = checks.check_positive_int(latent, "latent")
         self.auxiliary = checks.check_positive_int(auxiliary, "auxiliary")
         hidden = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
         self.hidden = [checks.check_positive_int(n, "a hidden layer size") for n in hidden]
         self.k = checks.check_positive_int(k, "k")
+        self.n_classes = None if n_classes is None else checks.check_positive_int(n_classes, "n_classes", minimum=2)
         self.seed = None if seed is None else checks.check_positive_int(seed, "seed", minimum=0)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
         self.n_visible = None
@@ -72,22 +81,24 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
                 shape = (None, layer.units)
             return layers
 
-        self.p_x = net("p_x", self.latent, self.n_visible, 0)  # logits of p(x | z)
-        self.p_a = net("p_a", self.latent + self.n_visible, 2 * self.auxiliary, 10)  # p(a | z, x)
+        c = self.n_classes or 0  # y's one-hot code joins the inputs of the networks conditioned on it
+        self.p_x = net("p_x", self.latent + c, self.n_visible, 0)  # logits of p(x | z[, y])
+        self.p_a = net("p_a", self.latent + self.n_visible + c, 2 * self.auxiliary, 10)  # p(a | z, x[, y])
         self.q_a = net("q_a", self.n_visible, 2 * self.auxiliary, 20)  # q(a | x)
-        self.q_z = net("q_z", self.auxiliary + self.n_visible, 2 * self.latent, 30)  # q(z | a, x)
+        self.q_z = net("q_z", self.auxiliary + self.n_visible + c, 2 * self.latent, 30)  # q(z | a, x[, y])
         self.built = True
 
     def get_config(self):
         return {**super().get_config(), "latent": self.latent, "auxiliary": self.auxiliary, "hidden": self.hidden,
-                "k": self.k, "n_visible": self.n_visible, "seed": self.seed}
+                "k": self.k, "n_classes": self.n_classes, "n_visible": self.n_visible, "seed": self.seed}
 
     @classmethod
     def from_config(cls, config):
         return cls(**config)
 
     def describe(self):
-        return (f"{type(self).__name__}, {self.n_visible} visible, z of {self.latent}, a of {self.auxiliary}, "
+        return (f"{type(self).__name__}, {self.n_visible} visible, z of {self.latent}, a of {self.auxiliary}"
+                f"{'' if self.n_classes is None else f', class y of {self.n_classes}'}, "
                 f"hidden {'-'.join(map(str, self.hidden))}")
 
     def _next_seed(self):
@@ -108,20 +119,25 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
     def q_a_given_x(self, x):
         return self._gaussian(self.q_a, x)
 
-    def q_z_given_a_x(self, a, x):
-        return self._gaussian(self.q_z, tf.concat([a, x], -1))
+    def q_z_given_a_x(self, a, x, y=None):
+        """q(z | a, x[, y]); y: one-hot codes (only with n_classes)."""
+        return self._gaussian(self.q_z, tf.concat([a, x] + ([] if y is None else [y]), -1))
 
-    def p_x_given_z(self, z):
-        return tfd.Independent(tfd.Bernoulli(logits=self._run(self.p_x, z), dtype=z.dtype), 1)
+    def p_x_given_z(self, z, y=None):
+        return tfd.Independent(tfd.Bernoulli(logits=self._run(self.p_x, tf.concat([z] + ([] if y is None else [y]),
+                                                                                  -1)), dtype=z.dtype), 1)
 
-    def p_a_given_z_x(self, z, x):
-        return self._gaussian(self.p_a, tf.concat([z, x], -1))
+    def p_a_given_z_x(self, z, x, y=None):
+        return self._gaussian(self.p_a, tf.concat([z, x] + ([] if y is None else [y]), -1))
 
     def prior(self, dtype=tf.float32):
         return tfd.Independent(tfd.Normal(tf.zeros(self.latent, dtype), tf.ones(self.latent, dtype)), 1)
 
     def _log_weights_of(self, x, k, seed):
-        """(k, batch) log weights for (a, z) ~ q(. | x) by reparameterisation (gradients flow through them)."""
+        """(k, batch) log weights for (a, z) ~ q(. | x) by reparameterisation (gradients flow through them); with
+        a class variable, y summed out: log sum_y w_k(y) (`_class_log_weights`)."""
+        if self.n_classes is not None:
+            return tf.reduce_logsumexp(self._class_log_weights(x, k, seed), axis=0)
         seed_a, seed_z = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         q_a = self.q_a_given_x(x)
         a = q_a.sample(k, seed=seed_a)  # (k, batch, auxiliary)
@@ -130,6 +146,23 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
         z = q_z.sample(seed=seed_z)
         log_p = self.prior(x.dtype).log_prob(z) + self.p_x_given_z(z).log_prob(xs) + self.p_a_given_z_x(z, xs).log_prob(a)
         return log_p - q_a.log_prob(a) - q_z.log_prob(z)
+
+    def _class_log_weights(self, x, k, seed):
+        """(n_classes, k, batch): log p(x, y, z_ky, a_k) - log q(a_k | x) q(z_ky | a_k, x, y) for every class y,
+        a_k ~ q(a | x) shared across the classes and z_ky ~ q(z | a_k, x, y)."""
+        seed_a, seed_z = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        c = self.n_classes
+        q_a = self.q_a_given_x(x)
+        a = q_a.sample(k, seed=seed_a)  # (k, batch, auxiliary)
+        shape = tf.concat([[c, k], tf.shape(x)[:1]], 0)
+        xs = tf.broadcast_to(x, tf.concat([shape, tf.shape(x)[1:]], 0))
+        y = tf.broadcast_to(tf.eye(c, dtype=x.dtype)[:, None, None, :], tf.concat([shape, [c]], 0))
+        a_y = tf.broadcast_to(a, tf.concat([shape, [self.auxiliary]], 0))
+        q_z = self.q_z_given_a_x(a_y, xs, y)
+        z = q_z.sample(seed=seed_z)  # (classes, k, batch, latent)
+        log_p = (self.prior(x.dtype).log_prob(z) - tf.math.log(tf.cast(c, x.dtype)) + self.p_x_given_z(z, y).log_prob(xs)
+                 + self.p_a_given_z_x(z, xs, y).log_prob(a_y))
+        return log_p - q_a.log_prob(a)[None] - q_z.log_prob(z)
 
     # -- the LatentVariableModel capability (zoo.evaluation.importance) ---------------------------------
     def log_importance_weights(self, x, k, seed):
@@ -164,10 +197,31 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
 
     bound_and_ess = staticmethod(bound_and_ess)  # the K-sample bound training follows, and the ESS
 
-    def training_loss(self, x, seed):
-        """-mean K-sample bound (its gradient by reparameterisation), and the log weights (k, batch)."""
-        log_w = self._log_weights_of(x, self.k, seed)
-        bound, _ = self.bound_and_ess(log_w)
+    def training_loss(self, x, seed, labels=None, class_logits=None):
+        """-mean K-sample bound (its gradient by reparameterisation), and the log weights (k, batch).
+
+        With a class variable: a row labelled y >= 0 (`labels`) takes the bound at its y; an unlabelled one
+        (y = -1, or no labels) sum_y pi_y bound(x, y) + H(pi) with pi = softmax(class_logits), or without class
+        logits the bound with y summed out. The log weights are always those with y summed out."""
+        if self.n_classes is None:
+            log_w = self._log_weights_of(x, self.k, seed)
+            bound, _ = self.bound_and_ess(log_w)
+            return -tf.reduce_mean(bound), tf.stop_gradient(log_w)
+        class_log_w = self._class_log_weights(x, self.k, seed)
+        log_w = tf.reduce_logsumexp(class_log_w, axis=0)
+        class_bounds = tf.transpose(tf.reduce_logsumexp(class_log_w, axis=1)) - tf.math.log(
+            tf.cast(self.k, x.dtype))  # (batch, classes)
+        if class_logits is None:
+            unlabelled = tf.reduce_logsumexp(class_bounds, axis=-1)
+        else:
+            pi = tf.nn.softmax(class_logits)
+            unlabelled = tf.reduce_sum(pi * (class_bounds - tf.nn.log_softmax(class_logits)), axis=-1)
+        if labels is None:
+            bound = unlabelled
+        else:
+            labels = tf.cast(labels, tf.int32)
+            at_label = tf.gather(class_bounds, tf.maximum(labels, 0), batch_dims=1)
+            bound = tf.where(labels >= 0, at_label, unlabelled)
         return -tf.reduce_mean(bound), tf.stop_gradient(log_w)
 
     def train_step(self, data):
@@ -199,22 +253,41 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
 
     # -- features, samples, SavedModel ------------------------------------------------------------------
     def call(self, x):
-        """The features of x: the mean of q(z | a, x) at a = the mean of q(a | x)."""
+        """The features of x: the mean of q(z | a, x) at a = the mean of q(a | x); with a class variable, the mean
+        of q(a | x) (z's posterior depends on y)."""
         x = tf.convert_to_tensor(x, self.compute_dtype)
-        return self.q_z_given_a_x(self.q_a_given_x(x).mean(), x).mean()
+        a = self.q_a_given_x(x).mean()
+        return a if self.n_classes is not None else self.q_z_given_a_x(a, x).mean()
+
+    def _prior_samples(self, n, seed):
+        """E[x | z] for z ~ p(z) and, with a class variable, y = 0, 1, ..., n_classes - 1, 0, ... in turn."""
+        z = self.prior().sample(n, seed=seed)
+        y = None if self.n_classes is None else tf.one_hot(tf.range(n) % self.n_classes, self.n_classes)
+        return self.p_x_given_z(z, y).mean()
+
+    def reconstruct(self, x):
+        """E[x | z = E q(z | E a, x)] (with a class variable, at the y of the largest one-sample bound)."""
+        x = tf.convert_to_tensor(x, self.compute_dtype)
+        a = self.q_a_given_x(x).mean()
+        if self.n_classes is None:
+            return self.p_x_given_z(self.q_z_given_a_x(a, x).mean()).mean()
+        bounds = self._class_log_weights(x, 1, tf.constant([0, 0]))[:, 0]  # (classes, batch)
+        y = tf.one_hot(tf.argmax(bounds, axis=0), self.n_classes, dtype=x.dtype)
+        return self.p_x_given_z(self.q_z_given_a_x(a, x, y).mean(), y).mean()
 
     def sample(self, n, seed=None):
-        """E[x | z] for n draws z ~ p(z), shape (n, n_visible)."""
+        """E[x | z] for n draws z ~ p(z), shape (n, n_visible); with a class variable, at y = 0, 1, ... in turn
+        (each column of a grid n_classes wide is one class)."""
         self._check_built()
         n = checks.check_positive_int(n, "n")
         seed = (self._next_seed() if seed is None
                 else tf.constant([checks.check_positive_int(seed, "seed", minimum=0), 0], tf.int32))
-        return self.p_x_given_z(self.prior().sample(n, seed=seed)).mean().numpy()
+        return self._prior_samples(n, seed).numpy()
 
     def summary_images(self, x):
         """100 samples E[x | z], z ~ p(z), and the data beside E[x | z = E q(z | E a, x)] (TensorBoard)."""
         x = tf.convert_to_tensor(self.validate_data(x)[:50], self.compute_dtype)
-        pairs = viz.pairs(x.numpy(), self.p_x_given_z(self(x)).mean().numpy())
+        pairs = viz.pairs(x.numpy(), self.reconstruct(x).numpy())
         return {"samples": (self.sample(100, seed=0), False), "reconstructions": (pairs, False, 10)}
 
     def summary_histograms(self, x):
@@ -227,7 +300,7 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
         scalar = [tf.TensorSpec([], tf.int32, name=name) for name in ("k", "seed")]
 
         def sample(n, seed):
-            return {"samples": self.p_x_given_z(self.prior().sample(n, seed=tf.stack([seed, 0]))).mean()}
+            return {"samples": self._prior_samples(n, tf.stack([seed, 0]))}
 
         def log_prob(x, k, seed):
             bound, _ = self.bound_and_ess(self._log_weights_of(x, k, tf.stack([seed, 0])))

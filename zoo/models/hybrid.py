@@ -8,7 +8,9 @@ is where the hybrid pays off with few labels. The generative part is any zoo mod
 (`training_loss(x, seed)`: a loss whose gradient is its own update, and the log importance weights) and features
 (`call(x)`, differentiable: a Helmholtz machine's or BiHM's q mean path, the ADGM's E q(z | E a, x)); the
 classifier (an MLP, or a small CNN on images) sees x and those features, so that its gradient moves the
-inference network too.
+inference network too. A generative part with a latent class variable (the ADGM with `n_classes`: Maaløe et al.'s
+semi-supervised model) takes the labels and the classifier's logits: labelled rows are bounded at their class,
+unlabelled ones with y drawn from the classifier, so that the unlabelled examples train the classifier directly.
 """
 import keras
 import numpy as np
@@ -55,6 +57,11 @@ class HybridModel(RestoresCompiledState, keras.Model):
         self.generative = generative
         self.n_visible = int(generative.n_visible)
         self.n_classes = checks.check_positive_int(n_classes, "n_classes", minimum=2)
+        # a generative part with a class variable bounds labelled rows at their y, unlabelled ones under p(y | x)
+        self.class_latent = getattr(generative, "n_classes", None) is not None
+        if self.class_latent and generative.n_classes != self.n_classes:
+            raise ValueError(f"the generative part's class variable has {generative.n_classes} classes, the "
+                             f"classifier {self.n_classes}")
         self.classifier_kind = checks.check_choice(classifier, "classifier", CLASSIFIERS)
         hidden = [hidden] if isinstance(hidden, (int, np.integer)) else list(hidden)
         self.hidden = [checks.check_positive_int(n, "a hidden layer size") for n in hidden]
@@ -145,7 +152,10 @@ class HybridModel(RestoresCompiledState, keras.Model):
         logits = self(x, training=training)
         cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(tf.cast(y, tf.int32), 0), logits)
         supervised = tf.reduce_sum(labelled * cross_entropy) / tf.maximum(tf.reduce_sum(labelled), 1.0)
-        generative_loss, log_w = self.generative.training_loss(x, seed)
+        if self.class_latent:
+            generative_loss, log_w = self.generative.training_loss(x, seed, labels=y, class_logits=logits)
+        else:
+            generative_loss, log_w = self.generative.training_loss(x, seed)
         return supervised, generative_loss, log_w, logits
 
     # -- training ---------------------------------------------------------------------------------------

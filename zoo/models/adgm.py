@@ -135,34 +135,30 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
 
     def _log_weights_of(self, x, k, seed):
         """(k, batch) log weights for (a, z) ~ q(. | x) by reparameterisation (gradients flow through them); with
-        a class variable, y summed out: log sum_y w_k(y) (`_class_log_weights`)."""
-        if self.n_classes is not None:
-            return tf.reduce_logsumexp(self._class_log_weights(x, k, seed), axis=0)
-        seed_a, seed_z = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-        q_a = self.q_a_given_x(x)
-        a = q_a.sample(k, seed=seed_a)  # (k, batch, auxiliary)
-        xs = tf.broadcast_to(x, tf.concat([[k], tf.shape(x)], 0))
-        q_z = self.q_z_given_a_x(a, xs)
-        z = q_z.sample(seed=seed_z)
-        log_p = self.prior(x.dtype).log_prob(z) + self.p_x_given_z(z).log_prob(xs) + self.p_a_given_z_x(z, xs).log_prob(a)
-        return log_p - q_a.log_prob(a) - q_z.log_prob(z)
+        a class variable, y summed out: log sum_y w_k(y)."""
+        log_w = self._class_log_weights(x, k, seed)
+        return log_w if self.n_classes is None else tf.reduce_logsumexp(log_w, axis=0)
 
     def _class_log_weights(self, x, k, seed):
-        """(n_classes, k, batch): log p(x, y, z_ky, a_k) - log q(a_k | x) q(z_ky | a_k, x, y) for every class y,
-        a_k ~ q(a | x) shared across the classes and z_ky ~ q(z | a_k, x, y)."""
+        """(k, batch): log p(x, z_k, a_k) - log q(a_k, z_k | x); with a class variable (n_classes, k, batch):
+        log p(x, y, z_ky, a_k) - log q(a_k | x) q(z_ky | a_k, x, y) for every class y, a_k ~ q(a | x) shared
+        across the classes and z_ky ~ q(z | a_k, x, y)."""
         seed_a, seed_z = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         c = self.n_classes
         q_a = self.q_a_given_x(x)
         a = q_a.sample(k, seed=seed_a)  # (k, batch, auxiliary)
-        shape = tf.concat([[c, k], tf.shape(x)[:1]], 0)
+        shape = tf.concat([[k] if c is None else [c, k], tf.shape(x)[:1]], 0)
         xs = tf.broadcast_to(x, tf.concat([shape, tf.shape(x)[1:]], 0))
-        y = tf.broadcast_to(tf.eye(c, dtype=x.dtype)[:, None, None, :], tf.concat([shape, [c]], 0))
+        y = None if c is None else tf.broadcast_to(tf.eye(c, dtype=x.dtype)[:, None, None, :],
+                                                   tf.concat([shape, [c]], 0))
         a_y = tf.broadcast_to(a, tf.concat([shape, [self.auxiliary]], 0))
         q_z = self.q_z_given_a_x(a_y, xs, y)
-        z = q_z.sample(seed=seed_z)  # (classes, k, batch, latent)
-        log_p = (self.prior(x.dtype).log_prob(z) - tf.math.log(tf.cast(c, x.dtype)) + self.p_x_given_z(z, y).log_prob(xs)
-                 + self.p_a_given_z_x(z, xs, y).log_prob(a_y))
-        return log_p - q_a.log_prob(a)[None] - q_z.log_prob(z)
+        z = q_z.sample(seed=seed_z)  # ([classes,] k, batch, latent)
+        log_p = self.prior(x.dtype).log_prob(z) + self.p_x_given_z(z, y).log_prob(xs) + self.p_a_given_z_x(
+            z, xs, y).log_prob(a_y)
+        if c is not None:
+            log_p -= tf.math.log(tf.cast(c, x.dtype))  # p(y) uniform
+        return log_p - q_a.log_prob(a) - q_z.log_prob(z)
 
     # -- the LatentVariableModel capability (zoo.evaluation.importance) ---------------------------------
     def log_importance_weights(self, x, k, seed):

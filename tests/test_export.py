@@ -57,6 +57,18 @@ print(json.dumps(out))
     assert samples.shape == (3, 6) and np.all((samples >= 0) & (samples <= 1))
 
 
+def test_saved_model_stores_each_weight_once(saved):
+    import tensorflow as tf
+
+    model, path = saved
+    stored = [shape for name, shape in tf.train.list_variables(str(path / "saved_model" / "variables" / "variables"))
+              if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    weights = [list(w.shape) for w in model.weights if w.trainable]
+    # every weight once, plus only the few scalars of state the endpoints use (the sampler's seed)
+    assert sorted(s for s in stored if s in weights) == sorted(weights)
+    assert sum(int(np.prod(s)) for s in stored) < sum(int(np.prod(w)) for w in weights) + 10
+
+
 def test_keras_file_reloads_for_fine_tuning(saved):
     model, path = saved
     loaded = keras.models.load_model(path / "model.keras")

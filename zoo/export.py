@@ -29,7 +29,8 @@ def export_saved_model(model, path):
     if not hasattr(model, "serving_endpoints"):
         raise ValueError(f"{type(model).__name__} defines no serving_endpoints to export")
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    # no archive.track(model): the endpoints track the variables they use, and tracking the model as well
+    # stores every weight twice (as the Keras variable and as its tf.Variable), doubling the folder's size
     for name, (function, signature) in model.serving_endpoints().items():
         archive.add_endpoint(name, function, input_signature=signature)
     archive.write_out(str(path), verbose=False)

@@ -211,3 +211,4 @@ def test_bench_hybrid_smoke_run_prints_the_ratios():
     assert any(line.startswith("hybrid / generative part alone: ") for line in result.stdout.splitlines())
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["rows"] == 400 and report["ratio"] > 0 and report["classify_seconds"] > 0
+    assert set(report["rows_per_second"]) == {"generative", "hybrid", "cnn", "class_latent"} and report["cnn_ratio"] > 0

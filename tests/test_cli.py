@@ -676,6 +676,17 @@ def test_hybrid_with_a_class_latent_adgm_trains_and_evaluates(tmp_path, capsys):
     assert np.isfinite(json.loads(stdout)["results"][0]["log_likelihood"])
 
 
+def test_hybrid_trains_with_all_labels(tmp_path, capsys):
+    out = tmp_path / "all"
+    code, _, err = _run(capsys, ["train", "hybrid", "--generative", "helmholtz", "--layers", "8", "4", "--k", "2",
+                                 "--hidden", "16", "--labels-per-class", "all", "--epochs", "1", "--batch-size", "500",
+                                 "--verbose", "0", "--seed", "0", "--out", str(out), "--logdir", str(tmp_path / "tb")])
+    assert code == 0, err
+    assert "50000 labelled training images (500 a batch), 10000 labelled for validation, no unlabelled rows" in err
+    metrics = json.loads((out / "card.json").read_text())["final_metrics"]
+    assert metrics["labelled_fraction"] == 1 and "unlabelled_accuracy" not in metrics and "sup_weight" in metrics
+
+
 def test_hybrid_trains_semi_supervised_evaluates_and_starts_from_a_generative_model(tmp_path, capsys):
     out = tmp_path / "hybrid"
     args = ["train", "hybrid", "--generative", "helmholtz", "--layers", "8", "4", "--k", "2", "--hidden", "16",

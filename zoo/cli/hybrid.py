@@ -117,20 +117,24 @@ class HybridFamily(Family):
         train_x = dataset.train.x if args.dynamic_binarization else model.validate_data(dataset.train.x)
         x = data.semi_supervised_batches(train_x, dataset.train.y, rows, args.batch_size, per_batch, seed=args.seed,
                                          dynamic_binarization=args.dynamic_binarization)
+        unlabelled = "no unlabelled rows" if per_batch == args.batch_size else f"{dataset.train.n} unlabelled"
         print(f"zoo: {len(rows)} labelled training images ({per_batch} a batch), {len(validation_y)} labelled for "
-              f"validation, {dataset.train.n} unlabelled", file=sys.stderr)
+              f"validation, {unlabelled}", file=sys.stderr)
         return TrainingData(x, None, validation_x, model.validate_data(validation_x), dataset.binarization
                             if not args.dynamic_binarization else "dynamic (fresh Bernoulli sample every epoch)",
                             validation_y=validation_y)
 
     def callbacks(self, args, dataset, model, data):
-        """The weights' schedule and the accuracy on 2,000 unlabelled training images (fixed, binarised once)."""
+        """The weights' schedule and the accuracy on 2,000 unlabelled training images (fixed, binarised once; none
+        with all labels)."""
         import numpy as np
 
         from zoo import training
         from zoo import data as data_lib
 
         unlabelled = np.setdiff1d(np.arange(dataset.train.n), self._labelled(args, dataset)[0])
+        if not len(unlabelled):  # all labels: no image whose label training does not see
+            return [training.HybridMonitor()]
         rows = np.random.default_rng(0).permutation(unlabelled)[:2000]
         x = dataset.train.x[rows]
         x = data_lib.bernoulli_samples([x])[0] if args.dynamic_binarization else x

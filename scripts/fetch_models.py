@@ -2,9 +2,9 @@
 
     python scripts/fetch_models.py NAME... | --all [--mirror URL] [--force]
 
-Each archive comes from --mirror, else $ZOO_MODELS_URL, else the bundled zoo/pretrained/ folder, is checked
-against the sha256 of zoo/pretrained/registry.json, and lands in $ZOO_HOME/models/NAME (default
-~/.cache/zoo/models/NAME).
+Each archive comes from --mirror, else $ZOO_MODELS_URL, else the registry's own URLs, else the checkout's
+pretrained/ folder; it is checked against the sha256 of the registry (pretrained/registry.json, or the copy an
+installed wheel carries) and lands in $ZOO_HOME/models/NAME (default ~/.cache/zoo/models/NAME) with its card.
 """
 import sys
 

@@ -1,5 +1,6 @@
-"""zoo.hub: reproducible archives, the registry and its README, fetch through a loopback HTTP mirror or from the
-bundled folder with sha256 checks, safe unpacking, the cache, load by name, and `zoo list` / `zoo fetch`."""
+"""zoo.hub: reproducible archives without their cards, cards as plain files, the registry (strict JSON, in sync
+with the archives and cards) and its README, fetch through a loopback HTTP mirror, the registry's URLs or a
+checkout's folder with sha256 checks, safe unpacking, the cache, load by name, and `zoo list` / `zoo fetch`."""
 import hashlib
 import http.server
 import io
@@ -122,14 +123,15 @@ def _file(name, content=b"{}"):
 
 def test_pack_is_reproducible(folder, tmp_path):
     first = hub.pack(folder, tmp_path / "a")
-    os.utime(folder / export.CARD_FILE, (1e9, 1e9))  # times and owners must not reach the archive
+    os.utime(folder / export.MODEL_FILE, (1e9, 1e9))  # times and owners must not reach the archive
     second = hub.pack(folder, tmp_path / "b")
     assert first.name == ARCHIVE and first.read_bytes() == second.read_bytes()
     with tarfile.open(first) as tar:
         members = tar.getmembers()
     names = [m.name for m in members]
     assert names[0] == NAME and all(n.startswith(NAME + "/") for n in names[1:])
-    assert {f"{NAME}/model.keras", f"{NAME}/card.json", f"{NAME}/saved_model"} <= set(names)
+    assert {f"{NAME}/model.keras", f"{NAME}/saved_model"} <= set(names)
+    assert f"{NAME}/card.json" not in names  # the card travels in the registry: editing it re-packs nothing
     assert all(m.mtime == 0 and m.uid == 0 and m.gid == 0 and m.uname == "" for m in members)
     assert not [p for p in (tmp_path / "a").iterdir() if p.name != ARCHIVE]  # no temporary file left
 
@@ -145,8 +147,10 @@ def test_registry_and_readme_come_from_the_cards(registry, folder):
     assert data["format"] == "zoo-registry/1" and list(data["models"]) == [NAME]
     entry = data["models"][NAME]
     archive = registry.parent / ARCHIVE
-    assert entry["file"] == ARCHIVE and entry["urls"] == [ARCHIVE]
+    assert entry["file"] == ARCHIVE and entry["urls"] == []  # no mirror, no URL template: the folder itself
     assert entry["sha256"] == _sha256(archive) and entry["size"] == archive.stat().st_size
+    assert entry["card"] == {**export.read_card(folder), "name": NAME}
+    assert json.loads((registry.parent / "cards" / f"{NAME}.json").read_text()) == entry["card"]
     assert entry["summary"]["model"] == "RBM" and entry["summary"]["dataset"] == "digits"
     assert entry["summary"]["metrics"] == {"test_nll": {"lower": 1.0, "upper": 2.0}}
     assert {"binarization", "command", "seed"} <= set(entry["summary"])
@@ -168,7 +172,7 @@ def test_a_staged_checkpoint_gets_a_generated_page(model, tmp_path):
     registry = hub.build_registry([folder], tmp_path / "out", pages_dir=tmp_path / "pages", command="make it")
     assert json.loads(registry.read_text())["models"][NAME]["summary"]["lineage"] == lineage
     line = next(line for line in (registry.parent / "README.md").read_text().splitlines() if NAME in line and "**" in line)
-    assert line.endswith(f"; 2 stages, see [its page](../../docs/checkpoints/{NAME}.md)")
+    assert line.endswith(f"; 2 stages, see [its page](../docs/checkpoints/{NAME}.md)")
     page = (tmp_path / "pages" / f"{NAME}.md").read_text()
     assert "| 1 | 4 | - | [90.00, 91.50] | - | - | the first stage |" in page
     assert "| 2 | 2 | - | [88.25, 89.00] | - | 12.50 | - |" in page
@@ -182,13 +186,70 @@ def test_make_registry_script_records_its_command_and_mirrors(folder, tmp_path, 
             "https://example.org/zoo/"]
     assert script["main"](argv) == 0
     entry = hub.list_models(tmp_path / "pre" / "registry.json")[0]
-    assert entry["urls"] == [ARCHIVE, f"https://example.org/zoo/{ARCHIVE}"]
+    assert entry["urls"] == [f"https://example.org/zoo/{ARCHIVE}"]
     assert "python scripts/make_registry.py " in (tmp_path / "pre" / "README.md").read_text()
     assert "python scripts/make_registry.py " in (tmp_path / "pages" / f"{folder.name}.md").read_text()
     assert entry["sha256"] in capsys.readouterr().out
-    assert script["main"]([str(tmp_path / "nothing-here")]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "not a model folder" in err
+    capsys.readouterr()
+    # a URL template is filled in per archive and kept by the next rebuild, which packs nothing
+    archive_before = (tmp_path / "pre" / ARCHIVE).stat().st_mtime_ns
+    assert script["main"](["--out-dir", str(tmp_path / "pre"), "--pages-dir", str(tmp_path / "pages"),
+                           "--url-template", "https://example.org/v1/{name}/{file}"]) == 0
+    assert script["main"](["--out-dir", str(tmp_path / "pre"), "--pages-dir", str(tmp_path / "pages")]) == 0
+    assert hub.list_models(tmp_path / "pre" / "registry.json")[0]["urls"] == [f"https://example.org/v1/{NAME}/{ARCHIVE}"]
+    assert (tmp_path / "pre" / ARCHIVE).stat().st_mtime_ns == archive_before
+    capsys.readouterr()
+    for argv, message in [([str(tmp_path / "nothing-here")], "not a model folder"),
+                          (["--out-dir", str(tmp_path / "empty")], "no cards in"),
+                          (["--card", str(folder), "--out-dir", str(tmp_path / "empty")], "no archive tiny-rbm.tar.gz")]:
+        assert script["main"](argv) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_editing_a_card_changes_no_archive(folder, tmp_path, home, capsys):
+    """A card's prose, notes or metrics are edited in cards/NAME.json: the rebuilt registry carries them, every
+    archive keeps its bytes and sha256, and a folder fetched before gets the new card without a download."""
+    registry = hub.build_registry([folder], tmp_path / "pre")
+    archive = tmp_path / "pre" / ARCHIVE
+    before = (archive.read_bytes(), hub.list_models(registry)[0]["sha256"])
+    fetched = hub.fetch(NAME, registry=registry)
+    card_file = tmp_path / "pre" / "cards" / f"{NAME}.json"
+    card = json.loads(card_file.read_text())
+    card["notes"] = "a corrected sentence"
+    card["metrics"]["test_nll"]["upper"] = 1.5
+    card_file.write_text(json.dumps(card))
+    hub.build_registry(out_dir=tmp_path / "pre")
+    [entry] = hub.list_models(registry)
+    assert (archive.read_bytes(), entry["sha256"]) == before
+    assert entry["card"]["notes"] == "a corrected sentence" and entry["summary"]["metrics"]["test_nll"]["upper"] == 1.5
+    os.remove(archive)  # no source left: the cached folder must be reused, with the new card
+    assert hub.fetch(NAME, registry=registry) == fetched
+    assert export.read_card(fetched)["notes"] == "a corrected sentence"
+    # and publishing the card of a model folder (`--card`) rewrites the card file only
+    script = runpy.run_path(str(SCRIPTS / "make_registry.py"), run_name="make_registry")
+    shutil.copyfile(tmp_path / "pre" / "cards" / f"{NAME}.json", tmp_path / "card-copy.json")
+    (tmp_path / "pre" / ARCHIVE).write_bytes(before[0])
+    assert script["main"](["--card", str(folder), "--out-dir", str(tmp_path / "pre"), "--pages-dir",
+                           str(tmp_path / "pages")]) == 0
+    assert (archive.read_bytes(), hub.list_models(registry)[0]["sha256"]) == before
+    assert "notes" not in hub.list_models(registry)[0]["card"]
+
+
+def test_registry_json_is_strict(folder, tmp_path):
+    """NaN (an exact log Z too large to enumerate) becomes null; infinities "inf": jq and JavaScript parse it."""
+    card = {**export.read_card(folder), "metrics": {"log_z": {"exact": float("nan"), "upper": float("inf")}}}
+    registry = tmp_path / "pre" / "registry.json"
+    shutil.copytree(folder, tmp_path / "nan" / NAME)
+    (tmp_path / "nan" / NAME / "card.json").write_text(json.dumps(card))  # Python's json writes NaN
+    hub.build_registry([tmp_path / "nan" / NAME], tmp_path / "pre")
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    for path in (registry, tmp_path / "pre" / "cards" / f"{NAME}.json"):
+        data = json.loads(path.read_text(), parse_constant=refuse)
+    assert data["metrics"]["log_z"] == {"exact": None, "upper": "inf"}
 
 
 # --- fetch ---
@@ -218,6 +279,53 @@ def test_fetch_uses_the_mirror_from_the_environment(registry, server, monkeypatc
     before = len(server.requests)
     hub.fetch(NAME, registry=registry)
     assert server.requests[before:] == [f"/reg/{ARCHIVE}"]
+
+
+def test_fetch_from_the_registrys_url_then_the_checkout(folder, server, tmp_path, home):
+    """Without a mirror: the registry's own URLs first (a release asset's, say), then the archive beside the
+    registry; an archive from the URL that does not match the sha256 is skipped for the next source."""
+    out = server.root / "release"
+    registry = hub.build_registry([folder], out, url_template=f"{server.url}/release/{{file}}")
+    before = len(server.requests)
+    hub.fetch(NAME, registry=registry)
+    assert server.requests[before:] == [f"/release/{ARCHIVE}"]
+    shutil.copytree(out, tmp_path / "checkout")  # a checkout whose registry names a URL that serves a bad file
+    (out / ARCHIVE).write_bytes(b"not the archive")
+    path = hub.fetch(NAME, registry=tmp_path / "checkout" / "registry.json", force=True)
+    assert len(server.requests) == before + 2 and (path / export.MODEL_FILE).is_file()
+
+
+def test_a_registry_without_a_source_says_how_to_give_one(folder, tmp_path, home):
+    """A wheel's registry has no archive beside it: without a URL or mirror, the error names the way out."""
+    registry = hub.build_registry([folder], tmp_path / "pre")
+    (tmp_path / "wheel").mkdir()
+    shutil.copyfile(registry, tmp_path / "wheel" / "registry.json")
+    with pytest.raises(OSError, match=r"cannot read the archive .* \(to fetch it from elsewhere: --mirror URL or "
+                                      r"\$ZOO_MODELS_URL\)"):
+        hub.fetch(NAME, registry=tmp_path / "wheel" / "registry.json")
+    _assert_cache_clean(home)
+
+
+def test_the_checkout_registry_is_in_sync_with_its_archives_and_cards():
+    """pretrained/registry.json is what make_registry.py makes of pretrained/: each archive's sha256 and size,
+    each card in full; and the checkout fetches offline with no flag."""
+    models = hub.list_models(hub.PRETRAINED / "registry.json")
+    cards = hub.read_cards(hub.PRETRAINED)
+    assert [m["name"] for m in models] == sorted(cards) and len(models) >= 7
+    for m in models:
+        archive = hub.PRETRAINED / m["file"]
+        assert m["size"] == archive.stat().st_size and m["sha256"] == _sha256(archive), m["name"]
+        assert m["card"] == cards[m["name"]] and m["summary"]["metrics"] == (cards[m["name"]].get("metrics") or {})
+    assert hub.REGISTRY == hub.PRETRAINED / "registry.json"
+    loaded, card = export.load_folder(hub.fetch("grbm-digits"))  # the smallest: 31 kB
+    assert card == cards["grbm-digits"] and loaded.n_hidden == 16
+
+
+def test_an_archive_and_a_registry_without_a_card_are_refused(tmp_path, home):
+    registry = _hand_made_registry(tmp_path / "nocard", [_file(f"{NAME}/model.keras", b"x")])
+    with pytest.raises(ValueError, match="neither the registry nor the archive of 'tiny-rbm' holds its card"):
+        hub.fetch(NAME, registry=registry)
+    _assert_cache_clean(home)
 
 
 @pytest.mark.parametrize("mirror", [None, "local folder"])

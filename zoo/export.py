@@ -26,8 +26,9 @@ def export_saved_model(model, path):
     """Write a SavedModel of `model` to `path` with one signature per `model.serving_endpoints()`."""
     import keras
 
-    if not hasattr(model, "serving_endpoints"):
-        raise ValueError(f"{type(model).__name__} defines no serving_endpoints to export")
+    from zoo import capabilities
+
+    capabilities.require(model, capabilities.Servable, "be exported as a SavedModel")
     archive = keras.export.ExportArchive()
     # no archive.track(model): the endpoints track the variables they use, and tracking the model as well
     # stores every weight twice (as the Keras variable and as its tf.Variable), doubling the folder's size
@@ -60,7 +61,9 @@ def without_training_state(model):
     """A copy of `model` with what inference, evaluation and fine-tuning need: the model's own
     `without_training_state()` when it has one (an RBM drops its persistent chains), else a copy from its
     config with the same weights; either way uncompiled, so no optimizer slots."""
-    if callable(getattr(model, "without_training_state", None)):
+    from zoo import capabilities
+
+    if capabilities.offers(model, capabilities.LeanCopy):
         return model.without_training_state()
     copy = type(model).from_config(model.get_config())
     if not copy.built:

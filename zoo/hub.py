@@ -1,11 +1,18 @@
-"""Pretrained models by name: archives of model folders, their registry, a verified cache, load by name.
+"""Pretrained models by name: archives of model weights, their cards, the registry, a verified cache, load by name.
 
-- `pack(folder, out_dir)`: a byte-for-byte reproducible `NAME.tar.gz` of a model folder.
-- `build_registry(folders, out_dir)`: packs folders and writes `registry.json` (file, sha256, size, urls and a
-  summary of each card), a README table generated from the cards, and (pages_dir) one page per checkpoint.
-- `fetch(name)`: the archive from a mirror (`mirror=` or `$ZOO_MODELS_URL`) or from the registry's own urls
-  (by default the archive bundled next to `zoo/pretrained/registry.json`), sha256 checked before anything is
-  unpacked, unpacked safely into `$ZOO_HOME/models/NAME/` (default `~/.cache/zoo/models/NAME/`).
+The checkout's `pretrained/` folder holds `NAME.tar.gz` (a model folder's weights and files: what changes only
+when the weights change), `cards/NAME.json` (its card: metrics, commands, notes, as a plain file that is edited
+without touching the archive) and `registry.json`, generated from the two: each archive's file name, sha256,
+size and URLs, with its card in full. The wheel carries the registry, not the archives.
+
+- `pack(folder, out_dir)`: a byte-for-byte reproducible `NAME.tar.gz` of a model folder, without its card.
+- `publish(folder, pretrained_dir)`: a model folder whose weights are new: its archive and its card file.
+- `build_registry(folders, out_dir)`: publishes `folders` (if any), then writes `registry.json` for every card
+  in `out_dir/cards/`, its README table and (pages_dir) one page per checkpoint; archives are only read.
+- `fetch(name)`: the archive from a mirror (`mirror=` or `$ZOO_MODELS_URL`), else from the registry's own URLs,
+  else from the checkout's `pretrained/` folder beside the registry; sha256 checked before anything is
+  unpacked, unpacked safely into `$ZOO_HOME/models/NAME/` (default `~/.cache/zoo/models/NAME/`), with the
+  registry's card as its card.json.
 - `resolve(name_or_path)` / `load(name_or_path)`: the folder / the Keras model of a model folder or of a
   registered name (fetched if needed). `list_models()`: the registry's entries.
 
@@ -29,7 +36,12 @@ from zoo import export, files
 
 FORMAT = "zoo-registry/1"
 REGISTRY_FILE = "registry.json"
-REGISTRY = Path(__file__).resolve().parent / "pretrained" / REGISTRY_FILE  # the bundled registry (package data)
+CARDS_DIR = "cards"
+#: a checkout's pretrained/ folder (archives, cards, registry.json); absent from an installed wheel
+PRETRAINED = Path(__file__).resolve().parent.parent / "pretrained"
+#: the registry the package reads: the checkout's, else the copy a wheel carries as package data (setup.py)
+REGISTRY = PRETRAINED / REGISTRY_FILE if (PRETRAINED / REGISTRY_FILE).is_file() else \
+    Path(__file__).resolve().parent / REGISTRY_FILE
 STAMP_FILE = ".zoo-fetch.json"  # in a fetched folder: the sha256 of the archive it came from
 MIRROR_ENV = "ZOO_MODELS_URL"
 SUMMARY_FIELDS = ("model", "dataset", "binarization", "command", "seed", "lineage", "finetune_defaults")
@@ -37,7 +49,8 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def pack(folder, out_dir):
-    """Write `out_dir/NAME.tar.gz` of the model folder `folder` (NAME = its name; members `NAME/...`) and
+    """Write `out_dir/NAME.tar.gz` of the model folder `folder` (NAME = its name; members `NAME/...`) without
+    its card.json (the card travels in the registry, so that editing it never changes the archive) and
     return its path. Deterministic: sorted members, mtime 0, owner 0, normalised modes, gzip mtime 0 and no
     file name in the gzip header, so the same folder gives the same sha256 (with the same zlib)."""
     folder = Path(folder)
@@ -54,6 +67,8 @@ def pack(folder, out_dir):
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for path in _walk(folder):
                 rel = path.relative_to(folder).as_posix()
+                if rel == export.CARD_FILE:
+                    continue
                 info = tarfile.TarInfo(name if rel == "." else f"{name}/{rel}")
                 info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
                 if path.is_dir():
@@ -68,51 +83,116 @@ def pack(folder, out_dir):
     return out
 
 
-def build_registry(folders, out_dir=REGISTRY.parent, mirrors=(), command=None, pages_dir=None):
-    """Pack each model folder into `out_dir` and write `out_dir/registry.json` and `out_dir/README.md`.
+def publish(folder, pretrained_dir=PRETRAINED):
+    """A model folder whose weights are new or changed: pack it into `pretrained_dir/NAME.tar.gz` and copy its
+    card to `pretrained_dir/cards/NAME.json` (strict JSON). Returns the archive's path. A card alone (new
+    metrics or prose) needs no packing: edit or copy the card file and rebuild the registry."""
+    folder, pretrained_dir = Path(folder), Path(pretrained_dir)
+    card = export.read_card(folder)
+    archive = pack(folder, pretrained_dir)
+    write_card(pretrained_dir, folder.name, card)
+    return archive
 
-    The registry lists exactly `folders`: {"format": "zoo-registry/1", "models": {NAME: {"file", "sha256",
-    "size", "urls", "summary"}}}; `urls` is the archive's name (relative to the registry) then
-    `MIRROR/NAME.tar.gz` for each of `mirrors`; `summary` is the card's model, dataset, binarization,
-    command, seed and metrics. The README's table is generated from the same, with `command` (the command
-    that regenerated it) underneath. Returns the path of registry.json."""
+
+def write_card(pretrained_dir, name, card):
+    """Write `pretrained_dir/cards/NAME.json`: the card as strict JSON (NaN -> null), keys sorted."""
+    check_name(name, "model")
+    path = Path(pretrained_dir) / CARDS_DIR / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = strict_json({**card, "name": name})
+    files.write_atomically(path, lambda p: p.write_text(text))
+    return path
+
+
+def read_cards(pretrained_dir=PRETRAINED):
+    """{NAME: card} of every `pretrained_dir/cards/NAME.json`, sorted by name; clear errors for bad files."""
+    cards = {}
+    for path in sorted((Path(pretrained_dir) / CARDS_DIR).glob("*.json")):
+        try:
+            card = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"card {path} does not parse as JSON: {exc}") from None
+        if not isinstance(card, dict):
+            raise ValueError(f"card {path} is not a model card (a JSON object)")
+        cards[check_name(path.stem, f"card {path}: model")] = card
+    return cards
+
+
+def build_registry(folders=(), out_dir=PRETRAINED, mirrors=(), url_template=None, command=None, pages_dir=None):
+    """Publish each model folder of `folders` into `out_dir` (`publish`: its archive and card file), then write
+    `out_dir/registry.json` and `out_dir/README.md` for every card in `out_dir/cards/`, reading (never
+    re-packing) the archive beside each. Returns the path of registry.json.
+
+    The registry: {"format": "zoo-registry/1", "url_template": ..., "models": {NAME: {"file", "sha256", "size",
+    "urls", "summary", "card"}}}; `urls`: `MIRROR/NAME.tar.gz` for each of `mirrors`, then `url_template` with
+    {file}, {name} and {sha256} filled in (e.g. a release asset's URL; kept from the previous registry when not
+    given); `card`: the card file in full, which a fetched folder gets as its card.json; `summary`: the card's
+    model, dataset, binarization, command, seed and metrics, for `zoo list`. Strict JSON (NaN becomes null).
+    The README's table is generated from the same, with `command` (the command that regenerated it) underneath."""
     out_dir = Path(out_dir)
     folders = [Path(f) for f in folders]
-    if not folders:
-        raise ValueError("no model folders given: nothing to register")
     names = [f.name for f in folders]
     if len(set(names)) != len(names):
         raise ValueError(f"two model folders share a name: {', '.join(sorted(names))}")
-    cards = [export.read_card(folder) for folder in folders]  # every folder checked before anything is written
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=".registry.tmp-"))
-    try:  # all archives first, then they replace the old ones: no registry points at a half-made set
-        archives = [pack(folder, tmp) for folder in folders]
-        models = {}
-        for folder, card, archive in zip(folders, cards, archives):
-            summary = {key: card.get(key) for key in SUMMARY_FIELDS}
-            summary["metrics"] = card.get("metrics") or {}
-            models[folder.name] = {"file": archive.name, "sha256": _sha256(archive), "size": archive.stat().st_size,
-                                   "urls": [archive.name] + [_join(m, archive.name) for m in mirrors],
-                                   "summary": summary}
-        for archive in archives:
-            os.replace(archive, out_dir / archive.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    registry = {"format": FORMAT, "models": dict(sorted(models.items()))}
+    for folder in folders:  # every folder checked before anything is written
+        export.read_card(folder)
+        if not (folder / export.MODEL_FILE).is_file():
+            raise ValueError(f"{folder} is not a model folder: it has no {export.MODEL_FILE}")
+    for folder in folders:
+        publish(folder, out_dir)
+    cards = read_cards(out_dir)
+    if not cards:
+        raise ValueError(f"no cards in {out_dir / CARDS_DIR}: nothing to register (give model folders)")
+    if url_template is None:
+        url_template = _read_registry_file(out_dir / REGISTRY_FILE).get("url_template") if (
+            out_dir / REGISTRY_FILE).is_file() else None
+    models = {}
+    for name, card in cards.items():
+        archive = out_dir / f"{name}.tar.gz"
+        if not archive.is_file():
+            raise ValueError(f"card {out_dir / CARDS_DIR / (name + '.json')} has no archive {archive}: publish "
+                             "its model folder, or remove the card")
+        summary = {key: card.get(key) for key in SUMMARY_FIELDS}
+        summary["metrics"] = card.get("metrics") or {}
+        sha256 = _sha256(archive)
+        urls = [_join(m, archive.name) for m in mirrors]
+        if url_template:
+            urls.append(url_template.format(file=archive.name, name=name, sha256=sha256))
+        models[name] = {"file": archive.name, "sha256": sha256, "size": archive.stat().st_size, "urls": urls,
+                        "summary": summary, "card": card}
+    registry = {"format": FORMAT, "models": models}
+    if url_template:
+        registry["url_template"] = url_template
     if command is None:
         command = f"zoo.hub.build_registry({[str(f) for f in folders]!r}, out_dir={str(out_dir)!r})"
-    text = json.dumps(registry, indent=2, sort_keys=True, default=export._jsonable) + "\n"
+    text = strict_json(registry)
     files.write_atomically(out_dir / REGISTRY_FILE, lambda p: p.write_text(text))
-    readme = _registry_readme(registry["models"], command)
+    readme = _registry_readme(models, command)
     files.write_atomically(out_dir / "README.md", lambda p: p.write_text(readme))
     if pages_dir is not None:  # one page per checkpoint, from its card
         pages_dir = Path(pages_dir)
         pages_dir.mkdir(parents=True, exist_ok=True)
-        for folder, card in zip(folders, cards):
-            page = checkpoint_page(folder.name, card, registry["models"][folder.name], command)
-            files.write_atomically(pages_dir / f"{folder.name}.md", lambda p, page=page: p.write_text(page))
+        for name, card in cards.items():
+            page = checkpoint_page(name, card, models[name], command)
+            files.write_atomically(pages_dir / f"{name}.md", lambda p, page=page: p.write_text(page))
     return out_dir / REGISTRY_FILE
+
+
+def strict_json(obj):
+    """`obj` as indented, key-sorted JSON that strict parsers (jq, JavaScript) accept: NaN becomes null,
+    infinities the strings "inf" and "-inf" (as in the estimators' JSON form), NumPy values plain numbers."""
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+        if isinstance(x, dict):
+            return {str(k): clean(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [clean(v) for v in x]
+        if hasattr(x, "tolist"):  # NumPy scalars and arrays
+            return clean(x.tolist())
+        return x
+
+    return json.dumps(clean(obj), indent=2, sort_keys=True, allow_nan=False, default=str) + "\n"
 
 
 def list_models(registry=None):
@@ -125,19 +205,21 @@ def fetch(name, mirror=None, registry=None, cache_dir=None, force=False):
     """Make `cache_dir/NAME/` (default `$ZOO_HOME/models/NAME/`) hold the registered model `name`; return it.
 
     Source: `mirror` (a base URL, or a local folder) + "/" + the archive's name, else `$ZOO_MODELS_URL`
-    likewise, else the registry entry's urls in order (a relative one is a file next to the registry, so
-    by default the archive bundled in `zoo/pretrained/`). `registry`: path of a registry.json (default
-    `REGISTRY`). The archive goes into a temporary folder in the cache and must match the registry's
-    sha256 before anything is unpacked (ValueError naming both hashes otherwise); it is unpacked with
-    tarfile's "data" filter after checking every member stays inside NAME/, and the folder moves into
-    place only once complete, so a failure leaves nothing behind. A folder fetched earlier from the same
-    archive (its stamp holds the registry's sha256) is returned without a download, unless `force`.
+    likewise (a mirror, when given, is the only source); else the registry entry's urls in order, then the
+    archive beside the registry (a checkout's `pretrained/` folder): the first whose file matches.
+    `registry`: path of a registry.json (default `REGISTRY`). The archive goes into a temporary folder in the
+    cache and must match the registry's sha256 before anything is unpacked (ValueError naming both hashes
+    otherwise); it is unpacked with tarfile's "data" filter after checking every member stays inside NAME/,
+    gets the registry's card as its card.json, and moves into place only once complete, so a failure leaves
+    nothing behind. A folder fetched earlier from the same archive (its stamp holds the registry's sha256) is
+    returned without a download, unless `force`; its card.json is brought up to date with the registry's.
     """
     registry = Path(registry) if registry is not None else REGISTRY
     entry = _entry(_read_registry(registry), name, registry)
     cache = Path(cache_dir).expanduser() if cache_dir is not None else files.zoo_home() / "models"
     target = cache / name
     if not force and _stamp(target) == entry["sha256"] and (target / export.MODEL_FILE).is_file():
+        _write_fetched_card(target, entry)  # the card may have been edited since: the archive was not
         return target
 
     try:
@@ -147,8 +229,16 @@ def fetch(name, mirror=None, registry=None, cache_dir=None, force=False):
         raise OSError(f"cannot write the model cache {cache}: {exc.strerror or exc} (point ZOO_HOME, or "
                       "cache_dir, at a writable folder)") from None
     try:
-        archive, source = _download(name, entry, _sources(entry, registry, mirror), tmp)
+        try:
+            archive, source = _download(name, entry, _sources(entry, registry, mirror), tmp)
+        except OSError as exc:
+            if mirror or os.environ.get(MIRROR_ENV):
+                raise
+            raise OSError(f"{exc} (to fetch it from elsewhere: --mirror URL or ${MIRROR_ENV})") from None
         folder = _unpack(archive, tmp / "unpacked", name)
+        _write_fetched_card(folder, entry)
+        if not (folder / export.CARD_FILE).is_file():
+            raise ValueError(f"neither the registry nor the archive of {name!r} holds its card")
         stamp = {"sha256": entry["sha256"], "source": str(source),
                  "fetched": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
         (folder / STAMP_FILE).write_text(json.dumps(stamp, indent=2) + "\n")
@@ -219,11 +309,9 @@ def _read_registry(path=None):
     """{name: entry} from a registry.json, checked; {} when the file does not exist."""
     path = Path(path) if path is not None else REGISTRY
     try:
-        registry = json.loads(path.read_text())
+        registry = _read_registry_file(path)
     except FileNotFoundError:
         return {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"registry {path} does not parse as JSON: {exc}") from None
     if not isinstance(registry, dict) or registry.get("format") != FORMAT or not isinstance(
             registry.get("models"), dict):
         raise ValueError(f"registry {path} is not a {FORMAT} file")
@@ -233,8 +321,16 @@ def _read_registry(path=None):
         if not (isinstance(entry, dict) and isinstance(entry.get("file"), str) and _NAME.fullmatch(entry["file"])
                 and re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256")))):
             raise ValueError(f"registry {path}: entry {name!r} needs a plain file name and a sha256")
-        entry.setdefault("urls", [entry["file"]])
+        entry.setdefault("urls", [])
     return registry["models"]
+
+
+def _read_registry_file(path):
+    """The parsed registry.json at `path` (FileNotFoundError when absent)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"registry {path} does not parse as JSON: {exc}") from None
 
 
 def _known(models, registry):
@@ -259,14 +355,15 @@ def _registry_readme(models, command):
                     f"`{entry['sha256'][:12]}` |")
         details.append(f"- **{name}** (`{entry['file']}`): binarisation {s.get('binarization') or '-'}; seed "
                        f"{'-' if s.get('seed') is None else s['seed']}; trained by `{s.get('command') or '-'}`"
-                       + (f"; {len(s['lineage'])} stages, see [its page](../../docs/checkpoints/{name}.md)"
+                       + (f"; {len(s['lineage'])} stages, see [its page](../docs/checkpoints/{name}.md)"
                           if s.get("lineage") else ""))
     return "\n".join([
-        "# zoo/pretrained/", "",
-        "Bundled checkpoints: archives of model folders and `registry.json` (sha256, size, urls, and a summary",
-        "of each model card). `zoo list` shows them, `zoo fetch NAME` unpacks one into the cache, and",
-        "`zoo.load(\"NAME\")` returns the Keras model. The metrics and the settings that measured them are in",
-        "`registry.json` and in each archive's `card.json`.", "",
+        "# pretrained/", "",
+        "The published checkpoints: `NAME.tar.gz` (a model folder's weights and files; re-packed only when the",
+        "weights change), `cards/NAME.json` (its card: metrics with the commands that measured them, training",
+        "command, notes; edit it freely) and `registry.json`, generated from both (sha256, size, URLs, the card).",
+        "`zoo list` shows them, `zoo fetch NAME` unpacks one into the cache with its card, and `zoo.load(\"NAME\")`",
+        "returns the Keras model. After editing a card: `python scripts/make_registry.py` (no archive changes).", "",
         *rows, "", *details, "",
         f"Generated from the model folders' cards by `{command}`: do not edit by hand.", ""])
 
@@ -336,18 +433,15 @@ def _bracket(pair):
 # --- fetch ---
 
 def _sources(entry, registry, mirror):
-    """Where to get the archive, in order: Paths (local files) and URLs (str)."""
+    """Where to get the archive, in order: Paths (local files) and URLs (str). A mirror alone; else the
+    registry's urls (a relative one names a file beside the registry), then the file beside the registry."""
     mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
-    urls = [mirror] if mirror else entry["urls"]
-    sources = []
-    for url in urls:
-        if mirror:
-            url = _join(url, entry["file"])
-        if "://" in url:
-            sources.append(url)
-        else:  # a local folder as mirror, or a name relative to the registry
-            sources.append((Path(url).expanduser() if mirror else registry.parent / url).absolute())
-    return sources
+    if mirror:
+        url = _join(mirror, entry["file"])
+        return [url if "://" in url else Path(url).expanduser().absolute()]
+    sources = [url if "://" in url else (registry.parent / url).absolute() for url in entry["urls"]]
+    beside = (registry.parent / entry["file"]).absolute()
+    return sources + ([beside] if beside not in sources else [])
 
 
 def _download(name, entry, sources, tmp):
@@ -409,10 +503,25 @@ def _unpack(archive, dest, name):
     except (tarfile.TarError, EOFError, gzip.BadGzipFile) as exc:
         raise ValueError(f"archive {archive.name} cannot be unpacked: {exc}") from None
     folder = dest / name
-    for required in (export.MODEL_FILE, export.CARD_FILE):
-        if not (folder / required).is_file():
-            raise ValueError(f"archive {archive.name} holds no model folder: {name}/{required} is missing")
+    if not (folder / export.MODEL_FILE).is_file():
+        raise ValueError(f"archive {archive.name} holds no model folder: {name}/{export.MODEL_FILE} is missing")
     return folder
+
+
+def _write_fetched_card(folder, entry):
+    """The registry's card as the folder's card.json (archives packed before cards left them hold an older
+    copy), written only when it differs."""
+    card = entry.get("card")
+    if not isinstance(card, dict):
+        return
+    text = strict_json(card)
+    path = Path(folder) / export.CARD_FILE
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    files.write_atomically(path, lambda p: p.write_text(text))
 
 
 def _stamp(folder):

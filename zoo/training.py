@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import checks, evaluation, viz
+from zoo import capabilities, checks, evaluation, viz
 
 
 class GibbsStepsSchedule(keras.callbacks.Callback):
@@ -144,7 +144,7 @@ class TensorBoardLogger(_SummaryCallback):
             self.writer.flush()
 
     def write_images_and_histograms(self):
-        if hasattr(self.model, "summary_scalars"):  # optional: statistics too costly for every epoch
+        if capabilities.offers(self.model, capabilities.SummaryScalars):  # optional: too costly for every epoch
             for name, value in self.model.summary_scalars(self.x).items():
                 tf.summary.scalar(name, float(value))
         for name, (images, scale_each, *n_cols) in self.model.summary_images(self.x).items():  # n_cols optional

@@ -277,7 +277,7 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
     key = tf.constant([seed, 1], tf.int32)
     begin = time.perf_counter()
     v = tf.constant(x, dtype)
-    over_data = not callable(getattr(path, "start_from_data", None))
+    over_data = not capabilities.offers(path, capabilities.StartsFromData)
     settings = {"method": "reverse AIS (RAISE)", "n_betas": len(betas), "n_examples": len(x), "base": base,
                 "schedule": schedule_name, "dtype": dtype.name, "seed": seed}
     if not over_data:

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zoo import checks
+from zoo import capabilities, checks
 from zoo.models.base import RestoresCompiledState, bound_and_ess, in_batches
 from zoo.models.metrics import RunningMeans
 
@@ -46,12 +46,9 @@ class HybridModel(RestoresCompiledState, keras.Model):
         super().__init__(**kwargs)
         if isinstance(generative, dict):
             generative = keras.saving.deserialize_keras_object(generative)
-        missing = [m for m in ("training_loss", "log_importance_weights", "call") if not callable(getattr(
-            type(generative), m, None))]
-        if missing or not isinstance(generative, keras.Model):
-            raise ValueError(f"the generative part must be a zoo model with a trainable bound and an inference "
-                             f"network (training_loss, log_importance_weights, call); {type(generative).__name__} "
-                             f"has no {', '.join(missing) or 'keras.Model base'}")
+        if not isinstance(generative, keras.Model):
+            raise ValueError(f"the generative part must be a keras.Model, got {type(generative).__name__}")
+        capabilities.require(generative, capabilities.TrainableBound, "be a deep hybrid's generative part")
         if not generative.built:
             raise ValueError("the generative part has no weights yet: give it n_visible or fit it first")
         self.generative = generative
@@ -111,7 +108,7 @@ class HybridModel(RestoresCompiledState, keras.Model):
         return cls(**config)
 
     def describe(self):
-        gen = self.generative.describe() if callable(getattr(self.generative, "describe", None)) else \
+        gen = self.generative.describe() if capabilities.offers(self.generative, capabilities.Describable) else \
             type(self.generative).__name__
         on = "" if self.classifier_kind == "features" else "x and "
         return (f"{type(self).__name__}: {self.classifier_kind} classifier {'-'.join(map(str, self.hidden))} on {on}"
@@ -252,18 +249,20 @@ class HybridModel(RestoresCompiledState, keras.Model):
 
     def summary_images(self, x):
         """The generative part's pictures (TensorBoard)."""
-        return self.generative.summary_images(x) if hasattr(self.generative, "summary_images") else {}
+        gen = self.generative
+        return gen.summary_images(x) if capabilities.offers(gen, capabilities.TrainingSummaries) else {}
 
     def summary_histograms(self, x):
         """The generative part's histograms and the classifier's logits on a data sample."""
-        hists = dict(self.generative.summary_histograms(x)) if hasattr(self.generative, "summary_histograms") else {}
+        gen = self.generative
+        hists = dict(gen.summary_histograms(x)) if capabilities.offers(gen, capabilities.TrainingSummaries) else {}
         return {**hists, "logits": self(self.validate_data(x)[:500]).numpy()}
 
     def serving_endpoints(self):
         """The generative part's (its sample and k-sample bound, e.g. log_prob(x, k, seed)), classify(x) ->
         probabilities and class, encode(x) -> the generative features."""
         gen = self.generative
-        endpoints = dict(gen.serving_endpoints()) if callable(getattr(gen, "serving_endpoints", None)) else {}
+        endpoints = dict(gen.serving_endpoints()) if capabilities.offers(gen, capabilities.Servable) else {}
         x = [tf.TensorSpec([None, self.n_visible], tf.float32, name="x")]
 
         def classify(x):

@@ -160,3 +160,73 @@ def test_the_lineage_of_a_card_of_before_lineages():
         {"stage": 2, "model": "b", "command": "zoo train rbm --init-from a --out b"},
         {"stage": 3, "command": "zoo train rbm --init-from b --out c", "epochs": 3, "model": "c",
          "result": {"test_nll": [1.0, 2.0]}}]
+
+
+#: what each registered family offers (user-facing capabilities, then the hooks of the house); a family added to
+#: zoo.families without a row here fails, and so does a capability gained or lost without changing this table
+CAPABILITY_TABLE = {
+    "rbm": ["energy model", "exact enumeration", "sampler", "encoder", "servable", "chain sampler",
+            "initializable", "data-initialised", "describable", "training summaries", "lean copy"],
+    "dbm": ["energy model", "exact enumeration", "sampler", "encoder", "servable", "chain sampler",
+            "initializable", "data-initialised", "describable", "training summaries", "lean copy"],
+    "helmholtz": ["latent-variable model", "sampler", "encoder", "servable", "trainable bound", "initializable",
+                  "data-initialised", "describable", "training summaries", "summary scalars"],
+    "bihm": ["latent-variable model", "normalised geometric mean", "sampler", "inpainter", "encoder", "servable",
+             "chain sampler", "animated sampler", "trainable bound", "initializable", "data-initialised",
+             "describable", "training summaries", "summary scalars"],
+    "adgm": ["latent-variable model", "sampler", "servable", "trainable bound", "data-initialised", "describable",
+             "training summaries"],
+    "hybrid": ["latent-variable model", "sampler", "classifier", "servable", "describable", "training summaries"],
+    "classifier": ["encoder", "classifier", "servable"],
+}
+
+
+def _tiny_family_members():
+    from zoo import models
+
+    rbm = models.RBM(3, n_visible=4)
+    hybrid = models.HybridModel(models.HelmholtzMachine([3, 2], n_visible=4), n_classes=3, hidden=(3,))
+    hybrid(np.zeros((1, 4), "float32"))
+    return {"rbm": rbm, "dbm": models.DBM([3, 2], n_visible=4),
+            "helmholtz": models.HelmholtzMachine([3, 2], n_visible=4), "bihm": models.BiHM([3, 2], n_visible=4),
+            "adgm": models.AuxiliaryDeepGenerativeModel(2, 2, hidden=(3,), n_visible=4), "hybrid": hybrid,
+            "classifier": models.Classifier(rbm.encoder(), 3)}
+
+
+def test_every_registered_family_and_its_capability_table():
+    """The families are registered once (zoo.families): zoo.models and `import zoo` export exactly them, `zoo train`
+    lists exactly the trainable ones, and each offers the capabilities of CAPABILITY_TABLE (printed with -s)."""
+    import zoo
+    from zoo import cli, families, models
+
+    members = _tiny_family_members()
+    assert [f.name for f in families.FAMILIES] == list(CAPABILITY_TABLE) == list(members)
+    assert models.__all__ == [f.cls for f in families.FAMILIES]
+    hooks = [name for name, _, _ in capabilities.CAPABILITIES]
+    print("\n| family | class | capabilities |\n|---|---|---|")
+    for family in families.FAMILIES:
+        model = members[family.name]
+        assert type(model) is getattr(zoo, family.cls) is family.load_class()
+        offered = capabilities.of(model, capabilities.CAPABILITIES)
+        print(f"| {family.name} | {family.cls} | {', '.join(offered)} |")
+        assert offered == CAPABILITY_TABLE[family.name], family.name
+        assert sorted(offered, key=hooks.index) == offered
+    train = cli.build_parser()._subparsers._group_actions[0].choices["train"]
+    listed = list(train._subparsers._group_actions[0].choices)
+    assert listed == [f.name for f in families.trainable()]
+
+
+def test_a_protocol_can_require_keywords():
+    """`sample` is one method, but only a model whose `sample` runs a chain takes n_steps (zoo sample --steps)."""
+    class Ancestral:
+        def sample(self, n, seed=None):
+            return n
+
+    class Chain:
+        def sample(self, n, seed=None, n_steps=10):
+            return n
+
+    assert capabilities.offers(Chain(), capabilities.ChainSampler)
+    assert capabilities.offers(Ancestral(), capabilities.Sampler)
+    assert not capabilities.offers(Ancestral(), capabilities.ChainSampler)
+    assert not capabilities.offers(Chain(), capabilities.AnimatedSampler)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from zoo import evaluation
-from zoo.models.dbm import DBM
+from zoo.models.dbm import DBM, PretrainingRBM
 from zoo.models.rbm import RBM
 
 
@@ -202,7 +202,7 @@ def test_assembled_from_rbms_with_the_pretraining_rules():
     rng = np.random.default_rng(0)
 
     def rbm(n_visible, n_hidden, up, down):
-        r = RBM(n_hidden, n_visible=n_visible, up_scale=up, down_scale=down, seed=0)
+        r = PretrainingRBM(n_hidden, n_visible=n_visible, up_scale=up, down_scale=down, seed=0)
         for w in (r.kernel, r.visible_bias, r.hidden_bias):
             w.assign(rng.standard_normal(w.shape).astype(np.float32))
         return r

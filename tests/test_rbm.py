@@ -494,7 +494,8 @@ def test_update_with_sparsity_matches_autodiff():
 ])
 def test_set_parameters_from_copies_the_model_exactly(make_units, n_hidden):
     source = _tiny(*make_units([0.5, 1.0, 1.5, 2.0, 0.7]), n_hidden=n_hidden)
-    target = RBM(n_hidden, *make_units(1.0), n_visible=5, seed=7)  # another start, another sigma
+    visible, hidden = make_units(1.0)
+    target = RBM(n_hidden, visible=visible, hidden=hidden, n_visible=5, seed=7)  # another start, another sigma
     target.set_parameters_from(source)
     v = _visible_data(source)
     np.testing.assert_array_equal(target.free_energy(tf.constant(v)).numpy(),
@@ -543,7 +544,7 @@ def test_tempering_rates_script_accepts_every_swap_of_a_zero_weight_model(tmp_pa
     model.hidden_bias.assign(np.arange(4, dtype=np.float32))
     folder = zoo.export.save(model, tmp_path / "flat", zoo.export.make_card(model, dataset="digits"),
                              saved_model=False)
-    script = load_script("tempering_rates")
+    script = load_script("experiments/tempering_rates")
     assert script.main([str(folder), "--temperatures", "3", "--min-beta", "0", "--n-chains", "5",
                         "--rounds", "4"]) == 0
     row = capsys.readouterr().out.strip().splitlines()[-1].split()
@@ -551,3 +552,22 @@ def test_tempering_rates_script_accepts_every_swap_of_a_zero_weight_model(tmp_pa
     assert script.main([str(tmp_path / "missing")]) == 2
     assert script.main([str(folder), "--temperatures", "1"]) == 2
     assert "tempering_rates.py: --temperatures must be >= 2" in capsys.readouterr().err
+
+
+def test_optional_arguments_are_keyword_only_and_the_pretraining_scales_belong_to_the_dbm():
+    """RBM(n_hidden, *, ...): a positional unit type is refused; up_scale / down_scale are PretrainingRBM's (the DBM's
+    side), and an RBM saved with them before they moved loads as one."""
+    from zoo.models.dbm import PretrainingRBM
+
+    with pytest.raises(TypeError, match="positional"):
+        RBM(3, "bernoulli")
+    with pytest.raises(ValueError, match="up_scale"):  # Keras: unrecognized keyword arguments
+        RBM(3, n_visible=4, up_scale=2.0)
+    assert "up_scale" not in RBM(3, n_visible=4).get_config() and RBM.up_scale == RBM.down_scale == 1.0
+    stage = PretrainingRBM(3, n_visible=4, up_scale=2.0, seed=0)
+    assert (stage.up_scale, stage.down_scale, stage.scaled) == (2.0, 1.0, True)
+    assert RBM.from_config({**RBM(3, n_visible=4).get_config(), "up_scale": 1.0, "down_scale": 1.0}).__class__ is RBM
+    legacy = RBM.from_config({**RBM(3, n_visible=4).get_config(), "up_scale": 2.0, "down_scale": 1.0})
+    assert type(legacy) is PretrainingRBM and legacy.up_scale == 2.0
+    with pytest.raises(ValueError, match="no partition function"):
+        stage._check_has_partition_function()

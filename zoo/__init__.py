@@ -9,11 +9,12 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("capabilities", "checks", "cli", "data", "evaluation", "export", "files", "finetune", "hub", "layers",
-               "models",
-               "training", "units", "viz")
-_ATTRIBUTES = {"load": "zoo.hub", "save": "zoo.export", "RBM": "zoo.models", "DBM": "zoo.models", "HelmholtzMachine": "zoo.models",
-               "BiHM": "zoo.models", "AuxiliaryDeepGenerativeModel": "zoo.models", "HybridModel": "zoo.models", "Classifier": "zoo.models"}
+from zoo import families as _families
+
+_SUBMODULES = ("capabilities", "checks", "cli", "data", "evaluation", "export", "families", "files", "finetune", "hub",
+               "layers", "models", "training", "units", "viz")
+#: top-level names and the module that defines each: the model classes come from the one list of families
+_ATTRIBUTES = {"load": "zoo.hub", "save": "zoo.export", **{f.cls: f.module for f in _families.FAMILIES}}
 
 __all__ = list(_SUBMODULES) + list(_ATTRIBUTES)
 

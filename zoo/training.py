@@ -36,16 +36,16 @@ def pretraining_rbms(layers, n_visible, visible="bernoulli", top="bernoulli", se
     2012): RBM i models layer i - 1 (the data for i = 1) and layer i; the first doubles its bottom-up input
     (up_scale 2), the last its top-down input (down_scale 2), those in between are plain (the DBM halves
     them: `zoo.DBM.from_rbms`). One RBM alone is a plain RBM. settings: the RBMs' other arguments."""
-    from zoo.models import RBM
+    from zoo.models.dbm import RBM, PretrainingRBM
 
     sizes = [n_visible] + list(layers)
     rbms = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         first, last = i == 0, i == len(layers) - 1
-        scales = (1.0, 1.0) if len(layers) == 1 else (2.0 if first else 1.0, 2.0 if last else 1.0)
-        rbms.append(RBM(n_out, visible=visible if first else "bernoulli", hidden=top if last else "bernoulli",
-                        n_visible=n_in, up_scale=scales[0], down_scale=scales[1],
-                        seed=None if seed is None else seed + i, **settings))
+        scales = {} if len(layers) == 1 else dict(up_scale=2.0 if first else 1.0, down_scale=2.0 if last else 1.0)
+        rbms.append((PretrainingRBM if scales else RBM)(
+            n_out, visible=visible if first else "bernoulli", hidden=top if last else "bernoulli", n_visible=n_in,
+            seed=None if seed is None else seed + i, **scales, **settings))
     return rbms
 
 

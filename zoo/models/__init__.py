@@ -1,10 +1,8 @@
-"""Keras models of the zoo, one family a file; importing this package registers them all with Keras."""
-from zoo.models.adgm import AuxiliaryDeepGenerativeModel
-from zoo.models.bihm import BiHM
-from zoo.models.classifier import Classifier
-from zoo.models.dbm import DBM
-from zoo.models.helmholtz import HelmholtzMachine
-from zoo.models.hybrid import HybridModel
-from zoo.models.rbm import RBM
+"""Keras models of the zoo, one family a file; importing this package registers them all with Keras. The
+families are listed once, in `zoo.families`; this package exports each family's class from it."""
+from zoo import families as _families
 
-__all__ = ["RBM", "DBM", "HelmholtzMachine", "BiHM", "AuxiliaryDeepGenerativeModel", "HybridModel", "Classifier"]
+for _family in _families.FAMILIES:
+    globals()[_family.cls] = _family.load_class()
+
+__all__ = [family.cls for family in _families.FAMILIES]

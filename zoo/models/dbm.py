@@ -25,6 +25,7 @@ from zoo import checks
 from zoo import units as units_lib
 from zoo.models.base import RestoresCompiledState, fit_inputs
 from zoo.models.metrics import RunningMeans
+from zoo.models.rbm import RBM
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -521,11 +522,9 @@ class DBM(RestoresCompiledState, keras.Model):
     @classmethod
     def from_rbms(cls, rbms, **kwargs):
         """A DBM assembled from a stack of trained RBMs (Salakhutdinov & Hinton 2009, 2012): the first trained
-        with doubled bottom-up input (`zoo.RBM(..., up_scale=2)`), the last with doubled top-down input
+        with doubled bottom-up input (`PretrainingRBM(..., up_scale=2)`), the last with doubled top-down input
         (`down_scale=2`), those in between plain and halved here. Layer l > 0 takes the hidden biases of RBM l,
         the visible layer the first RBM's visible biases. kwargs: the DBM's other settings."""
-        from zoo.models.rbm import RBM
-
         rbms = list(rbms)
         if not rbms or not all(isinstance(r, RBM) and r.built for r in rbms):
             raise ValueError("from_rbms needs a list of trained (built) zoo.RBM, one per hidden layer")
@@ -552,6 +551,29 @@ class DBM(RestoresCompiledState, keras.Model):
         model.biases[0].assign(rbms[0].visible_bias)
         model._parameters_set = True
         return model
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PretrainingRBM(RBM):
+    """A modified RBM of a deep Boltzmann machine's greedy pretraining (Salakhutdinov & Hinton 2009, 2012;
+    `DBM.from_rbms`): p(h | v) takes the input up_scale * I(v) W and p(v | h) down_scale * I(h) W^T (the first
+    RBM of a stack doubles its bottom-up input, the last its top-down input), while the update stays the data's
+    statistics minus the chains'. A component of a DBM, not a model of its own: with a scale other than 1 it has
+    no partition function (AIS and exact log Z refuse it). Trained with CD or PCD; other arguments: `zoo.RBM`'s.
+    """
+
+    def __init__(self, n_hidden, *, up_scale=1.0, down_scale=1.0, **kwargs):
+        super().__init__(n_hidden, **kwargs)
+        self.up_scale = float(checks.check_nonnegative(up_scale, "up_scale"))
+        self.down_scale = float(checks.check_nonnegative(down_scale, "down_scale"))
+        if not self.up_scale or not self.down_scale:
+            raise ValueError("up_scale and down_scale must be > 0 (2 for the first and last RBMs of a DBM's stack)")
+        if self.scaled and (self.n_temperatures > 1 or self.centering):
+            raise ValueError("up_scale and down_scale (a DBM's pretraining) work with CD and PCD: parallel tempering "
+                             "and centering need an RBM with a partition function")
+
+    def get_config(self):
+        return {**super().get_config(), "up_scale": self.up_scale, "down_scale": self.down_scale}
 
 
 class DBMAnnealingPath:

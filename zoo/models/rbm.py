@@ -50,11 +50,6 @@ class RBM(RestoresCompiledState, keras.Model):
       max_norm: upper bound on the L2 norm of each hidden unit's incoming weights.
       sample_visible: use sampled visible states (not probabilities) for the negative statistics.
       visible_bias_init: 'data' sets the visible biases from the training data's means on the first fit.
-      up_scale, down_scale: the modified RBMs of deep Boltzmann machine pretraining (`zoo.DBM.from_rbms`;
-        Salakhutdinov & Hinton 2009): p(h | v) takes the input up_scale * I(v) W and p(v | h) down_scale * I(h) W^T
-        (the first RBM of a stack doubles its bottom-up input, the last its top-down input), while the update
-        stays the data's statistics minus the chains'. With a scale other than 1 the RBM is a component of a
-        DBM, not a model of its own: it has no partition function (AIS and exact log Z refuse it).
       seed: seeds the initial weights and all sampling.
       training_state: whether the model holds its training state (persistent chains, fast weights, centering
         offsets) besides its parameters. A published checkpoint leaves it out (`without_training_state`,
@@ -62,12 +57,15 @@ class RBM(RestoresCompiledState, keras.Model):
     """
 
     MONITORED_EXAMPLES = 10
+    #: the conditionals' scales: p(h | v) takes up_scale * I(v) W, p(v | h) down_scale * I(h) W^T. 1 for an RBM;
+    #: a deep Boltzmann machine's pretraining stack changes them (`zoo.models.dbm.PretrainingRBM`)
+    up_scale = down_scale = 1.0
 
-    def __init__(self, n_hidden, visible="bernoulli", hidden="bernoulli", n_visible=None, cd_k=1,
+    def __init__(self, n_hidden, *, visible="bernoulli", hidden="bernoulli", n_visible=None, cd_k=1,
                  persistent=False, n_chains=100, fast_lr=0.0, fast_decay=0.95, n_temperatures=1, min_beta=0.0,
                  centering=False, centering_rate=0.01, l2=0.0, sparsity_target=0.1, sparsity_cost=0.0,
                  dropout=0.0, max_norm=None, sample_visible=False, visible_bias_init="data", weight_stddev=0.01,
-                 up_scale=1.0, down_scale=1.0, seed=None, training_state=True, **kwargs):
+                 seed=None, training_state=True, **kwargs):
         super().__init__(**kwargs)
         self.n_hidden = checks.check_positive_int(n_hidden, "n_hidden")
         self.visible_units = units_lib.get(visible)
@@ -112,13 +110,6 @@ class RBM(RestoresCompiledState, keras.Model):
         self.sample_visible = bool(sample_visible)
         self.visible_bias_init = checks.check_choice(visible_bias_init, "visible_bias_init", ("data", "zeros"))
         self.weight_stddev = checks.check_nonnegative(weight_stddev, "weight_stddev")
-        self.up_scale = float(checks.check_nonnegative(up_scale, "up_scale"))
-        self.down_scale = float(checks.check_nonnegative(down_scale, "down_scale"))
-        if not self.up_scale or not self.down_scale:
-            raise ValueError("up_scale and down_scale must be > 0 (2 for the first and last RBMs of a DBM's stack)")
-        if self.scaled and (self.n_temperatures > 1 or self.centering):
-            raise ValueError("up_scale and down_scale (a DBM's pretraining) work with CD and PCD: parallel tempering "
-                             "and centering need an RBM with a partition function")
         if seed is not None:
             seed = checks.check_positive_int(seed, "seed", minimum=0)
         self.seed = seed
@@ -241,13 +232,18 @@ class RBM(RestoresCompiledState, keras.Model):
             "centering_rate": self.centering_rate, "l2": self.l2, "sparsity_target": self.sparsity_target,
             "sparsity_cost": self.sparsity_cost, "dropout": self.dropout, "max_norm": self.max_norm,
             "sample_visible": self.sample_visible, "visible_bias_init": self.visible_bias_init,
-            "weight_stddev": self.weight_stddev, "up_scale": self.up_scale, "down_scale": self.down_scale,
-            "seed": self.seed, "training_state": self.training_state,
+            "weight_stddev": self.weight_stddev, "seed": self.seed, "training_state": self.training_state,
         }
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        config = dict(config)
+        scales = config.pop("up_scale", 1.0), config.pop("down_scale", 1.0)
+        if cls is RBM and scales != (1.0, 1.0):  # saved before the pretraining RBMs had their own class
+            from zoo.models.dbm import PretrainingRBM
+
+            return PretrainingRBM(**config, up_scale=scales[0], down_scale=scales[1])
+        return cls(**config, **({} if cls is RBM else dict(zip(("up_scale", "down_scale"), scales))))
 
     def _next_seed(self):
         return tf.cast(self.seed_generator.next(), tf.int32)

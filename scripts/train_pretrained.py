@@ -178,7 +178,7 @@ RECIPES = {
         "family": "helmholtz",
         "about": "Not bundled: the BiHM's claim measured (docs/bihm.md). bihm-12l-bmnist's architecture and "
                  "training settings, trained instead by reweighted wake-sleep (wake and sleep q updates) for the same "
-                 "epochs; `python scripts/nll_table.py models/bihm-12l-bmnist models/rws-12l-bmnist` sets them "
+                 "epochs; `python experiments/nll_table.py models/bihm-12l-bmnist models/rws-12l-bmnist` sets them "
                  "side by side.",
         "train": [*TWELVE_LAYERS, "--q-update", "both"],
         "eval": ["--k", "1", "10", "100", "1000", "10000", "--seed", "0"],

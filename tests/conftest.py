@@ -9,10 +9,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 @pytest.fixture
 def load_script():
-    """load_script("name") -> scripts/name.py as a module."""
+    """load_script("name") -> scripts/name.py as a module; load_script("benchmarks/bench_dbm") or
+    load_script("experiments/nll_table") -> that file of the repository's other script folders."""
     def load(name):
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "scripts" /
-                                                      f"{name}.py")
+        folder, _, name = name.rpartition("/")
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent /
+                                                      (folder or "scripts") / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         return module

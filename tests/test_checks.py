@@ -19,7 +19,8 @@ def test_opposite_infinities_and_huge_finite_values():
     with pytest.raises(ValueError, match="2 NaN or infinite"):
         checks.as_float_matrix(x)
     huge = np.full((2, 2), 1e308)  # float64 whose sum overflows, but every value is finite
-    assert checks.as_float_matrix(huge, dtype=np.float64) is not None
+    checked = checks.as_float_matrix(huge, dtype=np.float64)
+    assert checked.dtype == np.float64 and checked.shape == (2, 2) and np.all(checked == 1e308)
 
 
 def test_shapes_dtypes_and_binary():
@@ -31,6 +32,27 @@ def test_shapes_dtypes_and_binary():
         checks.as_float_matrix(np.zeros((2, 3)), width=4)
     with pytest.raises(ValueError, match="empty"):
         checks.as_float_matrix(np.zeros((0, 3)))
-    assert checks.as_float_matrix(np.ones((2, 2), bool)).dtype == np.float32
+    converted = checks.as_float_matrix(np.array([[True, False], [False, True]]))
+    assert converted.dtype == np.float32 and converted.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    x = np.arange(6, dtype=np.float32).reshape(3, 2)
+    assert checks.as_float_matrix(x, width=2) is x  # already right: no copy of a training array
+    assert checks.as_float_matrix(np.zeros((0, 3)), allow_empty=True).shape == (0, 3)
     with pytest.raises(ValueError, match=r"2 entries are not \(e.g. 0.5\)"):
         checks.check_binary(np.array([[0.5, 1.0, 2.0]]))
+    binary = np.array([[0.0, 1.0], [1.0, 1.0]])
+    assert checks.check_binary(binary) is binary and checks.is_binary(binary)
+    assert not checks.is_binary(np.array([0.0, 1.0, 1e-9]))
+
+
+def test_scalar_and_label_checks_return_the_checked_value():
+    labels = checks.check_labels(np.array([2, 0, -1], np.int32), 3, n_classes=3, unlabelled=-1)
+    assert labels.dtype == np.int64 and labels.tolist() == [2, 0, -1]
+    with pytest.raises(ValueError, match=r"class labels in \[0, 2\], got values in \[-1, 2\]"):
+        checks.check_labels(np.array([2, 0, -1]), 3, n_classes=3)
+    assert checks.check_positive_int(np.int64(3), "n") == 3 and type(checks.check_positive_int(np.int64(3), "n")) is int
+    with pytest.raises(ValueError, match="n must be an integer >= 1, got True"):
+        checks.check_positive_int(True, "n")
+    assert checks.check_nonnegative("0.5", "lr") == 0.5 and checks.check_probability(1, "p", allow_one=True) == 1.0
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\), got 1"):
+        checks.check_probability(1, "p")
+    assert checks.check_choice("pcd", "method", ("cd", "pcd")) == "pcd"

@@ -125,13 +125,15 @@ def test_ais_and_raise_agree_with_exact_log_z(visible, hidden, trained):
 
 def test_forward_is_below_and_reverse_above_the_truth_in_most_seeds():
     """With a short schedule (30 temperatures) the two biases show: Jensen puts forward log Z-hat below
-    log Z, RAISE's lower bounds on log p(v) put its implied log Z above (observed: 9 and 10 of 10)."""
+    log Z on average, RAISE's lower bounds on log p(v) put its implied log Z above (observed over 20 seeds: 16 and
+    20 of 20, mean errors -0.9 and +3.5 nats; a single short forward run is above the truth now and then)."""
     model = _random_rbm(n_visible=14, n_hidden=8, scale=1.5, seed=4)
     x = _binary(200, 14, seed=4)
     exact = ev.exact_log_partition(model)
-    below = sum(ev.ais(model, n_betas=30, n_chains=20, data=x, seed=s).log_z < exact for s in range(10))
-    above = sum(ev.reverse_ais(model, x, n_betas=30, n_examples=50, seed=s).log_z > exact for s in range(10))
-    assert below >= 8 and above >= 8
+    forward = np.array([ev.ais(model, n_betas=30, n_chains=20, data=x, seed=s).log_z for s in range(20)]) - exact
+    reverse = np.array([ev.reverse_ais(model, x, n_betas=30, n_examples=50, seed=s).log_z for s in range(20)]) - exact
+    assert forward.mean() < 0 < reverse.mean()
+    assert (forward < 0).sum() >= 14 and (reverse > 0).sum() >= 18
 
 
 def test_trained_rbm_on_digits_bracket_contains_the_exact_nll():

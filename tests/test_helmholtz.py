@@ -79,7 +79,6 @@ def _exact_rws_expectation(model, x, k):
     return total_p, total_q, p_vars, q_vars
 
 
-@pytest.mark.slow
 def test_the_rws_updates_have_the_expectation_of_their_definition():
     """The gradients of the model's RWS losses (a batch of N copies of each example: a mean over N draws) against
     the exact expectation over every K-tuple of samples from q. Fails if the weights are not self-normalised
@@ -97,6 +96,7 @@ def test_the_rws_updates_have_the_expectation_of_their_definition():
             np.testing.assert_allclose(-np.asarray(got), want, atol=0.06, err_msg=variable.path)
 
 
+@pytest.mark.slow
 def test_training_raises_the_bound_on_tiny_data():
     from zoo import data
     x = (data.load("digits").train.x > 0.5).astype("float32")
@@ -124,6 +124,7 @@ def test_capabilities_and_encoder(tiny):
     assert set(np.unique(binary)) <= {0.0, 1.0}
 
 
+@pytest.mark.slow
 def test_a_saved_model_answers_the_same_with_and_without_zoo(tmp_path):
     model = _tiny(layers=(4, 2), n_visible=5, seed=1)
     folder = export.save(model, tmp_path / "hm")
@@ -179,7 +180,6 @@ def test_non_binary_data_is_refused(tiny):
         evaluation.importance.log_likelihood(tiny, np.zeros((4, 5), np.float32))
 
 
-@pytest.mark.slow
 def test_the_sleep_update_has_the_expectation_of_its_definition():
     """The sleep-q update on N dreams against E_{(x, h) ~ p}[grad log q(h | x)], enumerated over every x and h."""
     model = _tiny(k=1, q_update="sleep", seed=4, scale=1.5)

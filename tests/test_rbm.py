@@ -10,7 +10,6 @@ from scipy import special
 import zoo
 from zoo import units
 from zoo.models import RBM
-from zoo.models.rbm import AnnealingPath
 
 
 def _tiny(visible="bernoulli", hidden="bernoulli", n_visible=5, n_hidden=3, seed=0, **kwargs):
@@ -198,9 +197,9 @@ def test_the_tempering_path_shares_its_self_energy_and_matches_the_formula():
     """Tempering's path starts from the model's own visible biases and computes their self energy once; its
     log f_beta equals the NumPy formula and a path given a copy of the biases (two self energies)."""
     model, states, _ = _tempered_model(4)
-    shared = AnnealingPath(model, None, tf.float64)
+    shared = model._annealing_path(None, tf.float64)
     copied = model.annealing_path(model.visible_bias.numpy())
-    assert shared.shared_bias and not copied.shared_bias
+    assert shared.base_biases[0] is shared.biases[0] and copied.base_biases[0] is not copied.biases[0]
     v = tf.constant(states)
     for beta in (0.0, 0.5, 1.0):
         np.testing.assert_allclose(shared.log_f(shared.terms(v), beta), _tempered_log_f(model, states, beta),
@@ -536,22 +535,6 @@ def test_fit_and_evaluate_without_compile_use_the_default_optimizer():
     model.fit(_binary_digits(), batch_size=50, epochs=1, verbose=0)
     assert isinstance(model.optimizer, keras.optimizers.SGD) and int(model.optimizer.iterations.numpy()) > 0
     assert np.isfinite(RBM(8, seed=0).evaluate(_binary_digits(), verbose=0, return_dict=True)["free_energy"])
-
-
-def test_tempering_rates_script_accepts_every_swap_of_a_zero_weight_model(tmp_path, capsys, load_script):
-    """With W = 0 every tempered distribution is the same, so every swap is accepted (rate exactly 1)."""
-    model = RBM(4, n_visible=6, weight_stddev=0.0, seed=0)
-    model.hidden_bias.assign(np.arange(4, dtype=np.float32))
-    folder = zoo.export.save(model, tmp_path / "flat", zoo.export.make_card(model, dataset="digits"),
-                             saved_model=False)
-    script = load_script("experiments/tempering_rates")
-    assert script.main([str(folder), "--temperatures", "3", "--min-beta", "0", "--n-chains", "5",
-                        "--rounds", "4"]) == 0
-    row = capsys.readouterr().out.strip().splitlines()[-1].split()
-    assert row[:3] == ["3", "0", "1.000"]
-    assert script.main([str(tmp_path / "missing")]) == 2
-    assert script.main([str(folder), "--temperatures", "1"]) == 2
-    assert "tempering_rates.py: --temperatures must be >= 2" in capsys.readouterr().err
 
 
 def test_optional_arguments_are_keyword_only_and_the_pretraining_scales_belong_to_the_dbm():

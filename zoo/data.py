@@ -111,7 +111,7 @@ def batches(arrays, batch_size, shuffle=True, seed=None, drop_remainder=False, r
 
     Each epoch is prepared at once: one permutation, one gather of the whole split, then batches are
     slices of it. Per-example or per-batch pipeline work competes with training for this machine's two
-    cores and cost up to 15% of an RBM 784-500 epoch (scripts/bench_rbm.py).
+    cores and cost up to 15% of an RBM 784-500 epoch (benchmarks/bench_rbm.py).
     Permutations: with repeat=True and a seed, epoch e's is keyed by (e, seed) alone; otherwise each
     iteration over the dataset draws a fresh one, seeded by `seed` and the global seed
     (`keras.utils.set_random_seed`).
@@ -202,7 +202,7 @@ def semi_supervised_batches(x, y, labelled, batch_size, labelled_per_batch, seed
 def _prefetch(ds, buffer_size=2):
     """Prefetch a fixed number of batches with tf.data's autotuning off. Autotuning's background thread
     sleeps for doubling periods (10 ms, 20 ms, ..., 1.28 s) and deleting the iterator waits for its next
-    wake-up: a 1.8 s `fit` epoch of scripts/bench_rbm.py returned at 2.55 s, one in two times."""
+    wake-up: a 1.8 s `fit` epoch of benchmarks/bench_rbm.py returned at 2.55 s, one in two times."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(buffer_size).with_options(options)

@@ -125,7 +125,7 @@ class BernoulliUnits(Units):
 
     def sample_and_mean(self, inputs, bias, seed):
         # one sigmoid for both: tfp's sampler given `logits` would compute its own (an RBM 784-500 step
-        # paid ~0.15 ms for it, scripts/bench_rbm.py)
+        # paid ~0.15 ms for it, benchmarks/bench_rbm.py)
         mean = tf.sigmoid(inputs + bias)
         return tfd.Bernoulli(probs=mean, dtype=mean.dtype).sample(seed=seed), mean
 

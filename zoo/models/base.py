@@ -37,7 +37,7 @@ class RestoresCompiledState:
 def fit_inputs(model, x, batch_size, validation_data, kwargs, compact=True):
     """(x, batch_size, validation_data) for keras' fit: arrays checked by `model.validate_data`, the visible
     biases started by `model.prepare_visible_bias`, then batched by `zoo.data.batches` (Keras' array adapter
-    costs about 0.5 ms per step here, as much as a sixth of an RBM 784-500 update: scripts/bench_rbm.py);
+    costs about 0.5 ms per step here, as much as a sixth of an RBM 784-500 update: benchmarks/bench_rbm.py);
     compact: the checked binary data as uint8, a quarter of the bytes to copy and gather per epoch. Pops
     `shuffle` from kwargs (a pipeline shuffles itself) and compiles the model if it is not."""
     if isinstance(x, (np.ndarray, list)) or hasattr(x, "numpy"):

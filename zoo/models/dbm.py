@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo import checks
+from zoo import checks, sampling
 from zoo import units as units_lib
 from zoo.models.base import RestoresCompiledState, fit_inputs
 from zoo.models.metrics import RunningMeans
@@ -576,80 +576,18 @@ class PretrainingRBM(RBM):
         return {**super().get_config(), "up_scale": self.up_scale, "down_scale": self.down_scale}
 
 
-class DBMAnnealingPath:
-    """Geometric path from a base model A (zero weights; independent units with biases a: the visible ones
-    `base_bias`, the hidden ones zero) to the DBM B, on the layers of one parity (the state: their
-    concatenation) with the other parity summed out:
-
-        log f_beta(x) = sum_{l moved} -[(1 - beta) se_l(x_l; a_l) + beta se_l(x_l; b_l)]
-                        + sum_{l summed} log_partition_l(beta s_l(x); (1 - beta) a_l + beta b_l) - c_l(beta)
-
-    with s_l(x) = I(x_{l-1}) W_{l-1} + I(x_{l+1}) W_l^T and c_l(beta) = beta (1 - beta) sum (a_l - b_l)^2 / (2 sigma^2)
-    for Gaussian units (mixing two quadratic self energies moves the bias linearly and adds that constant), zero
-    for the linear families. Its transition at beta: the summed layers given the moved ones, then the moved
-    ones given those, each at the parameters of beta. base_bias None: B's own biases at both ends (A = B's
-    biases without weights), which `unnormalized_log_marginal` uses at beta = 1.
-    """
+class DBMAnnealingPath(sampling.LayeredAnnealingPath):
+    """The DBM's path of AIS (`zoo.sampling.LayeredAnnealingPath` on its layers): from independent units (the
+    visible ones at `base_bias`, the hidden ones at zero; base_bias None: B's own biases at both ends, which
+    `unnormalized_log_marginal` uses at beta = 1) to the DBM, moving the layers of `parity`. Reverse AIS starts
+    its chains at data (`start_from_data`)."""
 
     def __init__(self, model, base_bias, dtype, parity):
-        self.model, self.dtype = model, dtype
-        self.units, self.sizes = model.layer_units, model.sizes
-        self.kernels, self.biases = model._params(dtype)
-        self.base_biases = list(self.biases) if base_bias is None else (
-            [tf.cast(base_bias, dtype)] + [tf.zeros((n,), dtype) for n in self.sizes[1:]])
-        self.moved = list(range(parity, model.depth + 1, 2))
-        self.summed = list(range(1 - parity, model.depth + 1, 2))
-
-    def _split(self, x):
-        return tf.split(x, [self.sizes[l] for l in self.moved], axis=-1)
-
-    def _states(self, moved):
-        states = [None] * len(self.sizes)
-        for l, x in zip(self.moved, moved):
-            states[l] = x
-        return states
-
-    def _mixed_bias(self, l, beta):
-        return (1 - beta) * self.base_biases[l] + beta * self.biases[l]
-
-    def _log_partition(self, l, inputs, beta):
-        """log_partition_l at beta (a scalar, or a column with one beta per row) of the summed layer l."""
-        units = self.units[l]
-        log_z = units.log_partition(inputs, self._mixed_bias(l, beta))
-        if not units.linear_self_energy:  # Gaussian: the constant of mixing two quadratics
-            s = units.sigma(self.dtype)
-            log_z -= tf.reshape(beta * (1 - beta), [-1]) * tf.reduce_sum(
-                tf.square(self.base_biases[l] - self.biases[l]) / (2 * s * s))
-        return log_z
-
-    def terms(self, x):
-        """(the summed layers' inputs s_l(x), sum of the moved layers' base self energies, and model ones)."""
-        states = self._states(self._split(x))
-        inputs = [self.model.layer_input(states, l, self.kernels) for l in self.summed]
-        base = tf.add_n([self.units[l].self_energy(states[l], self.base_biases[l]) for l in self.moved])
-        own = tf.add_n([self.units[l].self_energy(states[l], self.biases[l]) for l in self.moved])
-        return inputs, base, own
-
-    def log_f(self, terms, beta):
-        inputs, base, own = terms
-        beta = tf.convert_to_tensor(beta, self.dtype)
-        scale = beta[:, None] if beta.shape.rank == 1 else beta
-        log_f = -(1 - beta) * base - beta * own
-        for l, s in zip(self.summed, inputs):
-            log_f += self._log_partition(l, scale * s, scale)
-        return log_f
-
-    def transition(self, x, terms, beta, seed):
-        beta = tf.convert_to_tensor(beta, self.dtype)
-        scale = beta[:, None] if beta.shape.rank == 1 else beta
-        seeds = tfp.random.split_seed(seed, len(self.sizes))
-        states = self._states(self._split(x))
-        for l, s in zip(self.summed, terms[0]):
-            states[l] = self.units[l].sample(scale * s, self._mixed_bias(l, scale), seeds[l])
-        for l in self.moved:
-            states[l] = self.units[l].sample(scale * self.model.layer_input(states, l, self.kernels),
-                                             self._mixed_bias(l, scale), seeds[l])
-        return tf.concat([states[l] for l in self.moved], axis=-1)
+        kernels, biases = model._params(dtype)
+        base_biases = list(biases) if base_bias is None else (
+            [tf.cast(base_bias, dtype)] + [tf.zeros((n,), dtype) for n in model.sizes[1:]])
+        super().__init__(model.layer_units, kernels, biases, base_biases, parity, dtype)
+        self.model = model
 
     def start_from_data(self, v, seed):
         """The moved layers' states for visible data v: v itself where it moves, the hidden layers drawn from
@@ -659,16 +597,6 @@ class DBMAnnealingPath:
         seeds = tfp.random.split_seed(seed, len(self.sizes))
         states = [v if l == 0 else self.units[l].sample(inputs[l], self.biases[l], seeds[l]) for l in self.moved]
         return tf.concat(states, axis=-1)
-
-    def base_log_partition(self):
-        """log Z_0: every layer independent at its base biases."""
-        return tf.add_n([units.log_partition(tf.zeros((1, n), self.dtype), a)[0]
-                         for units, n, a in zip(self.units, self.sizes, self.base_biases)])
-
-    def base_sample(self, n, seed):
-        seeds = tfp.random.split_seed(seed, len(self.moved))
-        return tf.concat([self.units[l].sample(tf.zeros((n, self.sizes[l]), self.dtype), self.base_biases[l], s)
-                          for l, s in zip(self.moved, seeds)], axis=-1)
 
 
 @keras.saving.register_keras_serializable(package="zoo")

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from zoo import checks
+from zoo import checks, sampling
 from zoo import units as units_lib
 from zoo.models.base import RestoresCompiledState, fit_inputs
 from zoo.models.metrics import RunningMeans
@@ -458,13 +458,13 @@ class RBM(RestoresCompiledState, keras.Model):
 
     def tempered_sweeps(self, n_steps, seed):
         """Parallel tempering of the persistent chains: `n_steps` rounds of one Gibbs sweep of every chain at
-        its own beta (`AnnealingPath` from the zero-weight model with the same visible biases), then a
+        its own beta (the annealing path from the zero-weight model with the same visible biases), then a
         Metropolis swap of each neighbour pair (t, t+1) with t of the round's parity, accepted with
         probability min(1, f_t(v_t+1) f_t+1(v_t) / (f_t(v_t) f_t+1(v_t+1))). Assigns the chains; returns the
         beta = 1 states and the fraction of proposed swaps that were accepted."""
         t, n = self.n_temperatures, self.n_chains
         dtype = self.persistent_chains.dtype
-        path = AnnealingPath(self, None, dtype)
+        path = self._annealing_path(None, dtype)
         betas = tf.constant(self.betas, dtype)
         own, up, down = (tf.repeat(b, n) for b in (betas, tf.concat([betas[1:], betas[-1:]], 0),
                                                      tf.concat([betas[:1], betas[:-1]], 0)))
@@ -483,7 +483,7 @@ class RBM(RestoresCompiledState, keras.Model):
             swap = tf.cast(swap, tf.int32)
             source = tf.range(t)[:, None] + tf.concat([swap, no_swap], 0) - tf.concat([no_swap, swap], 0)
             index = tf.reshape(source * n + tf.range(n)[None, :], (-1,))
-            return (i + 1, tf.gather(v, index), tuple(tf.gather(x, index) for x in terms),
+            return (i + 1, tf.gather(v, index), tf.nest.map_structure(lambda x: tf.gather(x, index), terms),
                     accepted + tf.reduce_sum(tf.cast(swap, dtype)),
                     proposed + tf.reduce_sum(tf.cast(offered, dtype)) * n)
 
@@ -673,7 +673,16 @@ class RBM(RestoresCompiledState, keras.Model):
     def annealing_path(self, base_bias, dtype=tf.float64):
         """The path of AIS from independent visible units with biases `base_bias` to this model."""
         self._check_has_partition_function()
-        return AnnealingPath(self, base_bias, dtype)
+        return self._annealing_path(base_bias, dtype)
+
+    def _annealing_path(self, base_bias, dtype):
+        """`zoo.sampling.LayeredAnnealingPath` on v - h, moving v: from a base RBM A (zero weights, visible
+        biases b_A = `base_bias`, hidden biases 0; b_A = b_B when `base_bias` is None, as in parallel tempering,
+        where p_beta(v, h) ~ exp(-se_v(v; b) + beta (I(v) W I(h) - se_h(h; c)))) to the model B."""
+        kernel, bias, hidden_bias = self._params(dtype)
+        base = bias if base_bias is None else tf.cast(base_bias, dtype)
+        return sampling.LayeredAnnealingPath([self.visible_units, self.hidden_units], [kernel], [bias, hidden_bias],
+                                             [base, tf.zeros_like(hidden_bias)], parity=0, dtype=dtype)
 
     # -- SavedModel (zoo.export) ------------------------------------------------------------------------
     def serving_endpoints(self):
@@ -715,63 +724,3 @@ class RBM(RestoresCompiledState, keras.Model):
         if self.visible_units.kind == "gaussian":
             hists["visible_sigma"] = self.visible_units.sigma()
         return {name: tf.convert_to_tensor(t).numpy() for name, t in hists.items()}
-
-
-class AnnealingPath:
-    """Geometric path from a base RBM A (zero weights, visible biases b_A, the model's units; b_A = b_B when
-    `base_bias` is None) to the model B:
-
-        log f_beta(v) = -(1 - beta) se_v(v; b_A) - beta se_v(v; b_B) + log_partition_h(beta I(v) W, beta c)
-
-    (B's hidden units summed out; at beta = 0 they add the constant log_partition_h(0, 0) to log Z_0). Its
-    Gibbs transition at beta: h ~ p_h(. | beta I(v) W, beta c), v ~ p_v(. | beta I(h) W^T, b_beta) with
-    b_beta = (1 - beta) b_A + beta b_B, since mixing two self energies of a family (linear or quadratic
-    with a shared sigma) moves the bias linearly and adds a constant in v. Transitions use the parameters
-    of their own temperature.
-    """
-
-    def __init__(self, model, base_bias, dtype):
-        self.visible, self.hidden = model.visible_units, model.hidden_units
-        self.kernel, self.bias, self.hidden_bias = model._params(dtype)
-        # base_bias None (tempering): the model's own visible biases, whose one self energy serves both ends.
-        self.shared_bias = base_bias is None
-        self.base_bias = self.bias if self.shared_bias else tf.cast(base_bias, dtype)
-        self.dtype = dtype
-        self.n_visible, self.n_hidden = model.n_visible, model.n_hidden
-
-    def terms(self, v):
-        """What log f_beta(v) needs at any beta: (I(v) W + c, se_v(v; b_A), se_v(v; b_B)); one matrix
-        product. Hidden inputs and biases enter every family as their sum, scaled by beta together."""
-        self_energy = self.visible.self_energy(v, self.bias)
-        base_self_energy = self_energy if self.shared_bias else self.visible.self_energy(v, self.base_bias)
-        return tf.matmul(self.visible.interaction(v), self.kernel) + self.hidden_bias, base_self_energy, self_energy
-
-    def log_f(self, terms, beta):
-        """log f_beta(v) from `terms(v)`; beta: a scalar or one per row of v."""
-        pre_activation, base_self_energy, self_energy = terms
-        beta = tf.convert_to_tensor(beta, self.dtype)
-        return (-(1 - beta) * base_self_energy - beta * self_energy
-                + self.hidden.log_partition(_per_row(beta) * pre_activation, 0.0))
-
-    def transition(self, v, terms, beta, seed):
-        """One Gibbs sweep from v (with terms = terms(v)) that leaves f_beta invariant and is reversible
-        with respect to it."""
-        seed_h, seed_v = tfp.random.split_seed(seed, 2)
-        beta = _per_row(tf.convert_to_tensor(beta, self.dtype))
-        h = self.hidden.sample(beta * terms[0], 0.0, seed_h)
-        visible_input = beta * tf.matmul(self.hidden.interaction(h), self.kernel, transpose_b=True)
-        return self.visible.sample(visible_input, (1 - beta) * self.base_bias + beta * self.bias, seed_v)
-
-    def base_log_partition(self):
-        """log Z_0 = log_partition_v(0; b_A) + log_partition_h(0; 0)."""
-        return (self.visible.log_partition(tf.zeros((1, self.n_visible), self.dtype), self.base_bias)[0]
-                + self.hidden.log_partition(tf.zeros((1, self.n_hidden), self.dtype),
-                                            tf.zeros((self.n_hidden,), self.dtype))[0])
-
-    def base_sample(self, n, seed):
-        return self.visible.sample(tf.zeros((n, self.n_visible), self.dtype), self.base_bias, seed)
-
-
-def _per_row(beta):
-    """A beta per row (shape (n,)) as a column that scales each row; a scalar as it is."""
-    return beta[:, None] if beta.shape.rank == 1 else beta

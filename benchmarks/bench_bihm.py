@@ -5,8 +5,8 @@ K * batch rows); then the seconds of a K = 1000 evaluation of test examples and 
 examples/s of each (median of --repeats), their ratio, the evaluation's and log Z's seconds and what the whole
 test split and 10^6 samples of p would take at that rate.
 
-    .venv/bin/python scripts/bench_bihm.py                                   # 10,000 examples, 200 evaluated
-    .venv/bin/python scripts/bench_bihm.py --n-examples 1000 --eval-examples 20 --z-samples 1000   # smoke run
+    .venv/bin/python benchmarks/bench_bihm.py                                # 10,000 examples, 200 evaluated
+    .venv/bin/python benchmarks/bench_bihm.py --n-examples 1000 --eval-examples 20 --z-samples 1000   # smoke run
 """
 import json
 import sys

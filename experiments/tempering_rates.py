@@ -4,7 +4,7 @@ before a long run: for each (T, B), a copy of the model with T temperatures even
 swaps accepted over the second half is printed with the seconds per round. Rates near 0 mean the
 temperatures are too far apart; each round costs T sweeps of --n-chains chains.
 
-    .venv/bin/python scripts/tempering_rates.py models/rbm500-bmnist --temperatures 10 20 --min-beta 0 0.5
+    .venv/bin/python experiments/tempering_rates.py models/rbm500-bmnist --temperatures 10 20 --min-beta 0 0.5
 """
 import sys
 import time

@@ -2,8 +2,8 @@
 cost 0.001, MNIST binarised afresh every epoch) grows its parameters under the momentum and the negative phase's
 visible states: the check behind the pretraining defaults of `zoo train dbm` (docs/dbm.md).
 
-    python scripts/dbm_pretraining_scales.py --epochs 30
-    python scripts/dbm_pretraining_scales.py --stages models/dbm-500-1000-bmnist.pretrain --ais-betas 3000
+    python experiments/dbm_pretraining_scales.py --epochs 30
+    python experiments/dbm_pretraining_scales.py --stages models/dbm-500-1000-bmnist.pretrain --ais-betas 3000
 
 Per setting: the mean and largest |W|, the range of the hidden biases, the largest visible bias and the mean free
 energy of the last epoch. Sharp parameters (|W| of several units, biases of tens) make the assembled DBM's Gibbs
@@ -26,7 +26,7 @@ SETTINGS = [("momentum 0.9, mean reconstructions", 0.9, False), ("momentum 0.5, 
 def main(argv=None):
     import keras
 
-    from zoo.models import RBM
+    from zoo.models.dbm import PretrainingRBM
 
     parser = cli.Parser(prog="dbm_pretraining_scales.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=positive_int, default=30, help="(default: %(default)s)")
@@ -44,7 +44,7 @@ def main(argv=None):
     print(f"| setting ({args.epochs} epochs) | mean abs W | max abs W | hidden biases | max visible bias | "
           "free energy | seconds |\n|---|---:|---:|---|---:|---:|---:|")
     for name, momentum, sampled in SETTINGS:
-        rbm = RBM(500, n_visible=784, up_scale=2.0, l2=0.001, sample_visible=sampled, seed=args.seed)
+        rbm = PretrainingRBM(500, n_visible=784, up_scale=2.0, l2=0.001, sample_visible=sampled, seed=args.seed)
         rbm.compile(keras.optimizers.SGD(learning_rate=0.05, momentum=momentum))
         rbm.prepare_visible_bias(x)
         start = time.time()

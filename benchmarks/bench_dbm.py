@@ -9,8 +9,8 @@ median examples/s of each and the ratios zoo/NumPy and zoo/bound (reported, not 
 arguments). The matrix products of a step: the mean-field start (v W0 once, mu1 W1), 10 rounds of mu2 W1^T and
 mu1 W1, 5 sweeps of the chains (v W0 + h2 W1^T, h1 W0^T, h1 W1) and the two layers' statistics of data and chains.
 
-    .venv/bin/python scripts/bench_dbm.py                          # 10,000 examples a timed epoch
-    .venv/bin/python scripts/bench_dbm.py --n-examples 1000 --repeats 1    # smoke run
+    .venv/bin/python benchmarks/bench_dbm.py                                 # 10,000 examples a timed epoch
+    .venv/bin/python benchmarks/bench_dbm.py --n-examples 1000 --repeats 1   # smoke run
 """
 import json
 import statistics

@@ -1,6 +1,6 @@
 """Start-up time of the command line and of `import zoo`, against importing TensorFlow, side by side.
 
-    python scripts/bench_startup.py [--repeats 5]
+    python benchmarks/bench_startup.py [--repeats 5]
 
 Each command runs in a fresh process, `repeats` times, interleaved; prints the median seconds of each and
 its ratio to `python -c "import tensorflow"` measured in the same run (machines differ: quote ratios).

@@ -15,8 +15,8 @@ After an untimed warm-up epoch on 5,000 examples each (for zoo it traces the tf.
 zoo/NumPy and zoo/sklearn of the medians, PASS/FAIL against the targets zoo >= 1.0x NumPy and >= 1.8x
 sklearn (reported, not asserted: exit 0; 2 on bad arguments), and the CPU share other processes used.
 
-    .venv/bin/python scripts/bench_rbm.py --repeats 3                    # the benchmark (`make bench`)
-    .venv/bin/python scripts/bench_rbm.py --n-examples 5000 --repeats 1  # smoke run
+    .venv/bin/python benchmarks/bench_rbm.py --repeats 3                     # the benchmark (`make bench BENCH=rbm`)
+    .venv/bin/python benchmarks/bench_rbm.py --n-examples 5000 --repeats 1   # smoke run
 """
 import gc
 import json

@@ -7,8 +7,8 @@ The bound: per training step, each weight matrix of both stacks (784x200, 200x20
 (K * batch) rows, a forward product and the two of its gradient, in one compiled loop; the sleep phase's
 products on `batch` rows are left out, so the bound is a little optimistic.
 
-    .venv/bin/python scripts/bench_rws.py                                # 10,000 examples, 1,000 evaluated
-    .venv/bin/python scripts/bench_rws.py --n-examples 2000 --eval-examples 100   # smoke run
+    .venv/bin/python benchmarks/bench_rws.py                                         # 10,000 examples, 1,000 evaluated
+    .venv/bin/python benchmarks/bench_rws.py --n-examples 2000 --eval-examples 100   # smoke run
 """
 import json
 import statistics
@@ -64,7 +64,7 @@ def time_fit_against_bound(tf, model, x, repeats, layers=LAYERS):
 
 def matmul_bound(tf, n_steps, layers=LAYERS, k=K, batch=BATCH):
     """A function running the matrix products of `n_steps` training steps in one tf.function (also the bound
-    of scripts/bench_bihm.py, whose model has the same two stacks)."""
+    of benchmarks/bench_bihm.py, whose model has the same two stacks)."""
     sizes = (784,) + tuple(layers)
     rng = np.random.default_rng(0)
     kernels = [tf.constant(0.01 * rng.standard_normal((a, b)), tf.float32) for a, b in zip(sizes, sizes[1:])]

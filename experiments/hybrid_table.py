@@ -1,7 +1,7 @@
 """The deep hybrid models' table: test accuracy (and the generative bound) against the number of labels and the
 objective's weights, over seeds, each cell a `zoo train hybrid` run measured by `zoo eval` on the whole test split.
 
-    python scripts/hybrid_table.py --labels-per-class 10 100 --seeds 3 --weights 1,1 1,0 \\
+    python experiments/hybrid_table.py --labels-per-class 10 100 --seeds 3 --weights 1,1 1,0 \\
         --out-dir models/hybrid-table -- --dataset mnist --dynamic-binarization --generative adgm --epochs 30
 
 Everything after `--` goes to every `zoo train hybrid`; the script adds --labels-per-class, --label-seed and --seed
@@ -95,7 +95,7 @@ def render(cells, labels, weights, seeds, train_args, argv):
              "images and initialises the model); each run: `zoo train hybrid " + " ".join(train_args) +
              " --labels-per-class N --label-seed S --seed S --sup-weight A --unsup-weight B`, then `zoo eval FOLDER "
              "--k 1 --seed 0`.",
-             f"Regenerate with `python scripts/hybrid_table.py {' '.join(argv)}`."]
+             f"Regenerate with `python experiments/hybrid_table.py {' '.join(argv)}`."]
     return "\n".join(lines) + "\n\n" + "\n".join(notes) + "\n"
 
 
@@ -111,7 +111,7 @@ def main(argv=None):
                         metavar="A,B", help="sup_weight,unsup_weight pairs (default: 1,1 1,0)")
     parser.add_argument("--out-dir", required=True, help="where each run's model folder goes")
     parser.add_argument("--cards-dir", help="where each measured cell's card is kept as <cell>.json and read "
-                        "from (commit it, e.g. docs/results/hybrid-table: the table then grows over sessions "
+                        "from (commit it, e.g. experiments/results/hybrid-table: the table then grows over sessions "
                         "and regenerates on any machine)")
     try:
         args = parser.parse_args(own)

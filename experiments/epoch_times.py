@@ -1,7 +1,7 @@
 """Median seconds per epoch of `zoo train` runs, read from their console logs (Keras' verbose 2
 lines, `500/500 - 26s - 53ms/step - ...`): the training times quoted in docs/rbm.md and docs/helmholtz.md.
 
-    .venv/bin/python scripts/epoch_times.py models/rbm500-bmnist-cont2-pt20x160.log models/rbm500-bmnist-cont2-k25x160.log
+    .venv/bin/python experiments/epoch_times.py models/rbm500-bmnist-cont2-pt20x160.log models/rbm500-bmnist-cont2-k25x160.log
 """
 import re
 import statistics

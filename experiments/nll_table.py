@@ -2,12 +2,12 @@
 models, side by side, from the numbers their cards record (`zoo eval FOLDER --k ... --write-card`): the table of
 docs/bihm.md that measures the bidirectional Helmholtz machine's claim against reweighted wake-sleep.
 
-    python scripts/nll_table.py models/bihm-12l-bmnist models/rws-12l-bmnist \\
+    python experiments/nll_table.py models/bihm-12l-bmnist models/rws-12l-bmnist \\
         --logs models/bihm-12l-bmnist.log models/rws-12l-bmnist.log
 
 Per model and K: the NLL with its standard error and the effective sample size of the importance weights; for a
 BiHM also its p alone from the same samples. With --logs (the console logs of the training runs), the training
-time of each (epochs x the median epoch, scripts/epoch_times.py). The commands that measured every number are
+time of each (epochs x the median epoch, experiments/epoch_times.py). The commands that measured every number are
 listed under the table; the numbers come from the cards only.
 """
 import json
@@ -109,7 +109,7 @@ def main(argv=None):
         print(error, file=sys.stderr)
         return cli.EXIT_BAD_INPUT
     print(render(models, times), end="")
-    print(f"\nThis table: `python scripts/nll_table.py {' '.join(sys.argv[1:] if argv is None else argv)}`")
+    print(f"\nThis table: `python experiments/nll_table.py {' '.join(sys.argv[1:] if argv is None else argv)}`")
     return 0
 
 

@@ -4,9 +4,9 @@ of iterations of the two products each AIS step needs ((100 x 784) W and (100 x 
 after each so the values stay normal), in one compiled loop, in the same dtype. Target: AIS within 1.5x of
 the bound. Printed: seconds of each (median of --repeats), the ratio, PASS/FAIL (reported, exit 0).
 
-    .venv/bin/python scripts/bench_ais.py                       # the benchmark (float64, the default)
-    .venv/bin/python scripts/bench_ais.py --dtype float32
-    .venv/bin/python scripts/bench_ais.py --n-betas 1000        # smoke run
+    .venv/bin/python benchmarks/bench_ais.py                  # the benchmark (float64, the default)
+    .venv/bin/python benchmarks/bench_ais.py --dtype float32
+    .venv/bin/python benchmarks/bench_ais.py --n-betas 1000   # smoke run
 """
 import json
 import statistics

@@ -7,8 +7,8 @@ rows/s of each (median of --repeats), the ratios hybrid / generative part alone 
 and the labelled rows cost at most as much as the generative part), CNN / MLP and class-latent / hybrid (what
 the convolutions and the sum over classes cost), and the seconds to classify the 10,000 test images.
 
-    .venv/bin/python scripts/bench_hybrid.py                        # 5,000 unlabelled images a timed epoch
-    .venv/bin/python scripts/bench_hybrid.py --n-examples 500 --repeats 1   # smoke run
+    .venv/bin/python benchmarks/bench_hybrid.py                                # 5,000 unlabelled images a timed epoch
+    .venv/bin/python benchmarks/bench_hybrid.py --n-examples 500 --repeats 1   # smoke run
 """
 import json
 import statistics

@@ -1,0 +1,111 @@
+"""experiments/: the one-off studies' scripts read their inputs right (logs, cards), print their tables from the
+numbers they read, and refuse bad input in one line with exit code 2."""
+import json
+from pathlib import Path
+
+import numpy as np
+
+import zoo
+from zoo.models import RBM
+
+EXPERIMENTS = Path(__file__).resolve().parent.parent / "experiments"
+
+
+def test_epoch_times_reads_the_median_of_keras_epoch_lines(tmp_path, load_script, capsys):
+    epoch_times = load_script("experiments/epoch_times")
+    log = tmp_path / "run.log"
+    log.write_text("Epoch 1/3\n500/500 - 26s - 53ms/step - free_energy: -9.3e+02\nEpoch 2/3\n"
+                   "500/500 - 1200s - 2s/step - free_energy: -9.2e+02\nEpoch 3/3\n500/500 - 24s - 49ms/step\n")
+    assert epoch_times.main([str(log)]) == 0
+    assert capsys.readouterr().out == f"{log}: 3 epochs, median 26 s an epoch, 1 min at the median, 21 min in all\n"
+    (tmp_path / "empty.log").write_text("Epoch 1/3\n")
+    for bad, message in (("empty.log", "no epoch lines"), ("missing.log", "cannot read")):
+        assert epoch_times.main([str(tmp_path / bad)]) == 2
+        assert message in capsys.readouterr().err
+
+
+def _card(folder, by_k, log_z=None):
+    folder.mkdir()
+    metrics = {"dataset": "binarized_mnist", "test_nll_by_k": by_k, **({"log_z": log_z} if log_z else {})}
+    (folder / "card.json").write_text(json.dumps({"name": folder.name, "metrics": metrics}))
+    return str(folder)
+
+
+def test_nll_table_puts_the_cards_numbers_side_by_side(tmp_path, load_script, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))  # as when run as a script
+    nll_table = load_script("experiments/nll_table")
+    row = {"std": 0.25, "n_examples": 10000}
+    bihm = _card(tmp_path / "bihm", {
+        "1": {**row, "nll": 95.0, "ess": 1.0, "p_nll": 99.0, "p_std": 0.3, "p_ess": 1.0, "command": "zoo eval bihm --k 1"},
+        "10": {**row, "nll": 93.5, "ess": 4.2, "p_nll": 96.0, "p_std": 0.3, "p_ess": 2.1, "command": "zoo eval bihm --k 10"}},
+        log_z={"log_z": -6.1, "std": 0.01, "ess": 900.0, "n_samples": 10 ** 6, "k": 10, "command": "zoo eval bihm"})
+    rws = _card(tmp_path / "rws", {"1": {**row, "nll": 101.0, "ess": 1.0, "command": "zoo eval rws --k 1"},
+                                   "10": {**row, "nll": 96.25, "ess": 1.5, "command": "zoo eval rws --k 1"}})
+    log = tmp_path / "bihm.log"
+    log.write_text("500/500 - 20s - 40ms/step\n" * 3 + "500/500 - 99s - 40ms/step\n")
+    assert nll_table.main([bihm, rws, "--logs", str(log), str(log)]) == 0
+    out = capsys.readouterr().out
+    assert "| 10 | 93.50 ± 0.25 | 4.2 | 96.00 ± 0.30 | 2.1 | 96.25 ± 0.25 | 1.5 |" in out
+    assert "| 1 | 95.00 ± 0.25 | 1.0 | 99.00 ± 0.30 | 1.0 | 101.00 ± 0.25 | 1.0 |" in out
+    assert "`bihm` 1.50; `rws` 4.75 nats" in out and "log Z = -6.100 ± 0.010 from 1,000,000 samples" in out
+    assert "`bihm` trained 4 epochs, 1 minutes at the median epoch (20 s)" in out
+    assert "`zoo eval bihm --k 1`; `zoo eval bihm --k 10`; `zoo eval rws --k 1`" in out
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "card.json").write_text(json.dumps({"name": "bare"}))
+    for bad, message in (([bihm, str(tmp_path / "missing")], "cannot read"), ([str(tmp_path / "bare")], "no test NLL"),
+                         ([bihm, rws, "--logs", str(log)], "1 logs for 2 folders"),
+                         ([bihm, "--logs", str(tmp_path / "none.log")], "cannot read")):
+        assert nll_table.main(bad) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (bad, err)
+
+
+def test_hybrid_table_reads_finished_cells_from_their_cards(tmp_path, load_script, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    table = load_script("experiments/hybrid_table")
+    for labels, seed, weights, accuracy, nll in [(10, 0, (1.0, 1.0), 0.9, 100.0), (10, 1, (1.0, 1.0), 0.8, 102.0),
+                                                 (10, 0, (1.0, 0.0), 0.7, 300.0), (10, 1, (1.0, 0.0), 0.6, 310.0)]:
+        folder = tmp_path / table.folder_name(labels, seed, weights)
+        folder.mkdir()
+        (folder / "card.json").write_text(json.dumps({"metrics": {
+            "test_accuracy": {"accuracy": accuracy, "n_examples": 10000},
+            "test_nll_by_k": {"1": {"nll": nll}}}}))
+    kept = tmp_path / "kept"
+    argv = ["--labels-per-class", "10", "--seeds", "2", "--out-dir", str(tmp_path), "--cards-dir", str(kept), "--",
+            "--epochs", "5"]
+    assert table.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| 10 | 85.00 ± 7.07 | 65.00 ± 7.07 | 101.00 ± 1.41 | 305.00 ± 7.07 |" in out
+    assert len(list(kept.glob("l10-s*-w*.json"))) == 4
+    for folder in tmp_path.glob("l10-*"):  # a new machine: the model folders gone, the kept cards committed
+        (folder / "card.json").unlink()
+    assert table.main(argv) == 0 and capsys.readouterr().out == out
+    assert "`zoo train hybrid --epochs 5 --labels-per-class N" in out
+    for bad, message in ((["--weights", "0,0"], "not both 0"), (["--weights", "1"], "a pair sup,unsup"),
+                         (["--labels-per-class", "0"], "expected a positive integer")):
+        assert table.main(["--labels-per-class", "10", "--out-dir", str(tmp_path), *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_dbm_pretraining_scales_refuses_a_folder_without_stages(tmp_path, load_script, capsys):
+    script = load_script("experiments/dbm_pretraining_scales")
+    assert script.main(["--stages", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "no rbm1, rbm2, ... folders in" in err and len(err.strip().splitlines()) == 1
+
+
+def test_tempering_rates_script_accepts_every_swap_of_a_zero_weight_model(tmp_path, capsys, load_script):
+    """With W = 0 every tempered distribution is the same, so every swap is accepted (rate exactly 1)."""
+    model = RBM(4, n_visible=6, weight_stddev=0.0, seed=0)
+    model.hidden_bias.assign(np.arange(4, dtype=np.float32))
+    folder = zoo.export.save(model, tmp_path / "flat", zoo.export.make_card(model, dataset="digits"),
+                             saved_model=False)
+    script = load_script("experiments/tempering_rates")
+    assert script.main([str(folder), "--temperatures", "3", "--min-beta", "0", "--n-chains", "5",
+                        "--rounds", "4"]) == 0
+    row = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert row[:3] == ["3", "0", "1.000"]
+    assert script.main([str(tmp_path / "missing")]) == 2
+    assert script.main([str(folder), "--temperatures", "1"]) == 2
+    assert "tempering_rates.py: --temperatures must be >= 2" in capsys.readouterr().err

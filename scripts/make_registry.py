@@ -1,4 +1,5 @@
-"""Regenerate pretrained/registry.json, pretrained/README.md and docs/checkpoints/NAME.md; publish new weights.
+"""Regenerate pretrained/registry.json, pretrained/README.md, docs/checkpoints/NAME.md and the README's pretrained
+table from the cards; publish new weights.
 
     python scripts/make_registry.py                          # after editing pretrained/cards/NAME.json
     python scripts/make_registry.py --card models/published/NAME    # new metrics or notes: copy the card only
@@ -34,6 +35,9 @@ def main(argv=None):
                              "checkout's pretrained/)")
     parser.add_argument("--pages-dir", default=str(ROOT / "docs" / "checkpoints"),
                         help="where each checkpoint's generated page goes (default: docs/checkpoints/)")
+    parser.add_argument("--readme", metavar="FILE",
+                        help="the README whose pretrained table is regenerated (default: the checkout's README.md "
+                             "when --out-dir is the checkout's pretrained/, else none)")
     parser.add_argument("--mirror", action="append", default=[], metavar="URL",
                         help="a base URL that will also serve the archives (repeatable)")
     parser.add_argument("--url-template", metavar="URL",
@@ -50,7 +54,9 @@ def main(argv=None):
         registry = hub.build_registry(args.folders, args.out_dir, mirrors=args.mirror,
                                       url_template=args.url_template,
                                       command=("python scripts/make_registry.py " + shlex.join(argv)).strip(),
-                                      pages_dir=args.pages_dir)
+                                      pages_dir=args.pages_dir, readme=args.readme or (
+                                          ROOT / "README.md" if Path(args.out_dir).resolve() == ROOT / "pretrained"
+                                          else None))
     except (ValueError, OSError) as exc:
         print(exc if isinstance(exc, cli.UsageError) else f"make_registry.py: error: {exc}", file=sys.stderr)
         return cli.EXIT_BAD_INPUT

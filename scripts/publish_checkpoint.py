@@ -17,7 +17,7 @@ from pathlib import Path
 from zoo.cli import args as cli
 
 #: card fields a FILE.json may set: what was measured and recommended about the model, not how it was built
-CARD_FIELDS = ("lineage", "finetune_defaults", "command", "notes")
+CARD_FIELDS = ("lineage", "finetune_defaults", "command", "notes", "description", "data_description")
 
 
 def main(argv=None):

@@ -317,6 +317,10 @@ def test_the_checkout_registry_is_in_sync_with_its_archives_and_cards():
         assert m["size"] == archive.stat().st_size and m["sha256"] == _sha256(archive), m["name"]
         assert m["card"] == cards[m["name"]] and m["summary"]["metrics"] == (cards[m["name"]].get("metrics") or {})
     assert hub.REGISTRY == hub.PRETRAINED / "registry.json"
+    # the README's pretrained table is generated from the same registry, not typed
+    readme = (hub.PRETRAINED.parent / "README.md").read_text()
+    table = hub.pretrained_table({m["name"]: m for m in models})
+    assert f"{hub.README_START}\n{table}\n{hub.README_END}" in readme
     loaded, card = export.load_folder(hub.fetch("grbm-digits"))  # the smallest: 31 kB
     assert card == cards["grbm-digits"] and loaded.n_hidden == 16
 
@@ -505,3 +509,21 @@ def test_describe_metrics_names_a_bihms_log_z_and_a_hybrids_accuracy():
                                  "log_z": {"log_z": -3.8653, "std": 0.0092, "n_samples": 1000000, "command": "x"},
                                  "test_accuracy": {"accuracy": 0.9712, "n_examples": 10000}})
     assert line == "test_nll K=10 92.03; log_z -3.87 ± 0.0092 (1,000,000 samples of p); test_accuracy 97.12 %"
+
+
+def test_the_pretrained_table_says_what_each_card_measured():
+    """Headline numbers come from the card's metrics, the few-shot cell from its few_shot record."""
+    card = {"description": "an RBM", "data_description": "digits", "metrics": {
+        "test_nll": {"lower": 86.1, "upper": 86.5, "exact": None}, "command": "zoo eval m", "dataset": "bm"},
+        "few_shot": {"seeds": 3, "command": "zoo finetune m --table", "accuracy": {
+            k: {"mean": m, "std": 0.5} for k, m in (("pretrained", 85.0), ("random", 78.25), ("frozen", 80.0))}}}
+    table = hub.pretrained_table({"m": {"card": card, "size": 2_000_000}})
+    row, note = table.splitlines()[2], table.splitlines()[-1]
+    assert row == ("| `m` | an RBM | digits | test NLL [86.10, 86.50] nats (1) | fine-tuned 85.00 ± 0.50 %, random init "
+                   "78.25 ± 0.50 %, frozen features 80.00 ± 0.50 % (3 seeds) | 2.0 MB |")
+    assert note == ("1. Trained by `python scripts/train_pretrained.py m`; measured by `zoo eval m` (on `bm`); few-shot: "
+                    "`zoo finetune m --table`; [its page](docs/checkpoints/m.md).")
+    bihm = {"log_z": {"log_z": -3.8653, "command": "a"}, "test_nll_by_k": {"10": {"nll": 92.03, "command": "a"},
+                                                                          "10000": {"nll": 90.78, "command": "b"}}}
+    assert hub.headline(bihm) == "test -log p*(x) 90.78 nats at K = 10,000, log Z -3.87"
+    assert hub.headline({"test_accuracy": {"accuracy": 0.8786}}) == "test accuracy 87.86 %"

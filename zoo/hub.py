@@ -118,7 +118,8 @@ def read_cards(pretrained_dir=PRETRAINED):
     return cards
 
 
-def build_registry(folders=(), out_dir=PRETRAINED, mirrors=(), url_template=None, command=None, pages_dir=None):
+def build_registry(folders=(), out_dir=PRETRAINED, mirrors=(), url_template=None, command=None, pages_dir=None,
+                   readme=None):
     """Publish each model folder of `folders` into `out_dir` (`publish`: its archive and card file), then write
     `out_dir/registry.json` and `out_dir/README.md` for every card in `out_dir/cards/`, reading (never
     re-packing) the archive beside each. Returns the path of registry.json.
@@ -128,7 +129,8 @@ def build_registry(folders=(), out_dir=PRETRAINED, mirrors=(), url_template=None
     {file}, {name} and {sha256} filled in (e.g. a release asset's URL; kept from the previous registry when not
     given); `card`: the card file in full, which a fetched folder gets as its card.json; `summary`: the card's
     model, dataset, binarization, command, seed and metrics, for `zoo list`. Strict JSON (NaN becomes null).
-    The README's table is generated from the same, with `command` (the command that regenerated it) underneath."""
+    The README's table is generated from the same, with `command` (the command that regenerated it) underneath;
+    `readme`: a README.md whose pretrained table (`update_readme`) is regenerated too."""
     out_dir = Path(out_dir)
     folders = [Path(f) for f in folders]
     names = [f.name for f in folders]
@@ -167,8 +169,10 @@ def build_registry(folders=(), out_dir=PRETRAINED, mirrors=(), url_template=None
         command = f"zoo.hub.build_registry({[str(f) for f in folders]!r}, out_dir={str(out_dir)!r})"
     text = strict_json(registry)
     files.write_atomically(out_dir / REGISTRY_FILE, lambda p: p.write_text(text))
-    readme = _registry_readme(models, command)
-    files.write_atomically(out_dir / "README.md", lambda p: p.write_text(readme))
+    table = _registry_readme(models, command)
+    files.write_atomically(out_dir / "README.md", lambda p: p.write_text(table))
+    if readme is not None:
+        update_readme(readme, models)
     if pages_dir is not None:  # one page per checkpoint, from its card
         pages_dir = Path(pages_dir)
         pages_dir.mkdir(parents=True, exist_ok=True)
@@ -365,7 +369,90 @@ def _registry_readme(models, command):
         "`zoo list` shows them, `zoo fetch NAME` unpacks one into the cache with its card, and `zoo.load(\"NAME\")`",
         "returns the Keras model. After editing a card: `python scripts/make_registry.py` (no archive changes).", "",
         *rows, "", *details, "",
-        f"Generated from the model folders' cards by `{command}`: do not edit by hand.", ""])
+        f"Generated from the cards by `{command}`: do not edit by hand.", ""])
+
+
+README_START = "<!-- pretrained table: generated from pretrained/registry.json by python scripts/make_registry.py -->"
+README_END = "<!-- end of the pretrained table -->"
+
+
+def pretrained_table(models):
+    """The README's table of the pretrained models, generated from registry entries {NAME: entry}: what each
+    is (the card's `description`, `data_description`), its headline metric (from the card's metrics), its
+    10-labels-per-class accuracy (the card's `few_shot`, or a hybrid's own test accuracy), its size; and a
+    numbered note per model with the commands that trained and measured it."""
+    rows = ["| name | what it is | data | headline metric | 10 labels per class | size |",
+            "|---|---|---|---|---|---|"]
+    notes = []
+    for i, (name, entry) in enumerate(models.items(), 1):
+        card = entry.get("card") or {}
+        metrics = card.get("metrics") or {}
+        rows.append(f"| `{name}` | {card.get('description') or card.get('model', '-')} | "
+                    f"{card.get('data_description') or card.get('dataset', '-')} | {headline(metrics)} ({i}) | "
+                    f"{_few_shot_cell(card)} | {format_size(entry['size'])} |")
+        commands = _metric_commands(metrics)
+        few = card.get("few_shot") or {}
+        notes.append(f"{i}. Trained by `python scripts/train_pretrained.py {name}`; measured by "
+                     + "; ".join(f"`{c}`" for c in commands) + (f" (on `{metrics['dataset']}`)" if metrics.get(
+                         "dataset") else "") + (f"; few-shot: `{few['command']}`" if few.get("command") else "")
+                     + f"; [its page](docs/checkpoints/{name}.md).")
+    return "\n".join(rows + [""] + notes)
+
+
+def headline(metrics):
+    """A card's main number in words: the NLL bracket of an energy model, the importance-sampled NLL at the
+    largest K, a BiHM's -log p*(x) with its log Z, a hybrid's test accuracy."""
+    parts = []
+    if isinstance(metrics.get("test_accuracy"), dict) and _is_number(metrics["test_accuracy"].get("accuracy")):
+        parts.append(f"test accuracy {100 * metrics['test_accuracy']['accuracy']:.2f} %")
+    test = metrics.get("test_nll")
+    if isinstance(test, dict) and _is_number(test.get("lower")) and _is_number(test.get("upper")):
+        what = "test bound bracket" if metrics.get("kind") == "bound bracket" else "test NLL"
+        exact = f", exact {_format(test['exact'])}" if _is_number(test.get("exact")) else ""
+        parts.append(f"{what} [{_format(test['lower'])}, {_format(test['upper'])}] nats{exact}")
+    by_k = {int(k): v for k, v in (metrics.get("test_nll_by_k") or {}).items() if isinstance(v, dict)
+            and _is_number(v.get("nll"))}
+    if by_k:
+        k = max(by_k)
+        what = "test -log p*(x)" if isinstance(metrics.get("log_z"), dict) else "test NLL"
+        z = metrics.get("log_z") if isinstance(metrics.get("log_z"), dict) else {}
+        log_z = f", log Z {_format(z['log_z'])}" if _is_number(z.get("log_z")) else ""
+        parts.append(f"{what} {_format(float(by_k[k]['nll']))} nats at K = {k:,}{log_z}")
+    return "; ".join(parts) or "-"
+
+
+def _few_shot_cell(card):
+    few = card.get("few_shot") or {}
+    acc = few.get("accuracy") or {}
+    if acc:
+        cell = lambda key: f"{acc[key]['mean']:.2f} ± {acc[key]['std']:.2f} %"  # noqa: E731
+        return (f"fine-tuned {cell('pretrained')}, random init {cell('random')}, frozen features "
+                f"{cell('frozen')} ({few.get('seeds')} seeds)")
+    accuracy = (card.get("metrics") or {}).get("test_accuracy")
+    if isinstance(accuracy, dict) and _is_number(accuracy.get("accuracy")):
+        return f"trained with them: {100 * accuracy['accuracy']:.2f} %"
+    return "not measured"
+
+
+def _metric_commands(metrics):
+    by_k = metrics.get("test_nll_by_k") if isinstance(metrics.get("test_nll_by_k"), dict) else {}
+    commands = [v.get("command") for v in by_k.values() if isinstance(v, dict)]
+    if isinstance(metrics.get("log_z"), dict):
+        commands.insert(0, metrics["log_z"].get("command"))
+    return list(dict.fromkeys(c for c in commands + [metrics.get("command")] if c)) or ["-"]
+
+
+def update_readme(path, models):
+    """Replace the part of the README at `path` between README_START and README_END with `pretrained_table`."""
+    path = Path(path)
+    text = path.read_text()
+    if README_START not in text or README_END not in text:
+        raise ValueError(f"{path} has no pretrained table markers ({README_START} ... {README_END})")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    new = f"{head}{README_START}\n{pretrained_table(models)}\n{README_END}{tail}"
+    if new != text:
+        files.write_atomically(path, lambda p: p.write_text(new))
 
 
 def checkpoint_page(name, card, entry=None, command=None):

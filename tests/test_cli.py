@@ -10,6 +10,7 @@ import tensorflow as tf
 
 import zoo
 from zoo import cli, export, training
+from zoo.cli import eval_tables
 
 TRAIN = ["train", "rbm", "--dataset", "digits", "--allow-nonbinary", "--n-hidden", "16", "--epochs", "3",
          "--batch-size", "50", "--verbose", "0", "--seed", "0"]
@@ -373,7 +374,7 @@ def test_eval_progress_rewrites_one_line_per_run():
     import io
 
     stream = io.StringIO()
-    progress = cli._Progress(stream)
+    progress = eval_tables.Progress(stream)
     for done, total in ((500, 1000), (1000, 1000), (500, 600), (600, 600)):
         progress(done, total)
     assert stream.getvalue().split("\n") == [
@@ -454,8 +455,8 @@ def test_eval_of_a_latent_variable_model_reports_each_k(tmp_path, capsys, toy_la
     code, out, err = _run(capsys, ["eval", str(folder), "--split", "validation", "--write-card"])
     assert code == 2 and "--write-card records the test split" in err and (folder / "card.json").read_text() == before
     # the table shows what JSON carries for an infinite error (one test example) or a NaN
-    assert (cli._number("inf", 6, 1), cli._number(None, 6, 1), cli._number(2.25, 6, 1)) == ("   inf", "     -",
-                                                                                            "   2.2")
+    number = eval_tables.number
+    assert (number("inf", 6, 1), number(None, 6, 1), number(2.25, 6, 1)) == ("   inf", "     -", "   2.2")
 
 
 @pytest.fixture(scope="module")
@@ -500,9 +501,9 @@ def test_an_unknown_family_is_one_line(capsys):
 def test_a_new_family_plugs_into_the_run_manager(tmp_path, capsys, monkeypatch):
     """A family contributes its arguments and its builder; the folder, card, samples, TensorBoard logs and
     resuming come from the run manager."""
-    from zoo.cli import train as train_lib
+    from zoo.cli import family, train
 
-    class TinyFamily(train_lib.Family):
+    class TinyFamily(family.Family):
         name, help = "tiny", "a one-option family for this test"
 
         def add_arguments(self, parser):
@@ -514,7 +515,7 @@ def test_a_new_family_plugs_into_the_run_manager(tmp_path, capsys, monkeypatch):
             return RBM(args.width, visible=units.BernoulliUnits(allow_nonbinary=True),
                        n_visible=dataset.n_features, seed=args.seed)
 
-    monkeypatch.setitem(cli._families(), "tiny", TinyFamily())
+    monkeypatch.setitem(train.families(), "tiny", TinyFamily())
     out = tmp_path / "tiny"
     args = ["train", "tiny", "--dataset", "digits", "--width", "3", "--epochs", "1", "--batch-size", "100",
             "--verbose", "0", "--seed", "0", "--out", str(out), "--logdir", str(tmp_path / "tb")]

@@ -1,6 +1,6 @@
 """zoo.finetune: the encoder capability, the classifier's pretrained and random starts, the encoder's learning
 rate, saving, the few-shot protocol (balanced draws from the train split only, seeds), the settings a model
-card recommends, bad input, `zoo finetune` and the table script, on `digits` with a tiny RBM."""
+card recommends, bad input, `zoo finetune` and its --table, on `digits` with a tiny RBM."""
 import csv
 import inspect
 import json
@@ -15,6 +15,7 @@ import tensorflow as tf
 
 import zoo
 from zoo import capabilities, cli, export, finetune, units, viz
+from zoo.cli import finetune as finetune_command
 from zoo.models.classifier import Classifier
 
 FAST = dict(epochs=40, patience=10, fixed_epochs=20)
@@ -412,7 +413,7 @@ def test_seeds_reproduce(rbm, digits):
     np.testing.assert_array_equal(runs[0].draws[(3, 7)][0], runs[1].draws[(3, 7)][0])
 
 
-def test_short_fine_tune_beats_chance_by_far(rbm, digits, load_script):
+def test_short_fine_tune_beats_chance_by_far(rbm, digits):
     settings, sources = finetune.resolve_settings({"finetune_defaults": {"l2": 2e-5, "epochs": 100}})
     result = finetune.few_shot(rbm, digits, labels_per_class=(10,), seeds=1, **settings)
     for row in finetune.ROWS:
@@ -422,10 +423,12 @@ def test_short_fine_tune_beats_chance_by_far(rbm, digits, load_script):
     text = finetune.format_table(report)
     assert "pretrained" in text and "random" in text and "frozen" in text and "gain" in text
     json.dumps(report, allow_nan=False)
-    # the table script names the settings the card recommended, with the values the run recorded
+    # zoo finetune --table names the settings the card recommended, with the values the run recorded
     report.update(command="zoo finetune tiny --labels-per-class 10 --seeds 1 --json", model="tiny",
                   model_summary="RBM 64-32", settings_sources=sources)
-    assert "; recommended by the model card: l2 2e-05, epochs 100)." in load_script("finetune_table").render(report)
+    table = finetune_command.markdown(report)
+    assert "; recommended by the model card: l2 2e-05, epochs 100)." in table
+    assert table.endswith("\n\nRegenerate with `zoo finetune tiny --labels-per-class 10 --seeds 1 --table`.")
 
 
 def test_evaluate_on_validation_measures_every_row_on_the_validation_split_only(rbm, digits, monkeypatch):
@@ -594,23 +597,39 @@ def test_cli_refuses_a_model_that_cannot_encode(tmp_path, capsys):
     assert "cannot encode" in capsys.readouterr().err
 
 
-def test_table_script_runs_zoo_finetune_and_prints_markdown_with_the_command(folder, tmp_path, capsys,
-                                                                             load_script):
-    script = load_script("finetune_table")
-    assert script.main([str(folder), "--labels-per-class", "2", "--seeds", "1", "--epochs", "5",
-                        "--logdir", str(tmp_path / "tb")]) == 0
+def test_table_flag_prints_markdown_with_the_command(folder, tmp_path, capsys):
+    args = ["finetune", str(folder), "--labels-per-class", "2", "--seeds", "1", "--epochs", "5", "--logdir",
+            str(tmp_path / "tb"), "--table"]
+    assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "| labels per class | 2 |" in out and "| pretrained (fine-tuned) |" in out
-    assert f"`zoo finetune {folder} --labels-per-class 2 --seeds 1 --epochs 5" in out
     assert out.startswith("Test accuracy (%) on all ")
-    assert script.main([str(folder), "--labels-per-class", "2", "--seeds", "1", "--epochs", "5",
-                        "--evaluate-on", "validation", "--logdir", str(tmp_path / "tb2")]) == 0
+    # the exact command under the table; it prints the table again, so there is no "Regenerate with" line
+    assert out.rstrip().splitlines()[-1].startswith(f"Produced by `zoo finetune {folder} --labels-per-class 2 "
+                                                    f"--seeds 1 --epochs 5 --logdir {tmp_path / 'tb'} --table` (")
+    assert cli.main(["finetune", str(folder), "--labels-per-class", "2", "--seeds", "1", "--epochs", "5",
+                     "--evaluate-on", "validation", "--logdir", str(tmp_path / "tb2"), "--table"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"Validation accuracy (%) on all {zoo.data.load('digits').validation.n:,} validation images")
+    # the table of an earlier --json run
+    assert cli.main(["finetune", str(folder), "--labels-per-class", "2", "--seeds", "1", "--epochs", "5",
+                     "--logdir", str(tmp_path / "tb3"), "--json"]) == 0
+    report = tmp_path / "report.json"
+    report.write_text(capsys.readouterr().out)
+    assert cli.main(["finetune", str(report), "--table"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Test accuracy (%) on all ") and "| labels per class | 2 |" in out
+    assert out.rstrip().endswith(f"Regenerate with `zoo finetune {folder} --labels-per-class 2 --seeds 1 --epochs 5 "
+                                 f"--logdir {tmp_path / 'tb3'} --table`.")
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
-    assert script.main(["--json", str(bad)]) == 2
+    assert cli.main(["finetune", str(bad), "--table"]) == 2
     assert "not from `zoo finetune --json`" in capsys.readouterr().err
+    bad.write_text("{not json")
+    assert cli.main(["finetune", str(bad), "--table"]) == 2
+    assert "is not the JSON of `zoo finetune --json`" in capsys.readouterr().err
+    assert cli.main(["finetune", str(folder), "--json", "--table"]) == 2
+    assert "--table: not allowed with argument --json" in capsys.readouterr().err
 
 
 def test_describe_settings_names_every_setting_and_dropout_only_when_set():

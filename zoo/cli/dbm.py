@@ -4,11 +4,12 @@ import sys
 from pathlib import Path
 
 from zoo.cli.args import nonnegative_float, positive_int
-from zoo.cli.train import Family, add_log_z_every, learning_rate, log_z_monitor
+from zoo.cli.family import Family, add_log_z_every, log_z_monitor, optimizer
 
 
 class DBMFamily(Family):
     name = "dbm"
+    lr, momentum = 0.001, 0.9  # SGD's (the shared --lr, --lr-final and --momentum)
     help = "deep Boltzmann machine (mean-field + persistent chains, greedy pretraining)"
     description = ("Train a deep Boltzmann machine of any depth (Salakhutdinov & Hinton 2009): the positive phase "
                    "by mean-field, the negative by persistent Gibbs chains in all layers; optionally first a greedy "
@@ -37,9 +38,6 @@ class DBMFamily(Family):
                           help="mean-field rounds per update at most (default: %(default)s)")
         algo.add_argument("--mean-field-tol", type=nonnegative_float, default=1e-7,
                           help="stop mean-field when no layer moves more on average (default: %(default)s)")
-        algo.add_argument("--lr", type=nonnegative_float, default=0.001, help="learning rate (default: %(default)s)")
-        algo.add_argument("--lr-final", type=nonnegative_float, help="decay the learning rate linearly to this")
-        algo.add_argument("--momentum", type=nonnegative_float, default=0.9, help="SGD momentum (default: %(default)s)")
         algo.add_argument("--l2", type=nonnegative_float, default=0.0, help="weight decay (default: %(default)s)")
         algo.add_argument("--max-norm", type=nonnegative_float, help="bound on each unit's incoming weight norm")
         algo.add_argument("--sparsity-targets", type=nonnegative_float, nargs="+", metavar="P",
@@ -80,12 +78,6 @@ class DBMFamily(Family):
             keras.utils.set_random_seed(args.seed)
         return DBM.from_rbms(rbms, **settings)
 
-    def compile(self, args, model, steps):
-        import keras
-
-        model.compile(keras.optimizers.SGD(learning_rate=learning_rate(args.lr, args.lr_final, steps),
-                                           momentum=args.momentum))
-
     def callbacks(self, args, dataset, model, data):
         return log_z_monitor(args, data)
 
@@ -100,10 +92,9 @@ def pretrain(args, dataset):
     """The greedy stack of `args.layers` RBMs (`zoo.training.pretraining_rbms`), each trained on the doubled
     up-pass probabilities of the one below, binarised afresh every epoch (the first on the data, dynamically
     binarised with --dynamic-binarization), and saved to `<out>.pretrain/rbm<i>`; a stage whose folder exists is
-    loaded instead of trained, and an interrupted stage resumes from its backup."""
-    import keras
-
+    loaded instead of trained, and an interrupted stage resumes from its backup (the run manager's `fit_stage`)."""
     from zoo import data, export, training
+    from zoo.cli.train import fit_stage
 
     folder = Path(args.out).with_name(Path(args.out).name + ".pretrain")
     rbms = training.pretraining_rbms(args.layers, dataset.n_features, visible=args.visible, top=args.top,
@@ -120,10 +111,8 @@ def pretrain(args, dataset):
             print(f"zoo: pretraining the RBM of layer {i + 1} ({rbm.n_visible}-{rbm.n_hidden}, {epochs} epochs)",
                   file=sys.stderr)
             steps = epochs * -(-len(train_x) // args.batch_size)
-            rbm.compile(keras.optimizers.SGD(learning_rate=learning_rate(args.pretrain_lr, args.pretrain_lr_final, steps),
-                                             momentum=args.pretrain_momentum))
-            callbacks = [keras.callbacks.BackupAndRestore(str(folder / f"rbm{i + 1}.backup")),
-                         training.RaiseOnNaN()]
+            rbm.compile(optimizer(args.pretrain_lr, args.pretrain_lr_final, steps, momentum=args.pretrain_momentum))
+            callbacks = []
             if i and args.pretrain_cd_k_final > 1:
                 callbacks.append(training.GibbsStepsSchedule(training.linear_steps(1, args.pretrain_cd_k_final,
                                                                                    epochs)))
@@ -133,8 +122,8 @@ def pretrain(args, dataset):
                 validation = data.bernoulli_samples([validation_x])[0]
             else:
                 x, validation = rbm.validate_data(train_x), rbm.validate_data(validation_x)
-            rbm.fit(x, batch_size=None if grey else args.batch_size, epochs=epochs,
-                    validation_data=validation[:1000], callbacks=callbacks, verbose=args.verbose)
+            fit_stage(rbm, x, folder / f"rbm{i + 1}.backup", epochs, batch_size=None if grey else args.batch_size,
+                      validation_data=validation[:1000], callbacks=callbacks, verbose=args.verbose)
             export.save(rbm, stage, overwrite=True)
         if i + 1 < len(rbms):  # the next RBM's data: this one's up-pass probabilities of one binary sample
             if grey:

@@ -1,6 +1,6 @@
 """`zoo train helmholtz`: the Helmholtz machine's arguments and builder for the run manager (`zoo.cli.train`)."""
-from zoo.cli.args import nonnegative_float, positive_int
-from zoo.cli.train import Family, learning_rate
+from zoo.cli.args import positive_int
+from zoo.cli.family import Family
 
 
 class HelmholtzFamily(Family):
@@ -13,6 +13,7 @@ class HelmholtzFamily(Family):
     epilog = ("example: zoo train helmholtz --dataset binarized_mnist --layers 200 200 10 --k 10 --epochs 100 "
               "--lr 0.001 --out models/rws-sbn --seed 0")
 
+    lr = 1e-3  # Adam's
     q_updates = True  # the --q-update option (a BiHM has one objective for p and q)
 
     def add_arguments(self, parser):
@@ -32,8 +33,6 @@ class HelmholtzFamily(Family):
             algo.add_argument("--q-update", choices=("wake", "sleep", "both"), default="both",
                               help="q's update: the reweighted wake phase, the sleep phase on dreams from p, or "
                                    "their sum (default: %(default)s)")
-        algo.add_argument("--lr", type=nonnegative_float, default=1e-3, help="Adam's learning rate (default: %(default)s)")
-        algo.add_argument("--lr-final", type=nonnegative_float, help="decay the learning rate linearly to this")
 
     def build(self, args, dataset):
         from zoo.models import HelmholtzMachine
@@ -41,11 +40,6 @@ class HelmholtzFamily(Family):
         return HelmholtzMachine(args.layers, p_layers=args.p_layers, q_layers=args.q_layers, k=args.k,
                                 q_update=args.q_update, nade_hidden=args.nade_hidden, n_visible=dataset.n_features,
                                 seed=args.seed)
-
-    def compile(self, args, model, steps):
-        import keras
-
-        model.compile(keras.optimizers.Adam(learning_rate=learning_rate(args.lr, args.lr_final, steps)))
 
 
 FAMILY = HelmholtzFamily()

@@ -2,22 +2,16 @@
 (`zoo.cli.train`)."""
 import sys
 
-from zoo.cli.args import nonnegative_float, nonnegative_int, positive_int
-from zoo.cli.train import Family, TrainingData, learning_rate
+from zoo.cli.args import labels_per_class, nonnegative_float, nonnegative_int, positive_int
+from zoo.cli.family import Family, TrainingData
 
 GENERATIVE = ("helmholtz", "bihm", "adgm")
 CLASSIFIERS = ("mlp", "cnn", "features")  # zoo.models.hybrid.CLASSIFIERS, without importing TensorFlow
 
 
-def labels_per_class(text):
-    """A positive integer or 'all'."""
-    if text == "all":
-        return text
-    return positive_int(text)
-
-
 class HybridFamily(Family):
     name = "hybrid"
+    lr = 1e-3  # Adam's (the shared --lr and --lr-final)
     help = "deep hybrid model: a generative model and a classifier trained jointly, semi-supervised"
     description = ("Train a deep hybrid model (Kuleshov & Ermon 2017): a generative part (a Helmholtz machine, a "
                    "BiHM or an auxiliary deep generative model) and a classifier on x and the generative part's "
@@ -66,10 +60,6 @@ class HybridFamily(Family):
                             help="seed of the draw of labelled images (default: %(default)s)")
         labels.add_argument("--labelled-per-batch", type=positive_int,
                             help="labelled rows in each batch (default: half the batch, all of it with all labels)")
-        algo = parser.add_argument_group("training")
-        algo.add_argument("--lr", type=nonnegative_float, default=1e-3, help="Adam's learning rate (default: "
-                          "%(default)s)")
-        algo.add_argument("--lr-final", type=nonnegative_float, help="decay the learning rate linearly to this")
 
     # -- the data: labelled draws by the fine-tuning protocol ---------------------------------------------
     def labelled(self, args, dataset):
@@ -98,6 +88,8 @@ class HybridFamily(Family):
         return args.batch_size if args.labels_per_class == "all" else min(args.batch_size // 2, n_labelled)
 
     def steps_per_epoch(self, args, dataset):
+        """Batches per epoch: the labelled rows at --batch-size a batch when every row of a batch is labelled,
+        else the whole training split at its unlabelled share of each batch."""
         n_labelled = len(self._labelled(args, dataset)[0])
         per_batch = self.labelled_per_batch(args, n_labelled)
         if per_batch == args.batch_size:
@@ -169,14 +161,6 @@ class HybridFamily(Family):
         return HybridModel(generative, n_classes=dataset.n_classes, classifier=args.classifier, hidden=args.hidden,
                            image_shape=dataset.image_shape, sup_weight=args.sup_weight,
                            unsup_weight=args.unsup_weight, ramp_steps=ramp, dropout=args.dropout, seed=args.seed)
-
-    def compile(self, args, model, steps):
-        import keras
-
-        from zoo import data
-
-        steps = args.epochs * self.steps_per_epoch(args, data.load(args.dataset))
-        model.compile(keras.optimizers.Adam(learning_rate=learning_rate(args.lr, args.lr_final, steps)))
 
 
 FAMILY = HybridFamily()

@@ -1,10 +1,11 @@
 """`zoo train rbm`: the RBM family's arguments and builder for the run manager (`zoo.cli.train`)."""
 from zoo.cli.args import nonnegative_float, positive_int
-from zoo.cli.train import Family, add_log_z_every, learning_rate, log_z_monitor
+from zoo.cli.family import Family, add_log_z_every, log_z_monitor
 
 
 class RBMFamily(Family):
     name = "rbm"
+    lr, momentum = 0.05, 0.0  # SGD's (the shared --lr, --lr-final and --momentum)
     help = "restricted Boltzmann machine (CD-k, persistent CD, parallel tempering)"
     description = ("Train an RBM with CD-k, persistent CD, fast weights or parallel tempering and save it as a model "
                    "folder (model.keras, saved_model/, card.json, samples.png, filters.png), with TensorBoard logs.")
@@ -46,9 +47,6 @@ class RBMFamily(Family):
                                "visible units)")
         algo.add_argument("--centering-rate", type=nonnegative_float, default=0.01,
                           help="centering: rate of the moving means, in (0, 1] (default: %(default)s)")
-        algo.add_argument("--lr", type=nonnegative_float, default=0.05, help="learning rate (default: %(default)s)")
-        algo.add_argument("--lr-final", type=nonnegative_float, help="decay the learning rate linearly to this")
-        algo.add_argument("--momentum", type=nonnegative_float, default=0.0, help="SGD momentum (default: %(default)s)")
         algo.add_argument("--l2", type=nonnegative_float, default=0.0, help="weight decay (default: %(default)s)")
         algo.add_argument("--sparsity-target", type=nonnegative_float, default=0.1, help="(default: %(default)s)")
         algo.add_argument("--sparsity-cost", type=nonnegative_float, default=0.0, help="(default: %(default)s)")
@@ -80,12 +78,6 @@ class RBMFamily(Family):
                    sparsity_target=args.sparsity_target, sparsity_cost=args.sparsity_cost, dropout=args.dropout,
                    max_norm=args.max_norm, sample_visible=args.sample_visible,
                    visible_bias_init="zeros" if args.no_visible_bias_init else "data", seed=args.seed)
-
-    def compile(self, args, model, steps):
-        import keras
-
-        model.compile(keras.optimizers.SGD(learning_rate=learning_rate(args.lr, args.lr_final, steps),
-                                           momentum=args.momentum))
 
     def callbacks(self, args, dataset, model, data):
         from zoo import training

@@ -1,116 +1,59 @@
 """`zoo train FAMILY`: the one run manager that every family plugs into.
 
-The run manager owns what every training run needs: the common options (dataset, epochs, batch size, seed,
---init-from, output folder, TensorBoard), the output folder written atomically, backup and resume of an
-interrupted run (`<out>.backup`, reused only by the very same command), the NaN guard, the TensorBoard
-logger, samples.png from any model that can sample, and the card. A family contributes a `Family`: its
-argument groups, its builder, its compile step, its callbacks and its extra pictures (`zoo/cli/rbm.py`).
+The run manager owns what every training run needs: the options every family shares (dataset, epochs, batch
+size, seed, learning rate and its schedule, --init-from, output folder, TensorBoard), the output folder
+written atomically, the TensorBoard logger, samples.png from any model that can sample, the card, and
+`fit_stage`: one stage of training with its backup (an interrupted stage resumes from it) and the NaN guard.
+The run calls it once; a family that trains in stages (the DBM's greedy pretraining, `zoo/cli/dbm.py`) calls
+it for each stage. A family contributes a `Family` (`zoo/cli/family.py`): its argument groups, its builder,
+its default learning rate, its callbacks and its extra pictures.
 """
 import datetime
+import importlib
 import json
 import shlex
 import shutil
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.cli.args import nonnegative_int, positive_int
+from zoo.cli.args import Parser, UsageError, option, prepare_tensorflow
+
+_FAMILIES = {}
 
 
-@dataclass
-class TrainingData:
-    """What `fit` sees: `x` (arrays or a tf.data pipeline), the `batch_size` to pass to fit (None for a
-    pipeline), and fixed samples of the training and validation splits for monitors and pictures."""
-    x: object
-    batch_size: object
-    monitor_train_x: object
-    validation_x: object
-    binarization: str
-    validation_y: object = None  # labels of validation_x, for a model that also classifies (a hybrid)
+def families():
+    """{name: Family} of `zoo train FAMILY`, from the one list of the zoo's families (`zoo.families`), in the
+    order `zoo train --help` lists them."""
+    if not _FAMILIES:
+        from zoo import families as registry
+
+        for entry in registry.trainable():
+            module, _, attribute = entry.train.partition(":")
+            family = getattr(importlib.import_module(module), attribute)
+            _FAMILIES[family.name] = family
+    return _FAMILIES
 
 
-class Family:
-    """A model family's part of `zoo train`. Subclasses set `name`, `help`, `description`, `epilog`, and
-    implement `add_arguments` and `build`; the other methods have defaults."""
-    name = help = description = epilog = None
-
-    def add_arguments(self, parser):
-        """The family's own argument groups on `parser` (the common ones are added by the run manager)."""
-        raise NotImplementedError
-
-    def build(self, args, dataset):
-        """A new, uncompiled model for `dataset` from the parsed arguments."""
-        raise NotImplementedError
-
-    def training_data(self, args, dataset, model):
-        """`TrainingData`: by default the checked training arrays (`model.validate_data`), or fresh binary
-        samples every epoch with --dynamic-binarization (the monitors then see one fixed sample)."""
-        return default_training_data(args, dataset, model)
-
-    def compile(self, args, model, steps):
-        """Compile `model` for `steps` updates in all."""
-        model.compile()
-
-    def callbacks(self, args, dataset, model, data):
-        """The family's callbacks, run before the TensorBoard logger (so that the scalars they add to `logs`
-        are logged)."""
-        return []
-
-    def pictures(self, args, dataset, model):
-        """{file name: write(path)} of the family's pictures besides samples.png."""
-        return {}
+def add_parser(commands):
+    train = commands.add_parser("train", help="train a model", description="Train a model of the zoo.")
+    train.set_defaults(func=main)
+    subparsers = train.add_subparsers(dest="family", metavar="FAMILY", parser_class=Parser)
+    for family in families().values():
+        add_family(subparsers, family)
+    return train
 
 
-def learning_rate(lr, lr_final, steps):
-    """`lr`, or with `lr_final` a linear decay from lr to lr_final over `steps` updates (a Keras schedule)."""
-    import keras
-
-    if lr_final is None:
-        return lr
-    return keras.optimizers.schedules.PolynomialDecay(lr, steps, end_learning_rate=lr_final, power=1.0)
+def main(args, argv):
+    if args.family is None:
+        raise UsageError(f"zoo train: choose a model family: {', '.join(families())} (see zoo train --help)")
+    prepare_tensorflow()
+    return run(args.train_family, args, argv)
 
 
-def add_log_z_every(group, what):
-    """The --log-z-every option of the energy models' families (`log_z_monitor`); `what`: what it logs."""
-    group.add_argument("--log-z-every", type=nonnegative_int, default=0, metavar="N",
-                       help=f"every N epochs, log Z by a cheap AIS (1000 temperatures, 32 chains) and {what}, into "
-                            "TensorBoard and the card (default: 0, off)")
-
-
-def log_z_monitor(args, data):
-    """[the log Z monitor on the validation split (never the test split)] with --log-z-every, else []."""
-    from zoo import training
-
-    if not args.log_z_every:
-        return []
-    return [training.LogPartitionMonitor(data.validation_x, train_x=data.monitor_train_x, every=args.log_z_every,
-                                         seed=args.seed or 0, split="validation")]
-
-
-def default_training_data(args, dataset, model):
-    from zoo import data
-
-    train_x = dataset.train.x
-    if args.dynamic_binarization:
-        if hasattr(model, "prepare_visible_bias"):
-            model.prepare_visible_bias(train_x)
-        x = dataset.train.pipeline(args.batch_size, seed=args.seed, dynamic_binarization=True)
-        # training sees fresh samples; the metrics one fixed sample (for mnist: binarized_mnist's two splits), so
-        # that validation numbers measure what the test split of binarized_mnist will
-        monitor_train_x, validation_x = data.bernoulli_samples([dataset.train.x, dataset.validation.x])
-        return TrainingData(x, None, monitor_train_x, validation_x,
-                            "dynamic (fresh Bernoulli sample every epoch)")
-    x = model.validate_data(train_x, f"dataset {args.dataset!r} (training split)")
-    validation_x = model.validate_data(dataset.validation.x, f"dataset {args.dataset!r} (validation)")
-    if args.batch_size > len(x):
-        raise ValueError(f"--batch-size {args.batch_size} is larger than the training data ({len(x)})")
-    return TrainingData(x, args.batch_size, x, validation_x, dataset.binarization)
-
-
-def add_family(families, family):
-    """The subcommand `zoo train FAMILY`: the family's own arguments, then the common ones."""
-    parser = families.add_parser(family.name, help=family.help, description=family.description,
-                                 epilog=family.epilog)
+def add_family(subparsers, family):
+    """The subcommand `zoo train FAMILY`: the family's own arguments between the shared ones."""
+    parser = subparsers.add_parser(family.name, help=family.help, description=family.description,
+                                   epilog=family.epilog)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default="binarized_mnist", help="mnist, binarized_mnist or digits "
                       "(default: %(default)s)")
@@ -118,28 +61,53 @@ def add_family(families, family):
                       help="draw a fresh binary sample of the grey images every epoch")
     family.add_arguments(parser)
     run = parser.add_argument_group("run")
-    run.add_argument("--epochs", type=positive_int, default=10, help="(default: %(default)s)")
-    run.add_argument("--batch-size", type=positive_int, default=100, help="(default: %(default)s)")
-    run.add_argument("--seed", type=nonnegative_int, help="seed for weights, sampling and shuffling")
+    option(run, "--epochs", 10)
+    option(run, "--batch-size", 100)
+    option(run, "--seed", help="seed for weights, sampling and shuffling")
+    if family.lr is not None:
+        trained_by = "Adam" if family.momentum is None else "SGD"
+        option(run, "--lr", family.lr, help=f"{trained_by}'s learning rate (default: %(default)s)")
+        option(run, "--lr-final")
+        if family.momentum is not None:
+            option(run, "--momentum", family.momentum)
     run.add_argument("--init-from", metavar="MODEL",
                      help="start from the parameters of a trained model of the same family and shape (model folder "
                           "or registered name) instead of a random start: continue training it with these settings")
     out = parser.add_argument_group("output")
     out.add_argument("--out", required=True, help="model folder to write (must not exist unless --overwrite)")
     out.add_argument("--overwrite", action="store_true", help="replace an existing model folder")
-    out.add_argument("--logdir", help="TensorBoard folder (default: tensorboard/<name of --out>-<time>)")
-    out.add_argument("--log-every", type=positive_int, default=1,
-                     help="write images and histograms every N epochs (default: %(default)s)")
-    out.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2, help="Keras progress output")
+    option(out, "--logdir", help="TensorBoard folder (default: tensorboard/<name of --out>-<time>)")
+    option(out, "--log-every", 1)
+    option(out, "--verbose", 2)
     parser.set_defaults(train_family=family)
     return parser
+
+
+def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, callbacks=(), verbose=2):
+    """`model.fit` as one resumable stage of training: Keras' BackupAndRestore in the folder `backup` (a stage
+    interrupted, by Ctrl-C say, resumes from it when run again; Keras removes it when the stage ends), the NaN
+    guard, then `callbacks`. A stage that fails otherwise is not worth resuming: its backup is removed."""
+    import keras
+
+    from zoo import training
+
+    callbacks = [keras.callbacks.BackupAndRestore(str(backup)), training.RaiseOnNaN(), *callbacks]
+    try:
+        return model.fit(x, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
+                         callbacks=callbacks, verbose=verbose)
+    except KeyboardInterrupt:
+        print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
+        raise
+    except BaseException:
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
 
 
 def run(family, args, argv):
     """Train `family`'s model as `args` say and write the model folder `args.out`."""
     import keras
 
-    from zoo import data, export, files, hub, training, viz
+    from zoo import capabilities, data, export, files, hub, training, viz
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
@@ -151,21 +119,20 @@ def run(family, args, argv):
     initialized_from, lineage = None, None
     if args.init_from:
         source, source_card = export.load_folder(hub.resolve(args.init_from))
-        if not callable(getattr(model, "set_parameters_from", None)):
+        if not capabilities.offers(model, capabilities.Initializable):
             raise ValueError(f"zoo train {family.name} cannot start from a trained model (--init-from)")
         model.set_parameters_from(source)
         # the card names the start and the stages that made it: their commands reproduce the model
         initialized_from = {"model": args.init_from, "command": source_card.get("command")}
         lineage = export.lineage(source_card, model=args.init_from)
     fit_data = family.training_data(args, dataset, model)
-    family.compile(args, model, steps=args.epochs * -(-dataset.train.n // args.batch_size))
+    family.compile(args, model, steps=args.epochs * family.steps_per_epoch(args, dataset))
 
     logdir = Path(args.logdir) if args.logdir else \
         Path("tensorboard") / f"{out.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     backup = _resume_folder(out, argv)
     sample_n = min(1000, len(fit_data.validation_x))
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup)), training.RaiseOnNaN(),
-                 *family.callbacks(args, dataset, model, fit_data),
+    callbacks = [*family.callbacks(args, dataset, model, fit_data),
                  training.TensorBoardLogger(logdir, fit_data.validation_x[:100], dataset.image_shape,
                                             every=args.log_every)]
     trained, metrics_file = backup / "trained.keras", backup / "final_metrics.json"
@@ -173,18 +140,11 @@ def run(family, args, argv):
         print(f"zoo: the training had finished; writing the model folder from {trained}", file=sys.stderr)
         model, final = keras.models.load_model(trained), json.loads(metrics_file.read_text())
     else:
-        try:
-            validation = fit_data.validation_x[:sample_n]
-            if fit_data.validation_y is not None:
-                validation = (validation, fit_data.validation_y[:sample_n])
-            history = model.fit(fit_data.x, batch_size=fit_data.batch_size, epochs=args.epochs,
-                                validation_data=validation, callbacks=callbacks, verbose=args.verbose)
-        except KeyboardInterrupt:
-            print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
-            raise
-        except BaseException:
-            shutil.rmtree(backup, ignore_errors=True)  # a failed run is not worth resuming
-            raise
+        validation = fit_data.validation_x[:sample_n]
+        if fit_data.validation_y is not None:
+            validation = (validation, fit_data.validation_y[:sample_n])
+        history = fit_stage(model, fit_data.x, backup, args.epochs, batch_size=fit_data.batch_size,
+                            validation_data=validation, callbacks=callbacks, verbose=args.verbose)
         final = {k: float(v[-1]) for k, v in history.history.items()}
         # kept until the folder is written: a failure after the training (sampling, disk) loses no epoch;
         # Keras removes its backup folder when the training ends, so it is made again with its stamp
@@ -192,7 +152,6 @@ def run(family, args, argv):
         (backup / "command.json").write_text(json.dumps(argv))
         metrics_file.write_text(json.dumps(final))
         files.write_atomically(trained, model.save)
-    from zoo import capabilities
 
     pictures = {}
     if capabilities.offers(model, capabilities.Sampler):

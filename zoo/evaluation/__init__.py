@@ -6,11 +6,12 @@
   (`zoo.capabilities.LatentVariableModel`): importance-sampled log p(x) at K samples, streamed over K.
 - `zoo.evaluation.results`: what every result shares: its `kind` ("exact", "estimate", "stochastic lower
   bound", "bracket"), its settings, its JSON form.
+- `zoo.evaluation.cards`: the metrics a model card records for an evaluation (`zoo eval --write-card`).
 
 `evaluate(model, dataset, ...)` dispatches on the model's capabilities.
 """
 from zoo import capabilities
-from zoo.evaluation import importance
+from zoo.evaluation import cards, importance
 from zoo.evaluation.ais import (DEFAULT_N_BETAS, SCHEDULES, AISResult, Evaluation, LogLikelihood, RAISEResult,
                                 ais, evaluate_energy_model, exact_log_partition, log_likelihood,
                                 mean_free_energy, reverse_ais, schedule)
@@ -21,7 +22,7 @@ from zoo.evaluation.results import KINDS, effective_sample_size
 __all__ = ["DEFAULT_N_BETAS", "SCHEDULES", "KINDS", "AISResult", "RAISEResult", "Evaluation", "LogLikelihood",
            "ImportanceResult", "ImportanceEvaluation", "PartitionResult", "ais", "reverse_ais", "exact_log_partition", "schedule",
            "log_likelihood", "mean_free_energy", "effective_sample_size", "evaluate", "evaluate_energy_model",
-           "evaluate_latent_variable_model", "importance"]
+           "evaluate_latent_variable_model", "importance", "cards"]
 
 
 def evaluate(model, dataset, **settings):

@@ -324,7 +324,7 @@ def test_eval_exact_on_a_large_model_names_ais(tmp_path, capsys):
 
     from zoo.units import BernoulliUnits
 
-    model = RBM(30, BernoulliUnits(allow_nonbinary=True), n_visible=64, seed=0)  # 2^30 and 2^64 states
+    model = RBM(30, visible=BernoulliUnits(allow_nonbinary=True), n_visible=64, seed=0)  # 2^30 and 2^64 states
     export.save(model, tmp_path / "big", export.make_card(model, dataset="digits", image_shape=[8, 8]))
     code, out, err = _run(capsys, ["eval", str(tmp_path / "big"), "--exact"] + EVAL)
     assert code == 2 and out == ""

@@ -178,7 +178,7 @@ def test_bad_settings(kwargs, message):
 
 
 def test_bad_generative_parts_and_labels():
-    with pytest.raises(ValueError, match="trainable bound and an inference network"):
+    with pytest.raises(ValueError, match="RBM cannot be a deep hybrid.s generative part: .*trainable bound"):
         HybridModel(RBM(5, n_visible=784))
     with pytest.raises(ValueError, match="no weights yet"):
         HybridModel(HelmholtzMachine([4]))

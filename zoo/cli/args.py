@@ -86,7 +86,7 @@ def prepare_tensorflow():
     """Before TensorFlow loads, for this command's own process (not for `import zoo`, which leaves the
     environment alone): its C++ start-up lines muted (they would bury the one-line messages), and oneDNN
     kernels on unless the user chose (TF_ENABLE_ONEDNN_OPTS): off by default on CPUs without
-    AVX512-VNNI/BF16/AMX, about 25 % faster float32 GEMMs on those (scripts/bench_rbm.py)."""
+    AVX512-VNNI/BF16/AMX, about 25 % faster float32 GEMMs on those (benchmarks/bench_rbm.py)."""
     from zoo import _quiet
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -41,7 +41,10 @@ class EnergyModel(Protocol):
     """p(x) = exp(log f(x)) / Z with log f = `unnormalized_log_prob` (an RBM: -F(x)); Z by annealing from a
     tractable base model (`base_parameters(data)`: fitted to the data's means, or uniform for None) along
     `annealing_path(base, dtype)`, an object with `terms(x)`, `log_f(terms, beta)`, `transition(x, terms,
-    beta, seed)`, `base_log_partition()` and `base_sample(n, seed)`."""
+    beta, seed)`, `base_log_partition()` and `base_sample(n, seed)`. A model whose `unnormalized_log_prob` is a
+    bound on log f(x), not log f(x) itself, says what it is in the class attribute `UNNORMALIZED_LOG_PROB` (a
+    DBM: "mean-field lower bound"; default "exact"): its NLL is then a bound bracket."""
+    UNNORMALIZED_LOG_PROB = "exact"
 
     def unnormalized_log_prob(self, x): ...
 

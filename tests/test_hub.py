@@ -311,6 +311,12 @@ def test_the_checkout_registry_is_in_sync_with_its_archives_and_cards():
     each card in full; and the checkout fetches offline with no flag."""
     models = hub.list_models(hub.PRETRAINED / "registry.json")
     cards = hub.read_cards(hub.PRETRAINED)
+
+    def refuse(constant):
+        raise ValueError(f"not strict JSON: {constant}")
+
+    for path in [hub.PRETRAINED / "registry.json", *(hub.PRETRAINED / "cards").glob("*.json")]:
+        json.loads(path.read_text(), parse_constant=refuse)  # what jq and JavaScript accept
     assert [m["name"] for m in models] == sorted(cards) and len(models) >= 7
     for m in models:
         archive = hub.PRETRAINED / m["file"]

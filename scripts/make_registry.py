@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from zoo import export, hub
+from zoo import export, hub, pages
 from zoo.cli import args as cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +61,7 @@ def main(argv=None):
         print(exc if isinstance(exc, cli.UsageError) else f"make_registry.py: error: {exc}", file=sys.stderr)
         return cli.EXIT_BAD_INPUT
     for model in hub.list_models(registry):
-        print(f"{model['name']}  {model['file']}  {hub.format_size(model['size'])}  sha256 {model['sha256']}")
+        print(f"{model['name']}  {model['file']}  {pages.format_size(model['size'])}  sha256 {model['sha256']}")
     print(f"wrote {registry} and {registry.parent / 'README.md'}")
     return 0
 

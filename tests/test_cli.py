@@ -431,8 +431,8 @@ def test_eval_of_a_latent_variable_model_reports_each_k(tmp_path, capsys, toy_la
     assert list(metrics["test_nll_by_k"]) == ["1", "10", "100"]
     assert metrics["test_nll_by_k"]["100"]["n_examples"] == 50 and metrics["test_nll_by_k"]["1"]["n_examples"] == 300
     assert metrics["test_nll_by_k"]["100"]["command"].endswith("--k 100 --test-examples 50")
-    from zoo import hub
-    assert "test_nll K=100" in hub.describe_metrics(metrics) and "(50 examples)" in hub.describe_metrics(metrics)
+    from zoo import pages
+    assert "test_nll K=100" in pages.describe_metrics(metrics) and "(50 examples)" in pages.describe_metrics(metrics)
     code, out, err = _run(capsys, ["sample", str(folder), "--n", "4", "--out", str(tmp_path / "s.png")])
     assert code == 0 and (tmp_path / "s.png").is_file() and "Gibbs" not in out
     code, out, err = _run(capsys, ["sample", str(folder), "--steps", "5", "--out", str(tmp_path / "t.png")])

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import cli, export, hub
+from zoo import cli, export, hub, pages
 
 NAME = "tiny-rbm"
 ARCHIVE = f"{NAME}.tar.gz"
@@ -156,7 +156,7 @@ def test_registry_and_readme_come_from_the_cards(registry, folder):
     assert {"binarization", "command", "seed"} <= set(entry["summary"])
     readme = (registry.parent / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith(f"| {NAME} "))
-    for cell in ("RBM", "digits", "test_nll [1.00, 2.00]", hub.format_size(entry["size"]), entry["sha256"][:12]):
+    for cell in ("RBM", "digits", "test_nll [1.00, 2.00]", pages.format_size(entry["size"]), entry["sha256"][:12]):
         assert cell in row
     assert "zoo.hub.build_registry(" in readme and "do not edit by hand" in readme
 
@@ -325,8 +325,8 @@ def test_the_checkout_registry_is_in_sync_with_its_archives_and_cards():
     assert hub.REGISTRY == hub.PRETRAINED / "registry.json"
     # the README's pretrained table is generated from the same registry, not typed
     readme = (hub.PRETRAINED.parent / "README.md").read_text()
-    table = hub.pretrained_table({m["name"]: m for m in models})
-    assert f"{hub.README_START}\n{table}\n{hub.README_END}" in readme
+    table = pages.pretrained_table({m["name"]: m for m in models})
+    assert f"{pages.README_START}\n{table}\n{pages.README_END}" in readme
     loaded, card = export.load_folder(hub.fetch("grbm-digits"))  # the smallest: 31 kB
     assert card == cards["grbm-digits"] and loaded.n_hidden == 16
 
@@ -509,9 +509,7 @@ def test_zoo_eval_of_a_name_reproduces_its_card(tmp_path, home, capsys, monkeypa
 
 
 def test_describe_metrics_names_a_bihms_log_z_and_a_hybrids_accuracy():
-    from zoo import hub
-
-    line = hub.describe_metrics({"test_nll_by_k": {"10": {"nll": 92.03, "n_examples": 10000}},
+    line = pages.describe_metrics({"test_nll_by_k": {"10": {"nll": 92.03, "n_examples": 10000}},
                                  "log_z": {"log_z": -3.8653, "std": 0.0092, "n_samples": 1000000, "command": "x"},
                                  "test_accuracy": {"accuracy": 0.9712, "n_examples": 10000}})
     assert line == "test_nll K=10 92.03; log_z -3.87 ± 0.0092 (1,000,000 samples of p); test_accuracy 97.12 %"
@@ -523,7 +521,7 @@ def test_the_pretrained_table_says_what_each_card_measured():
         "test_nll": {"lower": 86.1, "upper": 86.5, "exact": None}, "command": "zoo eval m", "dataset": "bm"},
         "few_shot": {"seeds": 3, "command": "zoo finetune m --table", "accuracy": {
             k: {"mean": m, "std": 0.5} for k, m in (("pretrained", 85.0), ("random", 78.25), ("frozen", 80.0))}}}
-    table = hub.pretrained_table({"m": {"card": card, "size": 2_000_000}})
+    table = pages.pretrained_table({"m": {"card": card, "size": 2_000_000}})
     row, note = table.splitlines()[2], table.splitlines()[-1]
     assert row == ("| `m` | an RBM | digits | test NLL [86.10, 86.50] nats (1) | fine-tuned 85.00 ± 0.50 %, random init "
                    "78.25 ± 0.50 %, frozen features 80.00 ± 0.50 % (3 seeds) | 2.0 MB |")
@@ -531,5 +529,5 @@ def test_the_pretrained_table_says_what_each_card_measured():
                     "`zoo finetune m --table`; [its page](docs/checkpoints/m.md).")
     bihm = {"log_z": {"log_z": -3.8653, "command": "a"}, "test_nll_by_k": {"10": {"nll": 92.03, "command": "a"},
                                                                           "10000": {"nll": 90.78, "command": "b"}}}
-    assert hub.headline(bihm) == "test -log p*(x) 90.78 nats at K = 10,000, log Z -3.87"
-    assert hub.headline({"test_accuracy": {"accuracy": 0.8786}}) == "test accuracy 87.86 %"
+    assert pages.headline(bihm) == "test -log p*(x) 90.78 nats at K = 10,000, log Z -3.87"
+    assert pages.headline({"test_accuracy": {"accuracy": 0.8786}}) == "test accuracy 87.86 %"

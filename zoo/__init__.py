@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 from zoo import families as _families
 
 _SUBMODULES = ("capabilities", "checks", "cli", "data", "evaluation", "export", "families", "files", "finetune", "hub",
-               "layers", "models", "sampling", "training", "units", "viz")
+               "layers", "models", "pages", "sampling", "training", "units", "viz")
 #: top-level names and the module that defines each: the model classes come from the one list of families
 _ATTRIBUTES = {"load": "zoo.hub", "save": "zoo.export", **{f.cls: f.module for f in _families.FAMILIES}}
 

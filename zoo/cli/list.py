@@ -15,7 +15,7 @@ def add_parser(commands):
 
 
 def main(args, argv):
-    from zoo import hub
+    from zoo import hub, pages
 
     models = hub.list_models(args.registry)
     if args.json:
@@ -25,7 +25,7 @@ def main(args, argv):
     else:
         rows = [("name", "model", "dataset", "metrics", "size")] + [
             (m["name"], str(m["summary"].get("model") or "-"), str(m["summary"].get("dataset") or "-"),
-             hub.describe_metrics(m["summary"].get("metrics")) or "-", hub.format_size(m["size"]))
+             pages.describe_metrics(m["summary"].get("metrics")) or "-", pages.format_size(m["size"]))
             for m in models]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
         for row in rows:

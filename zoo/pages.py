@@ -126,6 +126,7 @@ def _few_shot_cell(card):
 
 
 def _metric_commands(metrics):
+    """The commands that measured a card's metrics, each once, oldest first: a BiHM's log Z, each K's, the last."""
     by_k = metrics.get("test_nll_by_k") if isinstance(metrics.get("test_nll_by_k"), dict) else {}
     commands = [v.get("command") for v in by_k.values() if isinstance(v, dict)]
     if isinstance(metrics.get("log_z"), dict):
@@ -160,11 +161,8 @@ def checkpoint_page(name, card, entry=None, command=None):
         test = metrics.get("test_nll")
         kind = metrics.get("kind") or ("bracket: forward AIS (optimistic), RAISE (conservative)"
                                        if isinstance(test, dict) and "lower" in test else "see the card")
-        by_k = metrics.get("test_nll_by_k") if isinstance(metrics.get("test_nll_by_k"), dict) else {}
-        commands = list(dict.fromkeys([v.get("command") for v in by_k.values() if isinstance(v, dict)
-                                       and v.get("command")] or [metrics.get("command", "-")]))
         lines += [f"{describe_metrics(metrics) or '-'} ({kind}; on `{metrics.get('dataset', '?')}`), by", "",
-                  *(f"    {command}" for command in commands), ""]
+                  *(f"    {command}" for command in _metric_commands(metrics)), ""]
     else:
         lines += ["Nothing measured yet.", ""]
     lineage = card.get("lineage") or []

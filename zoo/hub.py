@@ -56,9 +56,7 @@ def pack(folder, out_dir):
     file name in the gzip header, so the same folder gives the same sha256 (with the same zlib)."""
     folder = Path(folder)
     name = check_name(folder.name, f"model folder {folder}")
-    for required in (export.MODEL_FILE, export.CARD_FILE):
-        if not (folder / required).is_file():
-            raise ValueError(f"{folder} is not a model folder: it has no {required}")
+    _check_model_folder(folder)
     out = Path(out_dir) / f"{name}.tar.gz"
     out.parent.mkdir(parents=True, exist_ok=True)
 
@@ -82,6 +80,12 @@ def pack(folder, out_dir):
 
     files.write_atomically(out, write)
     return out
+
+
+def _check_model_folder(folder):
+    for required in (export.MODEL_FILE, export.CARD_FILE):
+        if not (Path(folder) / required).is_file():
+            raise ValueError(f"{folder} is not a model folder: it has no {required}")
 
 
 def publish(folder, pretrained_dir=PRETRAINED):
@@ -138,9 +142,8 @@ def build_registry(folders=(), out_dir=PRETRAINED, mirrors=(), url_template=None
     if len(set(names)) != len(names):
         raise ValueError(f"two model folders share a name: {', '.join(sorted(names))}")
     for folder in folders:  # every folder checked before anything is written
+        _check_model_folder(folder)
         export.read_card(folder)
-        if not (folder / export.MODEL_FILE).is_file():
-            raise ValueError(f"{folder} is not a model folder: it has no {export.MODEL_FILE}")
     for folder in folders:
         publish(folder, out_dir)
     cards = read_cards(out_dir)

@@ -24,6 +24,16 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 
+def layer_input(units, kernels, states, l):
+    """The input to layer l of a chain of layers from its neighbours: I(x_{l-1}) W_{l-1} + I(x_{l+1}) W_l^T."""
+    terms = []
+    if l > 0:
+        terms.append(tf.matmul(units[l - 1].interaction(states[l - 1]), kernels[l - 1]))
+    if l < len(units) - 1:
+        terms.append(tf.matmul(units[l + 1].interaction(states[l + 1]), kernels[l], transpose_b=True))
+    return tf.add_n(terms)
+
+
 class LayeredAnnealingPath:
     """The geometric path from independent layers at `base_biases` (beta 0) to the layered model of `units`,
     `kernels` (W_l between layers l and l + 1) and `biases` (beta 1), moving the layers of `parity` (0: x_0, x_2,
@@ -44,13 +54,7 @@ class LayeredAnnealingPath:
         self.summed = list(range(1 - parity, self.depth + 1, 2))
 
     def layer_input(self, states, l):
-        """The input to layer l from its neighbours: I(x_{l-1}) W_{l-1} + I(x_{l+1}) W_l^T."""
-        terms = []
-        if l > 0:
-            terms.append(tf.matmul(self.units[l - 1].interaction(states[l - 1]), self.kernels[l - 1]))
-        if l < self.depth:
-            terms.append(tf.matmul(self.units[l + 1].interaction(states[l + 1]), self.kernels[l], transpose_b=True))
-        return tf.add_n(terms)
+        return layer_input(self.units, self.kernels, states, l)
 
     def split(self, x):
         """[x_l for the moved layers] -> the full list of layer states, None where a layer is summed out."""

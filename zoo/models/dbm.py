@@ -205,12 +205,7 @@ class DBM(RestoresCompiledState, keras.Model):
 
     def layer_input(self, states, l, kernels):
         """The input to layer l from its neighbours: I(x_{l-1}) W_{l-1} + I(x_{l+1}) W_l^T."""
-        terms = []
-        if l > 0:
-            terms.append(tf.matmul(self.layer_units[l - 1].interaction(states[l - 1]), kernels[l - 1]))
-        if l < self.depth:
-            terms.append(tf.matmul(self.layer_units[l + 1].interaction(states[l + 1]), kernels[l], transpose_b=True))
-        return tf.add_n(terms)
+        return sampling.layer_input(self.layer_units, kernels, states, l)
 
     def energy(self, states):
         """E(x) per example, for states [v, x_1, ..., x_L] (means in place of states give E(v, mu))."""

@@ -177,6 +177,7 @@ CAPABILITY_TABLE = {
     "adgm": ["latent-variable model", "sampler", "servable", "trainable bound", "data-initialised", "describable",
              "training summaries"],
     "hybrid": ["latent-variable model", "sampler", "classifier", "servable", "describable", "training summaries"],
+    "implicit-hybrid": ["sampler", "encoder", "classifier", "servable", "describable", "training summaries"],
     "classifier": ["encoder", "classifier", "servable"],
 }
 
@@ -190,6 +191,9 @@ def _tiny_family_members():
     return {"rbm": rbm, "dbm": models.DBM([3, 2], n_visible=4),
             "helmholtz": models.HelmholtzMachine([3, 2], n_visible=4), "bihm": models.BiHM([3, 2], n_visible=4),
             "adgm": models.AuxiliaryDeepGenerativeModel(2, 2, hidden=(3,), n_visible=4), "hybrid": hybrid,
+            "implicit-hybrid": models.ImplicitHybrid(4, n_classes=3, n_latent=2, generator_hidden=(3,),
+                                                     encoder_hidden=(3,), discriminator_hidden=(3,),
+                                                     latent_hidden=(3,)),
             "classifier": models.Classifier(rbm.encoder(), 3)}
 
 

@@ -246,9 +246,14 @@ def load(name, source="local", cache=True, home=None, data_dir=None):
     """Load dataset `name` as a `Dataset` of three `Split`s.
 
     source: "local" (offline: KNOWN_DATASETS) or "tfds" (tensorflow-datasets, online: TFDS_DATASETS;
-    `data_dir` is passed to `tfds.load`). cache/home: the local cache `<home>/data/<name>-v1.npz`,
+    `data_dir` is passed to `tfds.load`); a name "tfds:NAME" (what `--dataset` takes) means source "tfds".
+    cache/home: the local cache `<home>/data/<name>-v1.npz`,
     home defaulting to `zoo_home()`; tfds keeps its own cache in `data_dir`.
     """
+    if isinstance(name, str) and name.startswith("tfds:"):  # one string for the command line and the cards
+        if source not in ("local", "tfds"):
+            checks.check_choice(source, "source", SOURCES)
+        name, source = name[len("tfds:"):], "tfds"
     checks.check_choice(source, "source", SOURCES)
     known = KNOWN_DATASETS if source == "local" else TFDS_DATASETS
     if name not in known:

@@ -30,6 +30,7 @@ FAMILIES = (
     ModelFamily("bihm", "BiHM", "zoo.models.bihm", "zoo.cli.helmholtz:BIHM_FAMILY"),
     ModelFamily("adgm", "AuxiliaryDeepGenerativeModel", "zoo.models.adgm"),  # a hybrid's generative part
     ModelFamily("hybrid", "HybridModel", "zoo.models.hybrid", "zoo.cli.hybrid:FAMILY"),
+    ModelFamily("implicit-hybrid", "ImplicitHybrid", "zoo.models.implicit_hybrid", "zoo.cli.implicit_hybrid:FAMILY"),
     ModelFamily("classifier", "Classifier", "zoo.models.classifier"),  # made by zoo finetune --save
 )
 

@@ -9,6 +9,25 @@ import tensorflow as tf
 from zoo import capabilities, checks, evaluation, viz
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class HoldThenDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """`lr` for the first `hold_steps` updates, then linearly to `lr_final` over `decay_steps` (the reference
+    GAN recipes' schedule: constant, then to 0 over the last third)."""
+
+    def __init__(self, lr, lr_final, hold_steps, decay_steps):
+        self.lr, self.lr_final = float(lr), float(lr_final)
+        self.hold_steps, self.decay_steps = int(hold_steps), int(decay_steps)
+
+    def __call__(self, step):
+        progress = (tf.cast(step, tf.float32) - self.hold_steps) / max(self.decay_steps, 1)
+        progress = tf.clip_by_value(progress, 0.0, 1.0)
+        return self.lr + (self.lr_final - self.lr) * progress
+
+    def get_config(self):
+        return {"lr": self.lr, "lr_final": self.lr_final, "hold_steps": self.hold_steps,
+                "decay_steps": self.decay_steps}
+
+
 class GibbsStepsSchedule(keras.callbacks.Callback):
     """Set the model's Gibbs steps per update (`cd_k`) at the start of each epoch: k = schedule(epoch)."""
 
@@ -66,7 +85,7 @@ class FreeEnergyGap(keras.callbacks.Callback):
 
 
 class HybridMonitor(keras.callbacks.Callback):
-    """Add to each epoch's logs the objective's weights as they stand (`sup_weight`, `unsup_weight`: its ramp)
+    """Add to each epoch's logs the objective's weights as they stand (`objective_weights()`, ramps included)
     and, given unlabelled training images with their hidden labels, `unlabelled_accuracy` on them: how well the
     hybrid labels the images it learns from without their labels (the labels never reach training)."""
 
@@ -76,8 +95,7 @@ class HybridMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["sup_weight"] = float(self.model.sup_weight)
-            logs["unsup_weight"] = float(self.model.unsup_weight_now())
+            logs.update({name: float(value) for name, value in self.model.objective_weights().items()})
             if self.x is not None and len(self.x):
                 logs["unlabelled_accuracy"] = self.model.accuracy(self.x, self.y)
 

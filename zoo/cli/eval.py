@@ -20,7 +20,8 @@ def add_parser(commands):
                     "AIS from test examples (RAISE, too high on average), exactly when the model is small "
                     "enough, and the train/test negative log-likelihood they bracket, in nats per example. "
                     "Latent-variable models with an inference network: the test NLL by importance sampling at "
-                    "each K of --k, with its effective sample size.",
+                    "each K of --k, with its effective sample size. Models without a likelihood that classify "
+                    "(an implicit hybrid): the test accuracy, and a line saying there is no likelihood.",
         epilog="example: zoo eval models/rbm500 --ais-betas 14501 --ais-chains 100 --json")
     ev.set_defaults(func=main)
     ev.add_argument("model", help="model folder or registered name (see zoo list; fetched if needed)")
@@ -78,8 +79,11 @@ def main(args, argv):
         raise ValueError("--write-card records the test split: drop --split validation or --write-card")
     folder = hub.resolve(args.model)
     model, card = export.load_folder(folder)
-    capabilities.require(model, (capabilities.EnergyModel, capabilities.LatentVariableModel),
-                         "be evaluated by zoo eval (log-likelihood)")
+    likelihood = (capabilities.EnergyModel, capabilities.LatentVariableModel)
+    if not any(capabilities.offers(model, protocol) for protocol in likelihood) and \
+            capabilities.offers(model, capabilities.Classifier):
+        return _evaluate_classifier(args, model, card, folder, _card_command(folder, args, argv))
+    capabilities.require(model, likelihood, "be evaluated by zoo eval (log-likelihood)")
     dataset = data.load(args.dataset or trained_on(card))
     n_inputs = getattr(model, "n_visible", None)
     if n_inputs is not None and dataset.n_features != n_inputs:
@@ -168,6 +172,35 @@ def _evaluate_latent_variable_model(args, model, card, folder, dataset, summary,
         metrics = evaluation.cards.latent_variable_metrics(
             result, command, batch_size=args.batch_size, seed=args.seed, previous=previous,
             log_z_from_card=args.z_from_card, accuracy=accuracy)
+        _write_card(folder, card, metrics, export.stage_result(metrics))
+    return 0
+
+
+def _evaluate_classifier(args, model, card, folder, command):
+    """A model with no likelihood that classifies (an implicit hybrid: a GAN): its accuracy on the split, and
+    one line saying that there is no likelihood to estimate."""
+    from zoo import capabilities, data, evaluation, export
+
+    dataset = data.load(args.dataset or trained_on(card))
+    split = getattr(dataset, args.split)
+    if split.y is None:
+        raise ValueError(f"dataset {dataset.name!r} has no labels: {type(model).__name__} has no likelihood, and "
+                         "its accuracy needs labels")
+    x, y = model.validate_data(split.x[:args.test_examples], f"dataset {dataset.name!r} ({args.split} split)"), \
+        split.y[:args.test_examples]
+    accuracy = float((model.predict_classes(x) == y).mean())
+    summary = model.describe() if capabilities.offers(model, capabilities.Describable) else type(model).__name__
+    note = (f"no likelihood: {type(model).__name__} is an implicit-density model (its generator has no density "
+            "to estimate); zoo eval reports its classification accuracy")
+    if args.json:
+        print(json.dumps({"model": str(args.model), "model_summary": summary, "dataset": dataset.name,
+                          "split": args.split, f"n_{args.split}": len(y), "accuracy": accuracy,
+                          "error": 1 - accuracy, "log_likelihood": None, "note": note}, indent=2))
+    else:
+        print(f"model    {args.model} ({summary})\ndataset  {dataset.name}, {args.split} split: {len(y)} images\n\n"
+              f"accuracy {100 * accuracy:.2f} %   error {100 * (1 - accuracy):.2f} %\n{note}")
+    if args.write_card:
+        metrics = evaluation.cards.classifier_metrics(dataset.name, accuracy, len(y), command)
         _write_card(folder, card, metrics, export.stage_result(metrics))
     return 0
 

@@ -26,6 +26,7 @@ class Family:
     Adam (`compile`)."""
     name = help = description = epilog = None
     lr = momentum = None
+    dataset, batch_size = "binarized_mnist", 100  # the defaults of --dataset and --batch-size
 
     def add_arguments(self, parser):
         """The family's own argument groups on `parser` (the common ones are added by the run manager)."""

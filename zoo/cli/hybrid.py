@@ -53,6 +53,10 @@ class HybridFamily(Family):
         clf.add_argument("--unsup-weight", type=nonnegative_float, default=1.0, help="(default: %(default)s)")
         clf.add_argument("--ramp-epochs", type=nonnegative_int, default=0,
                          help="raise the unsup weight linearly from 0 over these epochs (default: 0, at once)")
+        self.add_label_arguments(parser)
+
+    def add_label_arguments(self, parser):
+        """The labelled draw and each batch's share of it (the semi-supervised families' common options)."""
         labels = parser.add_argument_group("labels")
         labels.add_argument("--labels-per-class", type=labels_per_class, default="all", metavar="N",
                             help="labelled images per class, or all (default: all)")

@@ -55,14 +55,14 @@ def add_family(subparsers, family):
     parser = subparsers.add_parser(family.name, help=family.help, description=family.description,
                                    epilog=family.epilog)
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default="binarized_mnist", help="mnist, binarized_mnist or digits "
+    data.add_argument("--dataset", default=family.dataset, help="mnist, binarized_mnist or digits "
                       "(default: %(default)s)")
     data.add_argument("--dynamic-binarization", action="store_true",
                       help="draw a fresh binary sample of the grey images every epoch")
     family.add_arguments(parser)
     run = parser.add_argument_group("run")
     option(run, "--epochs", 10)
-    option(run, "--batch-size", 100)
+    option(run, "--batch-size", family.batch_size)
     option(run, "--seed", help="seed for weights, sampling and shuffling")
     if family.lr is not None:
         trained_by = "Adam" if family.momentum is None else "SGD"

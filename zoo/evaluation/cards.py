@@ -6,13 +6,14 @@ evaluation's result to the card's JSON fields, which `zoo.export.update_card` wr
 - `latent_variable_metrics`: an `ImportanceEvaluation` (`evaluate_latent_variable_model`): the test NLL at each
   K, merged with the card's earlier K (each K keeps the command and the number of test examples that measured
   it), a BiHM's log Z, a hybrid's test accuracy.
+- `classifier_metrics`: a model with no likelihood that classifies (an implicit hybrid): its test accuracy.
 - `card_fields`: the fields to set: the metrics, and the result of the last training stage of a model trained
   in stages.
 
 Every number carries the command that measured it, so that running it again gives the card's numbers.
 """
 
-__all__ = ["energy_metrics", "latent_variable_metrics", "card_fields"]
+__all__ = ["energy_metrics", "latent_variable_metrics", "classifier_metrics", "card_fields"]
 
 #: the per-K numbers of a latent-variable model's result that its card keeps besides nll, std, ess, seconds
 OPTIONAL_PER_K = ("p_nll", "p_std", "p_ess", "log_p_tilde")
@@ -54,6 +55,14 @@ def latent_variable_metrics(result, command, batch_size, seed, previous=None, lo
     if accuracy is not None:
         metrics["test_accuracy"] = {"accuracy": accuracy[0], "n_examples": accuracy[1], "command": command}
     return metrics
+
+
+def classifier_metrics(dataset, accuracy, n_examples, command):
+    """The card metrics of a model that classifies but has no likelihood: its `accuracy` on the first
+    `n_examples` of `dataset`'s test split, measured by `command`."""
+    return {"dataset": dataset, "kind": "test accuracy (no likelihood)",
+            "test_accuracy": {"accuracy": accuracy, "n_examples": n_examples, "command": command},
+            "command": command}
 
 
 def card_fields(card, metrics, stage_result):

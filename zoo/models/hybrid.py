@@ -142,6 +142,10 @@ class HybridModel(RestoresCompiledState, keras.Model):
         progress = tf.cast(self.optimizer.iterations, self.compute_dtype) / self.ramp_steps
         return self.unsup_weight * tf.minimum(progress, 1.0)
 
+    def objective_weights(self):
+        """{name: the objective's weight now}: sup_weight, and unsup_weight on its ramp."""
+        return {"sup_weight": self.sup_weight, "unsup_weight": self.unsup_weight_now()}
+
     def objective_terms(self, x, y, seed, training=True):
         """(supervised loss: the mean of -log p(y | x) over the labelled rows, 0 without any; the generative
         part's training loss on every row; its log weights (k, batch); the logits)."""

@@ -114,6 +114,7 @@ def test_numpy_reference_saturated_units_stay_finite():
     ("bench_bihm.py", ["--z-samples", "0"], "argument --z-samples: expected a positive integer, got '0'"),
     ("bench_dbm.py", ["--n-examples", "50"], "--n-examples must be >= 100, got 50"),
     ("bench_hybrid.py", ["--n-examples", "150"], "--n-examples must be >= 200, got 150"),
+    ("bench_implicit_hybrid.py", ["--batch-size", "3"], "--batch-size must be even and >= 2, got 3"),
     ("bench_startup.py", ["--repeats", "0"], "argument --repeats: expected a positive integer, got '0'")])
 def test_bad_arguments_exit_2_with_one_line(script, args, message):
     result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
@@ -126,7 +127,7 @@ def test_bad_arguments_exit_2_with_one_line(script, args, message):
 def test_make_bench_runs_every_benchmark_or_one_by_name():
     """The Makefile's loop, run with `echo` (or `false`) for Python and no install step."""
     names = sorted(p.stem[len("bench_"):] for p in BENCHMARKS.glob("bench_*.py"))
-    assert {"rbm", "ais", "rws", "bihm", "dbm", "hybrid", "startup"} <= set(names)
+    assert {"rbm", "ais", "rws", "bihm", "dbm", "hybrid", "implicit_hybrid", "startup"} <= set(names)
 
     def make(*args, python="echo"):
         return subprocess.run(["make", "-s", "bench", f"PY={python}", "STAMP=", *args], cwd=ROOT, capture_output=True,
@@ -312,6 +313,46 @@ def test_bench_hybrid_smoke_run_reports_consistent_ratios():
     assert two_decimals(printed(lines, r"class latent / hybrid: ([\d.]+) .*")[0], ratios["class_latent_ratio"])
     assert two_decimals(printed(lines, r"classify the 10,000 test images: ([\d.]+) s")[0], report["classify_seconds"])
 
+
+
+@pytest.mark.slow
+def test_bench_implicit_hybrid_smoke_run_reports_consistent_ratios():
+    lines, report = run_benchmark("implicit_hybrid", "--smoke")
+    labels = {"hybrid": "(a) hybrid step", "fit": "(a) hybrid, model.fit", "floor": "(b) floor",
+              "classifier": "(c) classifier alone", "consistency": "(c) + consistency", "ali": "(c) + ALI"}
+    seconds, rate, ms = report["seconds"], report["rows_per_second"], report["ms_per_step"]
+    assert (report["steps"], report["repeats"], report["batch_size"], report["labelled_per_batch"]) == (2, 1, 200, 100)
+    assert report["networks"] == {"n_latent": 10, "discriminator_hidden": [100, 50, 25, 25, 25],
+                                  "latent_hidden": [50, 25], "generator_hidden": [50, 50], "encoder_hidden": [50, 50]}
+    assert report["rows"] == 400 and list(rate) == list(labels)
+    assert list(seconds) == list(ms) == [*labels, "translations", "average"]
+    for name, times in seconds.items():
+        assert len(times) == 1 and times[0] > 0 and len(report["other_processes_cpu_share"][name]) == 1
+        assert ms[name] == pytest.approx(1000 * statistics.median(times) / 2, rel=1e-12)
+    for name, label in labels.items():
+        assert rate[name] == pytest.approx(400 / statistics.median(seconds[name]), rel=1e-12)
+        shown_rate, shown_ms = printed(lines, rf"{re.escape(label)} +(\d+) +([\d.]+)   .*")
+        assert float(shown_rate) == pytest.approx(rate[name], abs=0.5)
+        assert float(shown_ms) == pytest.approx(ms[name], abs=0.051)
+    median = {name: statistics.median(times) for name, times in seconds.items()}
+    ratios = {"hybrid_over_floor": median["hybrid"] / median["floor"],
+              "fit_over_step": median["fit"] / median["hybrid"],
+              **{f"{name}_over_classifier": median[name] / median["classifier"]
+                 for name in ("consistency", "ali", "hybrid")}}
+    assert report["ratios"] == {k: pytest.approx(v, rel=1e-12) for k, v in ratios.items()}
+    translations, average, gap = printed(lines, r"parts of \(a\) timed alone: two translations ([\d.]+) ms, weight "
+                                                r"average ([\d.]+) ms a step; \(a\) - \(b\) = (-?[\d.]+) ms a step")
+    assert float(translations) == pytest.approx(ms["translations"], abs=0.051)
+    assert float(average) == pytest.approx(ms["average"], abs=0.051)
+    assert float(gap) == pytest.approx(ms["hybrid"] - ms["floor"], abs=0.051)
+    assert two_decimals(printed(lines, r"hybrid step / floor: ([\d.]+) \(time a step\)")[0],
+                        ratios["hybrid_over_floor"])
+    assert two_decimals(printed(lines, r"model\.fit / hybrid step: ([\d.]+) \(time a step\)")[0],
+                        ratios["fit_over_step"])
+    shown = printed(lines, r"over the classifier alone \(time a step\): \+ consistency ([\d.]+), \+ ALI ([\d.]+), "
+                           r"hybrid ([\d.]+)")
+    assert all(two_decimals(text, ratios[f"{name}_over_classifier"])
+               for text, name in zip(shown, ("consistency", "ali", "hybrid")))
 
 def test_bench_startup_reports_each_median_against_importing_tensorflow(load_script, capsys, monkeypatch):
     bench = load_script("benchmarks/bench_startup")

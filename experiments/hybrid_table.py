@@ -48,30 +48,37 @@ def _measured(card_file):
     return card if "test_accuracy" in card.get("metrics", {}) else None
 
 
-def run_cell(out_dir, labels, seed, weights, train_args, cards_dir=None):
-    """The card of one cell, training and measuring it unless its card (in cards_dir, or its folder) holds the
-    accuracy; a card not yet in cards_dir is copied there as <cell>.json."""
-    name = folder_name(labels, seed, weights)
+def measured_card(train_args, name, out_dir, cards_dir=None, eval_args=(), prog="hybrid_table.py"):
+    """The card of the cell `name` (shared with the other table scripts, e.g. implicit_hybrid_table.py): the run
+    `zoo train *train_args --out OUT_DIR/name --overwrite --verbose 0` measured by `zoo eval OUT_DIR/name
+    *eval_args --write-card`, done unless its card (cards_dir/<name>.json, or its folder's) already holds the test
+    accuracy; a card not yet in cards_dir is copied there as <name>.json. A failed run is a UsageError naming
+    `prog`."""
     folder = Path(out_dir) / name
     kept = None if cards_dir is None else Path(cards_dir) / f"{name}.json"
     card = _measured(kept)
     if card is None:
         card = _measured(folder / "card.json")
         if card is None:
-            command = ["train", "hybrid", *train_args, "--labels-per-class", str(labels), "--label-seed", str(seed),
-                       "--seed", str(seed), "--sup-weight", f"{weights[0]:g}", "--unsup-weight", f"{weights[1]:g}",
-                       "--out", str(folder), "--overwrite", "--verbose", "0"]
+            command = ["train", *train_args, "--out", str(folder), "--overwrite", "--verbose", "0"]
             print("$ zoo " + " ".join(command), file=sys.stderr, flush=True)
             with contextlib.redirect_stdout(io.StringIO()):  # the table alone goes to stdout
-                failed = cli.main(command) or cli.main(["eval", str(folder), "--k", "1", "--seed", "0",
-                                                        "--write-card"])
+                failed = cli.main(command) or cli.main(["eval", str(folder), *eval_args, "--write-card"])
             if failed:
-                raise cli.UsageError(f"hybrid_table.py: the run of {folder} failed (see above)")
+                raise cli.UsageError(f"{prog}: the run of {folder} failed (see above)")
             card = json.loads((folder / "card.json").read_text())
         if kept is not None:
             kept.parent.mkdir(parents=True, exist_ok=True)
             kept.write_text(json.dumps(card, indent=1) + "\n")
     return card
+
+
+def run_cell(out_dir, labels, seed, weights, train_args, cards_dir=None):
+    """The card of one cell: its `zoo train hybrid` run measured by `zoo eval FOLDER --k 1 --seed 0`
+    (`measured_card`)."""
+    return measured_card(["hybrid", *train_args, "--labels-per-class", str(labels), "--label-seed", str(seed),
+                          "--seed", str(seed), "--sup-weight", f"{weights[0]:g}", "--unsup-weight", f"{weights[1]:g}"],
+                         folder_name(labels, seed, weights), out_dir, cards_dir, eval_args=["--k", "1", "--seed", "0"])
 
 
 def render(cells, labels, weights, seeds, train_args, argv):

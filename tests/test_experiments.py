@@ -88,6 +88,100 @@ def test_hybrid_table_reads_finished_cells_from_their_cards(tmp_path, load_scrip
         assert message in err and len(err.strip().splitlines()) == 1, err
 
 
+def _accuracy_card(path, accuracy, n_examples=10000, **fields):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**fields, "metrics": {"dataset": "mnist", "test_accuracy": {
+        "accuracy": accuracy, "n_examples": n_examples, "command": f"zoo eval {path.stem}"}}}))
+
+
+def test_implicit_hybrid_table_reads_its_cells_and_the_references_from_their_cards(tmp_path, load_script, capsys,
+                                                                                   monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    table = load_script("experiments/implicit_hybrid_table")
+    committed = table.explicit_hybrid_reference(10)  # the committed cards: a cell group of hybrid_table.py's
+    assert committed["folder"].parent == EXPERIMENTS / "results" and committed["folder"].name.startswith("hybrid-table")
+    assert "rbm500-bmnist" in dict(table.fine_tuned_references(10))
+    kept = tmp_path / "kept"
+    for variant, accuracies in {"labels": (0.75, 0.7), "consistency": (0.8, 0.9), "ali": (0.85, 0.85),
+                                "hybrid": (0.97, 0.95)}.items():
+        for seed, accuracy in enumerate(accuracies):
+            _accuracy_card(kept / f"{table.folder_name(10, seed, variant, 50.0)}.json", accuracy)
+    results, pretrained = tmp_path / "results", tmp_path / "cards"
+    monkeypatch.setattr(table, "RESULTS", results)
+    monkeypatch.setattr(table, "PRETRAINED_CARDS", pretrained)
+    _accuracy_card(results / "hybrid-table" / "l10-s0-w1_1.json", 0.8, command="zoo train hybrid A")
+    _accuracy_card(results / "hybrid-table" / "l10-s1-w1_1.json", 0.9, command="zoo train hybrid B")
+    _accuracy_card(results / "hybrid-table-cnn" / "l10-s0-w1_0.1.json", 0.84)
+    _accuracy_card(results / "hybrid-table-cnn" / "l100-s0-w1_0.1.json", 0.99)  # other numbers of labels
+    _accuracy_card(results / "other" / "l10-s0-w1_1.json", 0.99)  # not a hybrid_table.py folder
+    (results / "hybrid-table" / "l10-s0-w1_0.json").write_text(json.dumps({"metrics": {}}))  # not measured
+    few = {"accuracy": {"pretrained": {"mean": 80.5, "std": 1.25}, "random": {"mean": 50.0, "std": 9.0}},
+           "command": "zoo finetune a --labels-per-class 10", "labels_per_class": 10, "seeds": 4, "split": "test"}
+    pretrained.mkdir()
+    (pretrained / "a.json").write_text(json.dumps({"few_shot": few}))
+    (pretrained / "b.json").write_text(json.dumps({"few_shot": {**few, "labels_per_class": 100}}))
+    (pretrained / "c.json").write_text(json.dumps({"metrics": {}}))
+    argv = ["--seeds", "2", "--consistency-weight", "50", "--out-dir", str(tmp_path / "models"), "--cards-dir",
+            str(kept), "--", "--epochs", "30", "--translate", "2"]
+    monkeypatch.setattr(zoo.cli, "main", lambda argv: 1 / 0)  # read, never trained
+    assert table.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "| labels only | `--no-ali --consistency-weight 0` | 27.50 ± 3.54 | s0 25.00, s1 30.00 |" in out
+    assert "| + consistency | `--no-ali --consistency-weight 50` | 15.00 ± 7.07 | s0 20.00, s1 10.00 |" in out
+    assert "| + ALI | `--consistency-weight 0` | 15.00 ± 0.00 | s0 15.00, s1 15.00 |" in out
+    assert "| hybrid (ALI + consistency) | `--consistency-weight 50` | 4.00 ± 1.41 | s0 3.00, s1 5.00 |" in out
+    assert "| *reference:* explicit hybrid, `hybrid-table` sup 1, unsup 1 (2 seeds) | `zoo train hybrid` | " \
+           "15.00 ± 7.07 | s0 20.00, s1 10.00 |" in out
+    assert "| *reference:* `a` fine-tuned | `zoo finetune` | 19.50 ± 1.25 | 4 seeds, not kept one by one |" in out
+    assert "`b`" not in out and "`c`" not in out and len(out.split("| *reference:*")) == 3
+    assert "of the 2 committed cell groups" in out and "its run (seed 0): `zoo train hybrid A`" in out
+    assert "`zoo finetune a --labels-per-class 10`" in out and "all 10,000 test images of `mnist`" in out
+    assert "`zoo train implicit-hybrid --epochs 30 --translate 2 --labels-per-class 10 --label-seed S --seed S " \
+           f"--no-ali --consistency-weight 50 --out {tmp_path / 'models' / 'l10-sS-consistency-w50'} " \
+           "--overwrite --verbose 0`" in out
+    assert "Regenerate with `python experiments/implicit_hybrid_table.py --seeds 2 --consistency-weight 50" in out
+    assert table.main(argv[:2] + ["--variants", "hybrid", "labels", *argv[2:]]) == 0  # a subset, in the table's order
+    rows = [line.split(" | ")[0] for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert rows[1:4] == ["| labels only", "| hybrid (ALI + consistency)",
+                         "| *reference:* explicit hybrid, `hybrid-table` sup 1, unsup 1 (2 seeds)"]
+    for bad, message in ((["--consistency-weight", "0"], "expected a number > 0"),
+                         (["--variants", "gan"], "invalid choice: 'gan'"),
+                         (["--labels-per-class", "0"], "expected a positive integer"),
+                         (["--seeds", "0"], "expected a positive integer"),
+                         (["--", "--epochs", "3", "--seed", "4"], "--seed is set by the script"),
+                         (["--", "--no-ali"], "--no-ali is set by the script")):
+        assert table.main(["--out-dir", str(tmp_path), *bad]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_implicit_hybrid_table_trains_and_measures_its_cells(tmp_path, load_script, capsys, monkeypatch):
+    """Two variants of a tiny implicit hybrid on `digits`, one seed: trained, measured, kept, then read back."""
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
+    monkeypatch.chdir(tmp_path)  # zoo train's TensorBoard logs
+    table = load_script("experiments/implicit_hybrid_table")
+    kept = tmp_path / "kept"
+    argv = ["--labels-per-class", "5", "--seeds", "1", "--variants", "labels", "hybrid", "--out-dir",
+            str(tmp_path / "models"), "--cards-dir", str(kept), "--", "--dataset", "digits", "--epochs", "1",
+            "--batch-size", "40", "--discriminator-hidden", "16", "--latent-hidden", "8", "--generator-hidden", "8",
+            "--encoder-hidden", "8", "--latent", "4"]
+    assert table.main(argv) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.name for p in kept.iterdir()) == ["l5-s0-hybrid-w100.json", "l5-s0-labels.json"]
+    for name, options in (("l5-s0-labels", "--no-ali --consistency-weight 0"),
+                          ("l5-s0-hybrid-w100", "--consistency-weight 100")):
+        card = json.loads((kept / f"{name}.json").read_text())
+        assert card["command"].endswith(f"--label-seed 0 --seed 0 {options} --out {tmp_path / 'models' / name} "
+                                        "--overwrite --verbose 0")
+        assert card["metrics"]["test_accuracy"]["command"] == f"zoo eval {name}"
+        error = 100 * (1 - card["metrics"]["test_accuracy"]["accuracy"])
+        assert f"| `{options}` | {error:.2f} ± 0.00 | s0 {error:.2f} |" in out
+    assert "all 300 test images of `digits`" in out and "No explicit hybrid cell at 5 labels per class" in out
+    assert "No checkpoint card in `pretrained/cards/` records a fine-tuning at 5 labels per class." in out
+    monkeypatch.setattr(zoo.cli, "main", lambda argv: 1 / 0)  # the kept cards: read, not trained again
+    assert table.main(argv) == 0 and capsys.readouterr().out == out
+
+
 def test_dbm_pretraining_scales_refuses_a_folder_without_stages(tmp_path, load_script, capsys):
     script = load_script("experiments/dbm_pretraining_scales")
     assert script.main(["--stages", str(tmp_path)]) == 2

@@ -1,4 +1,5 @@
-"""What every family's `fit` shares: checked arrays become the zoo's own tf.data pipeline."""
+"""What the families share: checked arrays become the zoo's own tf.data pipeline (`fit_inputs`), the bound and ESS of
+log weights, compiled state restored through `compile`, and the hybrids' semi-supervised classifier API."""
 import numpy as np
 import tensorflow as tf
 
@@ -57,3 +58,60 @@ def fit_inputs(model, x, batch_size, validation_data, kwargs, compact=True):
     if getattr(model, "optimizer", None) is None:  # Keras sets it only in compile
         model.compile()
     return x, batch_size, validation_data
+
+
+UNLABELLED = -1  # the label of an unlabelled row in a semi-supervised batch
+
+
+class SemiSupervisedClassifier:
+    """What the hybrids share as classifiers trained on batches (x, y) whose unlabelled rows have y = -1: labels
+    checked, batches unpacked, `fit` on arrays or on a pipeline, and p(y | x) from `call` (the class logits) in
+    NumPy. A subclass sets `n_classes` and `validate_data`; `default_batch_size` is `fit`'s on arrays."""
+
+    default_batch_size = 32
+
+    def validate_labels(self, y, n, name="y"):
+        """`y` as int64 labels of shape (n,) in [0, n_classes), or -1 for unlabelled rows; ValueError otherwise."""
+        return checks.check_labels(y, n, self.n_classes, name, unlabelled=UNLABELLED)
+
+    def _unpack(self, data):
+        """(x, y) of a batch as the model's float dtype and int32 labels, every row unlabelled without labels."""
+        import keras
+
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
+        if y is None:
+            y = tf.fill(tf.shape(x)[:1], UNLABELLED)
+        return tf.cast(x, self.compute_dtype), tf.cast(y, tf.int32)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, **kwargs):
+        """Keras `fit` on a tf.data pipeline of (x, y) batches (`zoo.data.semi_supervised_batches`), or on arrays
+        x and y (-1 for unlabelled rows), checked first and batched in a fresh order every epoch."""
+        if isinstance(x, tf.data.Dataset):
+            kwargs["shuffle"] = False  # a pipeline orders itself
+        elif x is not None:
+            x = self.validate_data(x)
+            y = self.validate_labels(np.full(len(x), UNLABELLED) if y is None else y, len(x))
+            batch = self.default_batch_size if batch_size is None else checks.check_positive_int(batch_size,
+                                                                                                "batch_size")
+            x, y, batch_size = data_lib.batches((x, y), batch, shuffle=kwargs.pop("shuffle", True)), None, None
+            kwargs["shuffle"] = False
+        if isinstance(validation_data, tuple) and len(validation_data) == 2:
+            vx, vy = validation_data
+            validation_data = (self.validate_data(vx, "validation x"),
+                               self.validate_labels(vy, len(vx), "validation y"))
+        if getattr(self, "optimizer", None) is None:
+            self.compile()
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
+
+    def predict_probabilities(self, x, batch_size=2000):
+        """p(y | x) of each row of x, (n, n_classes) (NumPy in, NumPy out)."""
+        return in_batches(lambda rows: tf.nn.softmax(self(rows)), self.validate_data(x), batch_size)
+
+    def predict_classes(self, x, batch_size=2000):
+        """The predicted class of each row of x (NumPy in, NumPy out)."""
+        return np.argmax(self.predict_probabilities(x, batch_size), axis=-1)
+
+    def accuracy(self, x, y):
+        """The fraction of rows of x whose predicted class is y."""
+        y = self.validate_labels(y, len(x))
+        return float(np.mean(self.predict_classes(x) == y))

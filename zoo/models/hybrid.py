@@ -17,15 +17,14 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import capabilities, checks
-from zoo.models.base import RestoresCompiledState, bound_and_ess, in_batches
+from zoo.models.base import RestoresCompiledState, SemiSupervisedClassifier, bound_and_ess
 from zoo.models.metrics import RunningMeans
 
 CLASSIFIERS = ("mlp", "cnn", "features")
-UNLABELLED = -1
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class HybridModel(RestoresCompiledState, keras.Model):
+class HybridModel(SemiSupervisedClassifier, RestoresCompiledState, keras.Model):
     """A generative model and a classifier trained jointly, supervised or semi-supervised, through `model.fit`
     on batches (x, y) whose unlabelled rows have y = -1 (`zoo.data.semi_supervised_batches`).
 
@@ -194,58 +193,14 @@ class HybridModel(RestoresCompiledState, keras.Model):
         self._monitor(x, y, supervised, log_w, logits)
         return self.monitor.result()
 
-    def _unpack(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None:  # no labels at all: every row unlabelled
-            y = tf.fill(tf.shape(x)[:1], UNLABELLED)
-        return tf.cast(x, self.compute_dtype), tf.cast(y, tf.int32)
-
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, **kwargs):
-        """Keras `fit` on a tf.data pipeline of (x, y) batches (`zoo.data.semi_supervised_batches`), or on arrays
-        x and y (-1 for unlabelled rows), checked first and batched in a fresh order every epoch."""
-        if isinstance(x, tf.data.Dataset):
-            kwargs["shuffle"] = False  # a pipeline orders itself
-        elif x is not None:
-            from zoo import data as data_lib
-
-            x = self.validate_data(x)
-            y = self.validate_labels(np.full(len(x), UNLABELLED) if y is None else y, len(x))
-            batch = 32 if batch_size is None else checks.check_positive_int(batch_size, "batch_size")
-            x, y, batch_size = data_lib.batches((x, y), batch, shuffle=kwargs.pop("shuffle", True)), None, None
-            kwargs["shuffle"] = False
-        if isinstance(validation_data, tuple) and len(validation_data) == 2:
-            vx, vy = validation_data
-            validation_data = (self.validate_data(vx, "validation x"), self.validate_labels(vy, len(vx),
-                                                                                             "validation y"))
-        if getattr(self, "optimizer", None) is None:
-            self.compile()
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
-
     # -- public NumPy-facing API -------------------------------------------------------------------------
     def validate_data(self, x, name="x"):
         """`x` checked by the generative part (shape, finiteness, binary)."""
         return self.generative.validate_data(x, name)
 
-    def validate_labels(self, y, n, name="y"):
-        """`y` as int64 labels of shape (n,) in [0, n_classes), or -1 for unlabelled rows; ValueError otherwise."""
-        return checks.check_labels(y, n, self.n_classes, name, unlabelled=UNLABELLED)
-
     def log_importance_weights(self, x, k, seed):
         """The generative part's (the LatentVariableModel capability: zoo eval's bound)."""
         return self.generative.log_importance_weights(x, k, seed)
-
-    def predict_probabilities(self, x, batch_size=2000):
-        """p(y | x) of each row of x, (n, n_classes) (NumPy in, NumPy out)."""
-        return in_batches(lambda rows: tf.nn.softmax(self(rows)), self.validate_data(x), batch_size)
-
-    def predict_classes(self, x, batch_size=2000):
-        """The predicted class of each row of x (NumPy in, NumPy out)."""
-        return np.argmax(self.predict_probabilities(x, batch_size), axis=-1)
-
-    def accuracy(self, x, y):
-        """The fraction of rows of x whose predicted class is y."""
-        y = self.validate_labels(y, len(x))
-        return float(np.mean(self.predict_classes(x) == y))
 
     def sample(self, n, seed=None):
         """Samples of the generative part."""

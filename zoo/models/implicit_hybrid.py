@@ -18,11 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import checks
-from zoo.models.base import RestoresCompiledState, in_batches
+from zoo.models.base import RestoresCompiledState, SemiSupervisedClassifier, in_batches
 from zoo.models.metrics import RunningMeans
 
 ARCHITECTURES = ("mlp", "cnn")
-UNLABELLED = -1
 TERMS = ("supervised_loss", "consistency_labelled", "gan_loss", "consistency_unlabelled", "feature_matching",
          "real_score", "fake_score", "accuracy")
 
@@ -86,7 +85,7 @@ def _dense_stack(sizes, activation, batch_norm=False, weight_norm=False, seed=No
 
 
 @keras.saving.register_keras_serializable(package="zoo")
-class ImplicitHybrid(RestoresCompiledState, keras.Model):
+class ImplicitHybrid(SemiSupervisedClassifier, RestoresCompiledState, keras.Model):
     """ALI with a joint discriminator-classifier and a consistency term, trained semi-supervised by `model.fit`
     on batches (x, y) whose unlabelled rows have y = -1 (`zoo.data.semi_supervised_batches`); x in [0, 1].
 
@@ -105,6 +104,8 @@ class ImplicitHybrid(RestoresCompiledState, keras.Model):
         afresh for each of the two consistency passes. ema_decay: of the classifying copy's weights.
       weight_norm: D's dense layers weight-normalised (`WeightNormDense`; start them with `initialize(x)`).
     """
+
+    default_batch_size = 100  # fit's on arrays
 
     def __init__(self, n_visible, n_classes=10, image_shape=None, architecture="mlp", n_latent=100,
                  generator_hidden=(500, 500), encoder_hidden=(500, 500),
@@ -373,7 +374,7 @@ class ImplicitHybrid(RestoresCompiledState, keras.Model):
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(y, 0), logits)
         terms = {"supervised_loss": mean_over(labelled, ce, n_l)}
         zero = tf.zeros([], self.compute_dtype)
-        consistency = any_unlabelled = zero
+        consistency = zero
         if self.consistency_weight:
             x2 = self.translated(x, seeds[1])
             logits2, _ = self.discriminate(x2, self.encoder_net(x2, training=True), training=True)
@@ -428,12 +429,6 @@ class ImplicitHybrid(RestoresCompiledState, keras.Model):
     def metrics(self):
         return [self.monitor]
 
-    def _unpack(self, data):
-        x, y, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None:
-            y = tf.fill(tf.shape(x)[:1], UNLABELLED)
-        return tf.cast(x, self.compute_dtype), tf.cast(y, tf.int32)
-
     def _update_monitor(self, n, terms):
         self.monitor.update_state([tf.fill([n], tf.cast(terms[name], self.compute_dtype)) for name in TERMS])
 
@@ -472,27 +467,6 @@ class ImplicitHybrid(RestoresCompiledState, keras.Model):
         return {"supervised_loss": self.monitor.result()["supervised_loss"],
                 "accuracy": self.monitor.result()["accuracy"]}
 
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, **kwargs):
-        """Keras `fit` on a tf.data pipeline of (x, y) batches (`zoo.data.semi_supervised_batches`), or on arrays
-        x and y (-1 for unlabelled rows), checked first and batched in a fresh order every epoch."""
-        from zoo import data as data_lib
-
-        if isinstance(x, tf.data.Dataset):
-            kwargs["shuffle"] = False
-        elif x is not None:
-            x = self.validate_data(x)
-            y = self.validate_labels(np.full(len(x), UNLABELLED) if y is None else y, len(x))
-            batch = 100 if batch_size is None else checks.check_positive_int(batch_size, "batch_size")
-            x, y, batch_size = data_lib.batches((x, y), batch, shuffle=kwargs.pop("shuffle", True)), None, None
-            kwargs["shuffle"] = False
-        if isinstance(validation_data, tuple) and len(validation_data) == 2:
-            vx, vy = validation_data
-            validation_data = (self.validate_data(vx, "validation x"),
-                               self.validate_labels(vy, len(vx), "validation y"))
-        if getattr(self, "optimizer", None) is None:
-            self.compile()
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data, **kwargs)
-
     # -- public NumPy-facing API ------------------------------------------------------------------------------
     def validate_data(self, x, name="x"):
         """`x` as a finite float32 matrix of n_visible columns in [0, 1]; ValueError otherwise."""
@@ -500,21 +474,6 @@ class ImplicitHybrid(RestoresCompiledState, keras.Model):
         if x.min() < 0 or x.max() > 1:
             raise ValueError(f"{name} must hold pixel values in [0, 1], got values in [{x.min():g}, {x.max():g}]")
         return x
-
-    def validate_labels(self, y, n, name="y"):
-        """`y` as int64 labels of shape (n,) in [0, n_classes), or -1 for unlabelled rows."""
-        return checks.check_labels(y, n, self.n_classes, name, unlabelled=UNLABELLED)
-
-    def predict_probabilities(self, x, batch_size=2000):
-        """p(y | x) of each row of x by the averaged networks, (n, n_classes) (NumPy in, NumPy out)."""
-        return in_batches(lambda rows: tf.nn.softmax(self(rows)), self.validate_data(x), batch_size)
-
-    def predict_classes(self, x, batch_size=2000):
-        return np.argmax(self.predict_probabilities(x, batch_size), axis=-1)
-
-    def accuracy(self, x, y):
-        y = self.validate_labels(y, len(x))
-        return float(np.mean(self.predict_classes(x) == y))
 
     def sample(self, n, seed=None):
         """n images G(z), z ~ U(0, 1)^n_latent (NumPy)."""

@@ -55,8 +55,8 @@ def add_family(subparsers, family):
     parser = subparsers.add_parser(family.name, help=family.help, description=family.description,
                                    epilog=family.epilog)
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", default=family.dataset, help="mnist, binarized_mnist or digits "
-                      "(default: %(default)s)")
+    data.add_argument("--dataset", default=family.dataset, help="mnist, binarized_mnist or digits, or tfds:NAME "
+                      "(tensorflow-datasets, online: tfds:svhn_cropped, tfds:cifar10, ...) (default: %(default)s)")
     data.add_argument("--dynamic-binarization", action="store_true",
                       help="draw a fresh binary sample of the grey images every epoch")
     family.add_arguments(parser)

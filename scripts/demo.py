@@ -49,7 +49,7 @@ def run(args, capture=False):
 def compare(card, report):
     """The card's metrics (long AIS) beside the ones just measured (short AIS)."""
     metrics = card.get("metrics", {})
-    bound = report.get("kind") == "bound bracket"  # a DBM's: its mean-field bound, reverse AIS from test images
+    bound = report.get("bound")  # a DBM's: its mean-field bound, reverse AIS from test images
     nll, reverse = ("test bound", "reverse AIS") if bound else ("test NLL", "RAISE")
     rows = [("log Z, forward AIS", metrics.get("log_z", {}).get("forward"), report["log_z_forward"]),
             (f"log Z, {reverse}", metrics.get("log_z", {}).get("reverse"), report["log_z_reverse"]),
@@ -61,6 +61,11 @@ def compare(card, report):
         print(f"{name:<24}{'-' if then is None else f'{then:.2f}':>22}{now:>24.2f}")
     print(f"With 1,000 temperatures both estimates are noisier and, on average, further apart (forward AIS too "
           f"low, {reverse} too high); the card's long run is the reference.")
+    check = report.get("convergence")
+    if check:
+        verdict = "converged" if check["converged"] else "not converged: the pair just now is no bracket"
+        print(f"The quick run's convergence check: forward log Z moved {check['drift']:.2f} +- {check['drift_std']:.2f} "
+              f"from {check['n_betas_short']} to {check['n_betas_long']} temperatures ({verdict}).")
 
 
 def compare_by_k(name, n_examples, extra=()):

@@ -74,11 +74,15 @@ def test_forward_and_reverse_ais_bracket_the_exact_log_partition(layers):
     assert abs(forward.log_z - log_z) < 4 * forward.log_z_std + 0.01
     assert abs(reverse.log_z - log_z) < 4 * reverse.log_z_std + 0.01
     assert reverse.log_likelihood is None and reverse.settings["burn_in"] == 200
+    # the reverse weights are 1 / Z_i: log Z-hat = -log mean_i exp(-log Z_i), at most their arithmetic mean
+    per_chain = reverse.per_example
+    assert reverse.log_z == pytest.approx(-_logsumexp(-per_chain) + np.log(len(per_chain)), abs=1e-9)
+    assert reverse.log_z <= per_chain.mean() + 1e-12
     # a short schedule errs on each side as it should: each forward chain's log weight low on average (Jensen),
     # each reverse chain's log Z high
     short_f = evaluation.ais(model, n_betas=5, n_chains=400, data=x, seed=0, schedule="linear")
     short_r = evaluation.reverse_ais(model, x, n_betas=5, seed=0, schedule="linear", burn_in=200)
-    assert short_f.base_log_z + short_f.log_weights.mean() < log_z - 0.05 and short_r.log_z > log_z + 0.05
+    assert short_f.base_log_z + short_f.log_weights.mean() < log_z - 0.05 and short_r.per_example.mean() > log_z + 0.05
 
 
 def test_a_softmax_top_layer_against_brute_force():

@@ -151,6 +151,45 @@ def test_trained_rbm_on_digits_bracket_contains_the_exact_nll():
     assert set(result.to_dict()) >= {"log_z_forward", "log_z_reverse", "nll", "forward", "reverse"}
 
 
+def test_check_convergence_is_the_drift_within_its_error_bar_within_the_tolerance():
+    def run(log_z, std, n_betas, ess=50.0):
+        return ev.AISResult(log_z=log_z, log_z_lower=log_z - 3 * std, log_z_upper=log_z + 3 * std, log_z_std=std,
+                            ess=ess, log_weights=np.zeros(2), settings={"n_betas": n_betas})
+
+    check = ev.check_convergence(run(10.3, 0.03, 1000), run(10.2, 0.04, 200, ess=30.0))
+    assert check.drift == pytest.approx(0.1) and check.drift_std == pytest.approx(0.05)
+    assert check.converged and (check.n_betas_short, check.n_betas_long, check.ess_short) == (200, 1000, 30.0)
+    assert not ev.check_convergence(run(10.4, 0.03, 1000), run(10.2, 0.04, 200)).converged  # 0.2 > 3 x 0.05
+    # a drift within a wide error bar shows nothing: 3 x 0.5 > the tolerance
+    assert not ev.check_convergence(run(10.3, 0.3, 1000), run(10.2, 0.4, 200)).converged
+    assert ev.check_convergence(run(10.3, 0.3, 1000), run(10.2, 0.4, 200), tolerance=2.0).converged
+    assert not ev.check_convergence(run(10.3, math.inf, 1000), run(10.2, 0.4, 200), tolerance=2.0).converged
+
+
+def test_the_convergence_check_fires_on_a_schedule_too_short_and_passes_a_long_one():
+    """A sharp RBM (weights of std 2) whose exact log Z is known: 20 temperatures leave forward AIS 3 nats low with
+    a drift inside its wide error bar (not converged: the bar is wider than half a nat); 4,000 against 800 agree
+    and the estimate is right."""
+    model = _random_rbm(scale=2.0)
+    x = _binary(300, 12)
+    exact = ev.exact_log_partition(model)
+    data = {"train": x, "test": x}
+    short = ev.evaluate_energy_model(model, data, n_betas=20, n_chains=100, reverse_examples=50, seed=0)
+    assert short.kind == "not converged" and not short.convergence["converged"]
+    assert short.convergence["n_betas_short"] == 4 and short.log_z_forward < exact - 1.0
+    long = ev.evaluate_energy_model(model, data, n_betas=4000, check_betas=800, n_chains=100, reverse_examples=50,
+                                    seed=0)
+    assert long.kind == "bracket" and long.convergence["converged"]
+    assert abs(long.convergence["drift"]) <= 3 * long.convergence["drift_std"] <= 0.5
+    assert abs(long.log_z_forward - exact) < 4 * long.forward["log_z_std"] + 0.02
+    unchecked = ev.evaluate_energy_model(model, data, n_betas=20, check_betas=0, n_chains=10, reverse_examples=5)
+    assert unchecked.convergence is None and unchecked.kind == "bracket"
+    with pytest.raises(ValueError, match="check_betas must lie in"):
+        ev.evaluate_energy_model(model, data, n_betas=20, check_betas=20)
+    with pytest.raises(ValueError, match="n_chains must be an integer >= 2"):
+        ev.ais(model, n_betas=20, n_chains=1, data=x)
+
+
 def test_float32_and_float64_agree_within_their_errors():
     model = _random_rbm(n_visible=12, n_hidden=6)
     x = _binary(200, 12)

@@ -30,6 +30,29 @@ def test_energy_metrics():
         "seconds": 3.0, "command": COMMAND}
 
 
+def test_energy_metrics_of_a_log_z_that_did_not_converge_hold_no_nll_and_no_log_z():
+    """A forward log Z that drifted between two schedule lengths is never a card's bracket or headline."""
+    from dataclasses import replace
+
+    from zoo import pages
+
+    convergence = {"log_z_short": 9.0, "log_z_long": 10.5, "n_betas_short": 20, "n_betas_long": 100, "drift": 1.5,
+                   "drift_std": 0.25, "ess_short": 2.0, "ess_long": 7.5, "converged": False, "tolerance": 0.5,
+                   "kind": "estimate"}
+    result = replace(energy_result(), convergence=convergence, kind="not converged")
+    metrics = cards.energy_metrics(result, COMMAND)
+    assert metrics == {"dataset": "digits", "kind": "not converged", "convergence": convergence,
+                       "settings": {"forward": {"n_betas": 100, "n_chains": 8, "seed": 0},
+                                    "reverse": {"n_betas": 100, "n_examples": 5}},
+                       "seconds": 3.0, "command": COMMAND}
+    assert export.stage_result(metrics) == {}
+    assert pages.headline(metrics) == "log Z not converged (forward AIS moved 1.50 nats from 20 to 100 temperatures)"
+    assert pages.describe_metrics(metrics) == "log Z not converged: drift 1.50 ± 0.25 (20 -> 100 temperatures)"
+    converged = cards.energy_metrics(replace(energy_result(), convergence={**convergence, "converged": True}),
+                                     COMMAND)
+    assert converged["convergence"]["converged"] and converged["test_nll"]["lower"] == 21.0
+
+
 def latent_result(ks=(1, 10), dataset="digits", log_z=None):
     results = [{"k": k, "nll": 30.0 - k / 10, "std": 0.5, "ess": float(k), "seconds": 1.0, "bound": "ignored"}
                for k in ks]

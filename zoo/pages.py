@@ -26,6 +26,10 @@ def describe_metrics(metrics):
                          f"({value.get('n_samples', '?'):,} samples of p)")
         elif key == "test_accuracy" and isinstance(value, dict) and _is_number(value.get("accuracy")):
             parts.append(f"test_accuracy {100 * value['accuracy']:.2f} %")
+        elif key == "convergence" and isinstance(value, dict) and _is_number(value.get("drift")):
+            verdict = "converged" if value.get("converged") else "not converged"
+            parts.append(f"log Z {verdict}: drift {_format(value['drift'])} ± {_format(value.get('drift_std'))} "
+                         f"({value.get('n_betas_short')} -> {value.get('n_betas_long')} temperatures)")
         elif isinstance(value, dict) and _is_number(value.get("lower")) and _is_number(value.get("upper")):
             exact = f" (exact {_format(value['exact'])})" if _is_number(value.get("exact")) else ""
             parts.append(f"{key} [{_format(value['lower'])}, {_format(value['upper'])}]{exact}")
@@ -96,6 +100,10 @@ def headline(metrics):
     parts = []
     if isinstance(metrics.get("test_accuracy"), dict) and _is_number(metrics["test_accuracy"].get("accuracy")):
         parts.append(f"test accuracy {100 * metrics['test_accuracy']['accuracy']:.2f} %")
+    check = metrics.get("convergence")
+    if metrics.get("kind") == "not converged" and isinstance(check, dict) and _is_number(check.get("drift")):
+        parts.append(f"log Z not converged (forward AIS moved {_format(check['drift'])} nats from "
+                     f"{check.get('n_betas_short')} to {check.get('n_betas_long')} temperatures)")
     test = metrics.get("test_nll")
     if isinstance(test, dict) and _is_number(test.get("lower")) and _is_number(test.get("upper")):
         what = "test bound bracket" if metrics.get("kind") == "bound bracket" else "test NLL"

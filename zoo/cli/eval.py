@@ -6,7 +6,9 @@ import sys
 from pathlib import Path
 
 from zoo.cli import eval_tables
-from zoo.cli.args import n_betas, nonnegative_int, option, positive_int, prepare_tensorflow, trained_on
+from zoo.cli.args import n_betas, nonnegative_float, nonnegative_int, number, option, positive_int, prepare_tensorflow, trained_on
+
+at_least_two = number(int, 2, "an integer >= 2 (an error bar needs two chains)")
 
 #: where `zoo eval --write-card` keeps the finished batches of a latent-variable model's estimate, so that an
 #: interrupted evaluation resumes when run again
@@ -29,8 +31,15 @@ def add_parser(commands):
                     "binarized_mnist for a model trained on mnist with dynamic binarisation)")
     ev.add_argument("--ais-betas", type=n_betas, default=14501, metavar="N",
                     help="forward AIS inverse temperatures (default: %(default)s, Salakhutdinov & Murray)")
-    ev.add_argument("--ais-chains", type=positive_int, default=100, metavar="M",
-                    help="forward AIS chains (default: %(default)s)")
+    ev.add_argument("--ais-chains", type=at_least_two, default=100, metavar="M",
+                    help="forward AIS chains, at least 2 (default: %(default)s)")
+    ev.add_argument("--check-betas", type=nonnegative_int, metavar="N",
+                    help="the convergence check: forward AIS again at N temperatures; a log Z that drifts by more "
+                         "than 3 standard errors between the two, or whose 3 standard errors exceed "
+                         "--drift-tolerance, is reported as not converged (default: a fifth of --ais-betas; 0: no "
+                         "check)")
+    ev.add_argument("--drift-tolerance", type=nonnegative_float, default=0.5, metavar="NATS",
+                    help="the widest error bar of the drift that can still show convergence (default: %(default)s)")
     ev.add_argument("--reverse-betas", type=n_betas, metavar="N",
                     help="RAISE inverse temperatures (default: --ais-betas)")
     ev.add_argument("--reverse-examples", type=positive_int, default=100, metavar="E",
@@ -111,12 +120,13 @@ def _card_command(folder, args, argv):
 def _evaluate_energy_model(args, model, card, folder, dataset, summary, command):
     from zoo import evaluation, export
 
-    progress = eval_tables.Progress(sys.stderr) if sys.stderr.isatty() else None
+    progress = eval_tables.Progress(sys.stderr, check=args.check_betas != 0) if sys.stderr.isatty() else None
     try:  # with exact=True, evaluate enumerates first: a model too large for it fails before any AIS
         result = evaluation.evaluate_energy_model(
             model, dataset, n_betas=args.ais_betas, n_chains=args.ais_chains, reverse_betas=args.reverse_betas,
             reverse_examples=args.reverse_examples, exact=True if args.exact else None, base=args.base,
-            schedule=args.schedule, dtype=args.dtype, seed=args.seed, progress=progress, burn_in=args.burn_in)
+            schedule=args.schedule, dtype=args.dtype, seed=args.seed, progress=progress, burn_in=args.burn_in,
+            check_betas=args.check_betas, tolerance=args.drift_tolerance)
     except ValueError as exc:
         if not (args.exact and str(exc).startswith("too large for exact enumeration")):
             raise

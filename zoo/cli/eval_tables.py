@@ -2,15 +2,18 @@
 
 
 class Progress:
-    """Annealing steps done, on one rewritten stderr line per AIS run (evaluate runs forward, then reverse)."""
+    """Annealing steps done, on one rewritten stderr line per AIS run (evaluate runs the convergence check's
+    shorter forward run unless check=False, forward, then reverse)."""
 
-    def __init__(self, stream):
-        self.stream, self.last, self.phases = stream, None, iter(("forward AIS", "reverse AIS (RAISE)"))
+    def __init__(self, stream, check=True):
+        self.stream, self.finished = stream, True
+        self.phases = iter((("forward AIS (convergence check)",) if check else ()) +
+                           ("forward AIS", "reverse AIS (RAISE)"))
 
     def __call__(self, done, total):
-        if self.last is None or done <= self.last:  # counts rise within a run: a fall starts the next one
+        if self.finished:  # a run ends at done == total: the next call starts the next run
             self.phase = next(self.phases, "AIS")
-        self.last = done
+        self.finished = done == total
         print(f"\r{self.phase}: {done}/{total} steps", end="\n" if done == total else "",
               file=self.stream, flush=True)
 
@@ -26,7 +29,16 @@ def energy_table(r):
     """The report of `zoo eval` for an energy model; its numbers come in JSON form (`to_dict`)."""
     fwd, rev, nll = r["forward"], r["reverse"], r["nll"]
     s = fwd["settings"]
-    bound = r.get("kind") == "bound bracket"  # a DBM's: the NLL's mean-field bound, reverse chains from the data
+    bound = r.get("bound")  # a DBM's: the NLL's mean-field bound, reverse chains from the data
+    check = r.get("convergence")
+    if check is None:
+        convergence = [f"{'convergence':<22}not checked (--check-betas 0)"]
+    else:
+        verdict = "converged" if check["converged"] else "NOT CONVERGED: the NLL pair below is no bracket"
+        verdict += f" (the drift within 3 se, 3 se within {check['tolerance']:g} nats)" if check["converged"] else ""
+        convergence = [f"{'forward AIS, shorter':<22}{number(check['log_z_short'])}   {check['n_betas_short']} betas, "
+                       f"ESS {check['ess_short']:.1f}",
+                       f"{'drift':<22}{number(check['drift'])}   +- {number(check['drift_std'], 0)} (se); {verdict}"]
     if rev.get("log_likelihood") is None:
         reverse = (f"{'reverse AIS':<22}{number(r['log_z_reverse'])}   from {rev['settings']['n_examples']} chains "
                    f"started at test examples, {rev['settings'].get('burn_in')} sweeps before annealing")
@@ -41,6 +53,7 @@ def energy_table(r):
         f"{'log Z':<22}{'estimate':>12}{'log(Z-3sd)':>12}{'log(Z+3sd)':>12}   ESS",
         f"{'forward AIS':<22}{number(r['log_z_forward'])}{number(fwd['log_z_lower'])}{number(fwd['log_z_upper'])}   "
         f"{fwd['ess']:.1f} of {s['n_chains']} chains",
+        *convergence,
         reverse,
         f"{'exact':<22}{number(r['log_z_exact'])}",
         "",

@@ -1,7 +1,8 @@
 """Evaluation you can trust: one engine per kind of estimate, chosen by what the model offers.
 
 - `zoo.evaluation.ais`: energy models (`zoo.capabilities.EnergyModel`): exact log Z by enumeration, forward
-  AIS (log Z too low on average), RAISE (per-example stochastic lower bounds), the NLL bracket between them.
+  AIS (log Z too low on average) and its convergence check at two schedule lengths, RAISE (per-example
+  stochastic lower bounds), the NLL bracket between them.
 - `zoo.evaluation.importance`: latent-variable models with an inference network
   (`zoo.capabilities.LatentVariableModel`): importance-sampled log p(x) at K samples, streamed over K.
 - `zoo.evaluation.results`: what every result shares: its `kind` ("exact", "estimate", "stochastic lower
@@ -12,15 +13,16 @@
 """
 from zoo import capabilities
 from zoo.evaluation import cards, importance
-from zoo.evaluation.ais import (DEFAULT_N_BETAS, SCHEDULES, AISResult, Evaluation, LogLikelihood, RAISEResult,
-                                ais, evaluate_energy_model, exact_log_partition, log_likelihood,
+from zoo.evaluation.ais import (DEFAULT_N_BETAS, SCHEDULES, AISResult, Convergence, Evaluation, LogLikelihood,
+                                RAISEResult, ais, check_convergence, evaluate_energy_model, exact_log_partition, log_likelihood,
                                 mean_free_energy, reverse_ais, schedule)
 from zoo.evaluation.importance import (ImportanceEvaluation, ImportanceResult, PartitionResult,
                                       evaluate_latent_variable_model)
 from zoo.evaluation.results import KINDS, effective_sample_size
 
 __all__ = ["DEFAULT_N_BETAS", "SCHEDULES", "KINDS", "AISResult", "RAISEResult", "Evaluation", "LogLikelihood",
-           "ImportanceResult", "ImportanceEvaluation", "PartitionResult", "ais", "reverse_ais", "exact_log_partition", "schedule",
+           "ImportanceResult", "ImportanceEvaluation", "PartitionResult", "Convergence", "ais", "check_convergence",
+           "reverse_ais", "exact_log_partition", "schedule",
            "log_likelihood", "mean_free_energy", "effective_sample_size", "evaluate", "evaluate_energy_model",
            "evaluate_latent_variable_model", "importance", "cards"]
 

@@ -11,6 +11,12 @@ Both sides of the truth:
 - RAISE (Burda, Grosse & Salakhutdinov 2015) anneals from each test example back to the base model and
   gives a stochastic lower bound on its log-likelihood (conservative). Averaged over the examples it
   implies an upper estimate of log Z: mean(-F(v) - log p-hat(v)).
+
+Forward AIS is unbiased in Z only when its chains follow the annealing path; a schedule too short for a sharp
+model leaves log Z-hat far too low, with weights whose spread says nothing of it. `check_convergence` runs it at
+two schedule lengths: a log Z whose drift between them exceeds its error bar (three standard errors), or whose
+error bar is too wide to show a drift of half a nat, has not converged, and `evaluate_energy_model` then reports
+it as such, never as a bracket.
 """
 import functools
 import math
@@ -30,6 +36,9 @@ SCHEDULES = ("salakhutdinov", "linear")
 _SEGMENTS = ((0.0, 0.5, 500), (0.5, 0.9, 4000), (0.9, 1.0, 10000))
 DEFAULT_N_BETAS = sum(n for *_, n in _SEGMENTS) + 1  # 14,501 temperatures
 BLOCK = 500  # temperatures per compiled call: progress and Ctrl-C between blocks
+CHECK_FRACTION = 5  # the convergence check's shorter schedule: a fifth of the temperatures
+DRIFT_SDS = 3.0  # the drift's error bar: this many standard errors
+DRIFT_TOLERANCE = 0.5  # nats: an error bar wider than this cannot show a drift that matters
 
 
 def schedule(kind="salakhutdinov", n_betas=DEFAULT_N_BETAS):
@@ -107,8 +116,10 @@ class RAISEResult(Result):
 
     For a path over more layers than the visible one (a DBM), each chain starts at an example's hidden states
     and runs `burn_in` sweeps of the model before it is annealed down: log_likelihood is then None (log f(v)
-    is not known exactly) and per_example holds each chain's log Z estimate, log Z_0 - sum_k log(f_k / f_{k-1}),
-    too high on average as far as the chains' states are samples of the model."""
+    is not known exactly), per_example holds each chain's log Z estimate log Z_i = log f(x_K) - log Z_0 ... (its
+    reverse weight is 1 / Z_i), and log_z = -log mean_i exp(-log Z_i): 1 / Z_i is unbiased for 1 / Z when the
+    chains start at exact samples of the model, so log_z is then a stochastic upper bound on log Z (Jensen), and
+    it is one as far as `burn_in` sweeps from the data reach the model's distribution."""
     log_likelihood: float
     log_likelihood_std: float
     log_z: float
@@ -117,6 +128,37 @@ class RAISEResult(Result):
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
     kind: str = "stochastic lower bound"  # of each example's log-likelihood
+
+
+@dataclass(frozen=True, eq=False)
+class Convergence(Result):
+    """Forward AIS at two schedule lengths: drift = log Z-hat(long) - log Z-hat(short), its standard error from
+    both runs' (sqrt(s_long^2 + s_short^2)), and `converged`: |drift| within its error bar (DRIFT_SDS standard
+    errors) and that error bar within `tolerance` nats. A log Z that still climbs as the schedule lengthens (a
+    sharp model whose chains lag the path) fails the first; weights too uneven to tell (a low ESS), the second."""
+    log_z_short: float
+    log_z_long: float
+    n_betas_short: int
+    n_betas_long: int
+    drift: float
+    drift_std: float
+    ess_short: float
+    ess_long: float
+    converged: bool
+    tolerance: float = DRIFT_TOLERANCE
+    kind: str = "estimate"
+
+
+def check_convergence(long, short, tolerance=DRIFT_TOLERANCE):
+    """The `Convergence` of forward AIS from two runs (`AISResult`) at a long and a short schedule."""
+    tolerance = checks.check_nonnegative(tolerance, "tolerance")
+    drift = long.log_z - short.log_z
+    drift_std = math.sqrt(long.log_z_std ** 2 + short.log_z_std ** 2)
+    bar = DRIFT_SDS * drift_std
+    converged = bool(math.isfinite(drift) and math.isfinite(bar) and abs(drift) <= bar <= tolerance)
+    return Convergence(log_z_short=short.log_z, log_z_long=long.log_z, n_betas_short=short.settings["n_betas"],
+                       n_betas_long=long.settings["n_betas"], drift=drift, drift_std=drift_std, ess_short=short.ess,
+                       ess_long=long.ess, converged=converged, tolerance=tolerance)
 
 
 def exact_log_partition(model, max_states=2 ** 22, chunk_size=2 ** 14, dtype=tf.float64):
@@ -210,7 +252,7 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
     1. `progress(done, total)` is called between blocks of temperatures.
     """
     _check_model(model)
-    n_chains = checks.check_positive_int(n_chains, "n_chains")
+    n_chains = checks.check_positive_int(n_chains, "n_chains", minimum=2)  # an error bar needs two chains
     dtype = _check_dtype(dtype)
     betas, schedule_name = _resolve_schedule(schedule, n_betas)
     seed = _seed(seed)
@@ -294,10 +336,15 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
                               (v, terms, log_f_data - path.base_log_partition()), len(betas) - 1, progress)
     log_p = log_p.numpy().astype(np.float64)
     log_z = log_f_data.numpy().astype(np.float64) - log_p  # each chain's estimate of log Z
+    if over_data:  # the implied log Z: mean(log f(v) - log p-hat(v)), the NLL's stochastic upper bound's
+        estimate, std = float(np.mean(log_z)), standard_error(log_z)
+    else:  # the reverse weights 1 / Z_i: log Z-hat = -log mean_i exp(-log Z_i), std by the delta method
+        w = np.exp(log_z.min() - log_z)
+        estimate, std = float(log_z.min() - math.log(w.mean())), standard_error(w) / w.mean()
     return RAISEResult(
         log_likelihood=float(log_p.mean()) if over_data else None,
-        log_likelihood_std=standard_error(log_p) if over_data else None, log_z=float(np.mean(log_z)),
-        per_example=log_p if over_data else log_z, log_z_std=standard_error(log_z), settings=settings,
+        log_likelihood_std=standard_error(log_p) if over_data else None, log_z=estimate,
+        per_example=log_p if over_data else log_z, log_z_std=std, settings=settings,
         seconds=time.perf_counter() - begin)
 
 
@@ -340,18 +387,24 @@ class Evaluation(Result):
     forward: dict
     reverse: dict
     seconds: float
-    kind: str = "bracket"  # the NLL from both sides; the nll[...]["exact"] entries too when log Z was enumerated
+    convergence: dict = None  # `Convergence` of forward AIS (to_dict), None when not checked
+    bound: bool = False  # the NLL entries bound the NLL (a DBM's mean-field bound) rather than estimate it
+    kind: str = "bracket"  # the NLL from both sides; the nll[...]["exact"] entries too when log Z was enumerated;
+    # "not converged" when forward AIS drifted between two schedule lengths: the pair is then no bracket
 
 
 def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100, reverse_betas=None,
                           reverse_examples=100, exact=None, base="data", schedule="salakhutdinov", dtype=tf.float64,
-                          seed=0, progress=None, burn_in=1000):
+                          seed=0, progress=None, burn_in=1000, check_betas=None, tolerance=DRIFT_TOLERANCE):
     """Everything at once on `dataset` (a name, a zoo.data.Dataset or {"train": x, "test": x}): forward
-    AIS (n_betas, n_chains, base fitted on the training split), RAISE on `reverse_examples` test examples
-    (reverse_betas temperatures, default n_betas; a DBM's chains start there and run `burn_in` sweeps first),
-    exact log Z when the model is small enough (exact=None: when possible; True: required), and the train/test
-    NLL bracket: of the NLL itself, or of the model's bound on it when its `unnormalized_log_prob` is a lower
-    bound (`UNNORMALIZED_LOG_PROB`, a DBM's mean-field bound: kind "bound bracket")."""
+    AIS (n_betas, n_chains, base fitted on the training split) and its convergence check (forward AIS again at
+    `check_betas` temperatures, default a fifth of n_betas, seed + 1; 0: no check; `check_convergence` with
+    `tolerance`), RAISE on `reverse_examples`
+    test examples (reverse_betas temperatures, default n_betas; a DBM's chains start there and run `burn_in`
+    sweeps first), exact log Z when the model is small enough (exact=None: when possible; True: required), and
+    the train/test NLL bracket: of the NLL itself, or of the model's bound on it when its `unnormalized_log_prob`
+    is a lower bound (`UNNORMALIZED_LOG_PROB`, a DBM's mean-field bound: kind "bound bracket"); kind "not
+    converged" when the check failed."""
     if isinstance(dataset, str):
         dataset = data_lib.load(dataset)
     if isinstance(dataset, dict):
@@ -361,6 +414,14 @@ def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100,
     else:
         name, train, test = dataset.name, dataset.train.x, dataset.test.x
     begin = time.perf_counter()
+    seed = _seed(seed)
+    long_betas, _ = _resolve_schedule(schedule, n_betas)
+    if check_betas is None:
+        check_betas = max(2, len(long_betas) // CHECK_FRACTION)
+    check_betas = checks.check_positive_int(check_betas, "check_betas", minimum=0)
+    if check_betas and not 2 <= check_betas < len(long_betas):
+        raise ValueError(f"check_betas must lie in [2, {len(long_betas) - 1}] (fewer temperatures than the "
+                         f"{len(long_betas)} of the estimate) or be 0 (no check), got {check_betas}")
     log_z_exact = math.nan
     if exact or exact is None:  # first: a model too large for exact=True fails before the long runs
         try:
@@ -368,8 +429,15 @@ def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100,
         except ValueError:
             if exact:
                 raise
+    convergence = None
+    if check_betas:
+        short_schedule = schedule if isinstance(schedule, str) else _every(long_betas, check_betas)
+        short = ais(model, n_betas=check_betas, n_chains=n_chains, base=base, data=train, schedule=short_schedule,
+                    dtype=dtype, seed=seed + 1, progress=progress)
     forward = ais(model, n_betas=n_betas, n_chains=n_chains, base=base, data=train, schedule=schedule,
                   dtype=dtype, seed=seed, progress=progress)
+    if check_betas:
+        convergence = check_convergence(forward, short, tolerance)
     reverse = reverse_ais(model, test, n_betas=n_betas if reverse_betas is None else reverse_betas,
                           n_examples=reverse_examples, base=base, base_data=train, schedule=schedule,
                           dtype=dtype, seed=seed, progress=progress, burn_in=burn_in)
@@ -379,7 +447,15 @@ def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100,
         nll[split] = {"lower": free_energy + forward.log_z, "upper": free_energy + reverse.log_z,
                       "exact": free_energy + log_z_exact}
     bound = getattr(model, "UNNORMALIZED_LOG_PROB", "exact") != "exact"
+    kind = "not converged" if convergence is not None and not convergence.converged else \
+        "bound bracket" if bound else "bracket"
     return Evaluation(dataset=name, log_z_forward=forward.log_z, log_z_reverse=reverse.log_z,
                       log_z_exact=log_z_exact, nll=nll, forward=forward.to_dict(arrays=False),
                       reverse=reverse.to_dict(arrays=False), seconds=time.perf_counter() - begin,
-                      kind="bound bracket" if bound else "bracket")
+                      convergence=None if convergence is None else convergence.to_dict(), bound=bound, kind=kind)
+
+
+def _every(betas, n):
+    """About n of an explicit schedule's temperatures, evenly picked, 0 and 1 kept."""
+    picked = betas[np.unique(np.round(np.linspace(0, len(betas) - 1, n)).astype(int))]
+    return _check_schedule(picked)

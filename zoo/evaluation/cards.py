@@ -21,8 +21,13 @@ OPTIONAL_PER_K = ("p_nll", "p_std", "p_ess", "log_p_tilde")
 
 def energy_metrics(result, command):
     """The card metrics of an energy model's evaluation `result` (`zoo.evaluation.Evaluation`), measured by
-    `command`."""
+    `command`. A forward log Z that did not converge (kind "not converged") gives no NLL and no log Z as metrics:
+    the card records the verdict and the convergence check's numbers, the command, the settings."""
     forward, reverse = result.forward, result.reverse
+    if result.kind == "not converged":
+        return {"dataset": result.dataset, "kind": result.kind, "convergence": result.convergence,
+                "settings": {"forward": forward["settings"], "reverse": reverse["settings"]},
+                "seconds": result.seconds, "command": command}
     return {"dataset": result.dataset, "kind": result.kind, "test_nll": result.nll["test"],
             "train_nll": result.nll["train"],
             "log_z": {"forward": result.log_z_forward, "forward_lower": forward["log_z_lower"],
@@ -30,6 +35,7 @@ def energy_metrics(result, command):
                       "reverse": result.log_z_reverse, "exact": result.log_z_exact},
             "raise_test_log_likelihood": {"mean": reverse["log_likelihood"], "std": reverse["log_likelihood_std"]},
             "settings": {"forward": forward["settings"], "reverse": reverse["settings"]},
+            **({} if result.convergence is None else {"convergence": result.convergence}),
             "seconds": result.seconds, "command": command}
 
 

@@ -9,6 +9,8 @@ Every result says what kind of number it is (`kind`):
 - "bracket": a pair from both sides (the NLL from forward AIS and from RAISE);
 - "bound bracket": the same pair for a variational bound on the NLL (a DBM's mean-field bound, E(v, mu) - H(q)
   + log Z, with log Z from either side): both lie above the true NLL as far as log Z is right;
+- "not converged": an estimate that moved between two settings by more than its error bar (forward AIS at two
+  schedule lengths): its numbers are reported, never as a bracket or a card's headline;
 - "mixed estimate": a difference of two estimates whose errors lean opposite ways (a bidirectional Helmholtz
   machine's log p*(x) = log p~*-hat(x) - log Z-hat: the first too low on average, the second too low as well,
   so that its negative leans high); the standard error says how far either can be.
@@ -18,7 +20,8 @@ from dataclasses import asdict
 
 import numpy as np
 
-KINDS = ("exact", "estimate", "stochastic lower bound", "bracket", "bound bracket", "mixed estimate")
+KINDS = ("exact", "estimate", "stochastic lower bound", "bracket", "bound bracket", "not converged",
+         "mixed estimate")
 
 
 def standard_error(x):

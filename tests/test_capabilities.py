@@ -31,8 +31,8 @@ def test_an_attribute_is_not_a_capability():
             return n
 
     assert capabilities.of(WithNetwork()) == ["sampler"]
-    assert capabilities.methods(capabilities.EnergyModel) == ["unnormalized_log_prob", "base_parameters",
-                                                               "annealing_path", "validate_data"]
+    assert capabilities.methods(capabilities.EnergyModel) == ["unnormalized_log_prob", "visible_kind",
+                                                               "base_parameters", "annealing_path", "validate_data"]
 
 
 def test_require_names_what_the_model_can_do(toy_latent_class):

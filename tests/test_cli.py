@@ -750,3 +750,14 @@ def test_hybrid_trains_semi_supervised_evaluates_and_starts_from_a_generative_mo
         code, _, err = _run(capsys, ["train", "hybrid", *bad, "--epochs", "1", "--out", str(tmp_path / "bad")])
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (bad, err)
         assert not (tmp_path / "bad").exists()
+
+
+def test_eval_refuses_a_binary_data_likelihood_of_gaussian_visible_units(tmp_path, capsys):
+    from zoo import export
+    from zoo.models import DBM
+
+    model = DBM([4, 3], visible="gaussian", n_visible=784, seed=0)
+    export.save(model, tmp_path / "gdbm", export.make_card(model, dataset="binarized_mnist", image_shape=[28, 28]))
+    code, out, err = _run(capsys, ["eval", str(tmp_path / "gdbm")] + EVAL)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert "Gaussian visible units" in err and "no binary-data likelihood" in err

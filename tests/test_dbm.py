@@ -85,6 +85,24 @@ def test_forward_and_reverse_ais_bracket_the_exact_log_partition(layers):
     assert short_f.base_log_z + short_f.log_weights.mean() < log_z - 0.05 and short_r.per_example.mean() > log_z + 0.05
 
 
+def test_the_convergence_check_on_a_dbm_whose_log_partition_is_enumerated():
+    """A sharper DBM 8-6-4 (weights of std 2): 20 temperatures against 4 cannot show convergence (not converged);
+    3,000 against 600 agree, and forward and reverse AIS (chains from the data, 200 sweeps) sit on the exact log Z."""
+    model = _tiny((6, 4), n_visible=8, scale=2.0)
+    log_z, _ = _exact(model)
+    x = _binary(8)[np.random.default_rng(1).integers(0, 256, 60)].astype(np.float32)
+    data = {"train": x, "test": x}
+    short = evaluation.evaluate_energy_model(model, data, n_betas=20, n_chains=100, reverse_examples=60, burn_in=200,
+                                             seed=0)
+    assert short.kind == "not converged" and short.bound
+    long = evaluation.evaluate_energy_model(model, data, n_betas=3000, n_chains=100, reverse_examples=60,
+                                            burn_in=200, seed=0)
+    assert long.kind == "bound bracket" and long.convergence["converged"] and long.convergence["n_betas_short"] == 600
+    assert abs(long.log_z_forward - log_z) < 4 * long.forward["log_z_std"] + 0.02
+    assert abs(long.log_z_reverse - log_z) < 4 * long.reverse["log_z_std"] + 0.05
+    assert long.log_z_exact == pytest.approx(log_z, abs=1e-9)
+
+
 def test_a_softmax_top_layer_against_brute_force():
     model = DBM([3, 4], top="softmax", n_visible=4, seed=0)
     rng = np.random.default_rng(5)

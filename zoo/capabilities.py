@@ -43,10 +43,13 @@ class EnergyModel(Protocol):
     `annealing_path(base, dtype)`, an object with `terms(x)`, `log_f(terms, beta)`, `transition(x, terms,
     beta, seed)`, `base_log_partition()` and `base_sample(n, seed)`. A model whose `unnormalized_log_prob` is a
     bound on log f(x), not log f(x) itself, says what it is in the class attribute `UNNORMALIZED_LOG_PROB` (a
-    DBM: "mean-field lower bound"; default "exact"): its NLL is then a bound bracket."""
+    DBM: "mean-field lower bound"; default "exact"): its NLL is then a bound bracket. `visible_kind()` names the
+    visible units ("bernoulli", "gaussian", "softmax"): a Gaussian one's p(x) is a density."""
     UNNORMALIZED_LOG_PROB = "exact"
 
     def unnormalized_log_prob(self, x): ...
+
+    def visible_kind(self): ...
 
     def base_parameters(self, data=None): ...
 

@@ -80,7 +80,7 @@ def add_parser(commands):
 
 def main(args, argv):
     prepare_tensorflow()
-    from zoo import capabilities, data, export, hub
+    from zoo import capabilities, checks, data, export, hub
 
     if args.write_card and not Path(args.model).is_dir():  # before a registered name is fetched
         raise ValueError(f"--write-card needs a model folder path, got {args.model!r}")
@@ -104,6 +104,10 @@ def main(args, argv):
     summary = model.describe() if capabilities.offers(model, capabilities.Describable) else type(model).__name__
     command = _card_command(folder, args, argv)
     if capabilities.offers(model, capabilities.EnergyModel):
+        if model.visible_kind() == "gaussian" and checks.is_binary(dataset.test.x):
+            raise ValueError(f"{summary} has Gaussian visible units: its p(x) is a density over real values, and its "
+                             f"NLL on the binary images of {dataset.name!r} would be no binary-data likelihood; "
+                             "evaluate it on the real-valued data it models (--dataset)")
         if args.split != "test":
             raise ValueError(f"--split {args.split} is for latent-variable models: {summary} is measured on the "
                              "test split (its log Z does not depend on the split)")

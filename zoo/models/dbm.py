@@ -405,6 +405,10 @@ class DBM(RestoresCompiledState, keras.Model):
     #: what `unnormalized_log_prob` gives: zoo.evaluation labels the NLL it implies with it
     UNNORMALIZED_LOG_PROB = "mean-field lower bound"
 
+    def visible_kind(self):
+        """The visible units' family: "bernoulli" or "gaussian" (p(v) a density)."""
+        return self.layer_units[0].kind
+
     def unnormalized_log_prob(self, v):
         """The mean-field lower bound -E(v, mu) + H(q) <= log sum_h exp(-E(v, h)) (`EVALUATION_MEAN_FIELD_STEPS`
         rounds at most): log p(v) >= this - log Z."""

@@ -648,6 +648,10 @@ class RBM(RestoresCompiledState, keras.Model):
         """log f(v) = -F(v), so that log p(v) = -F(v) - log Z."""
         return -self.free_energy(v)
 
+    def visible_kind(self):
+        """The visible units' family: "bernoulli", "gaussian" (p(v) a density) or "softmax"."""
+        return self.visible_units.kind
+
     def base_parameters(self, data=None):
         """Visible biases of the AIS base model (zero weights, the model's units): fitted so that independent
         visible units match the means of `data` (Salakhutdinov & Murray 2008), or zeros (uniform) for None."""

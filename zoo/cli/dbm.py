@@ -93,7 +93,7 @@ def pretrain(args, dataset):
     up-pass probabilities of the one below, binarised afresh every epoch (the first on the data, dynamically
     binarised with --dynamic-binarization), and saved to `<out>.pretrain/rbm<i>`; a stage whose folder exists is
     loaded instead of trained, and an interrupted stage resumes from its backup (the run manager's `fit_stage`)."""
-    from zoo import data, export, training
+    from zoo import data, distributed, export, training
     from zoo.cli.train import fit_stage
 
     folder = Path(args.out).with_name(Path(args.out).name + ".pretrain")
@@ -123,8 +123,9 @@ def pretrain(args, dataset):
             else:
                 x, validation = rbm.validate_data(train_x), rbm.validate_data(validation_x)
             fit_stage(rbm, x, folder / f"rbm{i + 1}.backup", epochs, batch_size=None if grey else args.batch_size,
-                      validation_data=validation[:1000], callbacks=callbacks, verbose=args.verbose)
-            export.save(rbm, stage, overwrite=True)
+                      validation_data=validation[:1000], callbacks=callbacks, verbose=args.verbose, seed=args.seed)
+            if distributed.is_chief(rbm.distribute_strategy):
+                export.save(rbm, stage, overwrite=True)
         if i + 1 < len(rbms):  # the next RBM's data: this one's up-pass probabilities of one binary sample
             if grey:
                 train_x, validation_x = data.bernoulli_samples([train_x, validation_x])

@@ -16,7 +16,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from zoo.cli.args import Parser, UsageError, option, prepare_tensorflow
+from zoo.cli.args import Parser, UsageError, number, option, prepare_tensorflow
+
+STRATEGIES = ("default", "mirrored", "multi-worker")  # zoo.distributed.STRATEGIES, without importing TensorFlow
+positive_float = number(float, 1e-9, "a number > 0")
 
 _FAMILIES = {}
 
@@ -70,6 +73,11 @@ def add_family(subparsers, family):
         option(run, "--lr-final")
         if family.momentum is not None:
             option(run, "--momentum", family.momentum)
+    run.add_argument("--strategy", choices=STRATEGIES, default="default",
+                     help="default (one device), mirrored (every GPU of this host), or multi-worker (the hosts of "
+                          "TF_CONFIG or Slurm; needs --seed; docs/distributed.md) (default: %(default)s)")
+    run.add_argument("--connect-timeout", type=positive_float, default=120.0, metavar="SECONDS",
+                     help="multi-worker: give up when the other workers do not answer within this (default: 120)")
     run.add_argument("--init-from", metavar="MODEL",
                      help="start from the parameters of a trained model of the same family and shape (model folder "
                           "or registered name) instead of a random start: continue training it with these settings")
@@ -83,58 +91,93 @@ def add_family(subparsers, family):
     return parser
 
 
-def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, callbacks=(), verbose=2):
+def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, callbacks=(), verbose=2,
+              seed=None):
     """`model.fit` as one resumable stage of training: Keras' BackupAndRestore in the folder `backup` (a stage
     interrupted, by Ctrl-C say, resumes from it when run again; Keras removes it when the stage ends), the NaN
-    guard, then `callbacks`. A stage that fails otherwise is not worth resuming: its backup is removed."""
+    guard, then `callbacks`. A stage that fails otherwise is not worth resuming: its backup is removed.
+    A model made under a distributed strategy trains by `zoo.distributed.fit_distributed` instead, on batches
+    shuffled by `seed` (the same on every worker), its backup written by the chief alone."""
     import keras
 
-    from zoo import training
+    from zoo import distributed, training
 
-    callbacks = [keras.callbacks.BackupAndRestore(str(backup)), training.RaiseOnNaN(), *callbacks]
+    strategy = model.distribute_strategy
+    if distributed.is_distributed(strategy):
+        x = distributed.as_pipeline(model, x, batch_size, seed)
+        if validation_data is not None:
+            validation_data = distributed.as_pipeline(model, validation_data, 1000) if not isinstance(
+                validation_data, tuple) else _labelled_pipeline(model, validation_data)
+        keeper = distributed.Backup(backup, chief=distributed.is_chief(strategy))
+        start = keeper.restore(model)
+        if start:
+            print(f"zoo: resuming from {backup} at epoch {start + 1}", file=sys.stderr)
+        fit = lambda: distributed.fit_distributed(  # noqa: E731
+            model, x, epochs, [keeper, training.RaiseOnNaN(), *callbacks], validation_data, start, verbose)
+    else:
+        callbacks = [keras.callbacks.BackupAndRestore(str(backup)), training.RaiseOnNaN(), *callbacks]
+        fit = lambda: model.fit(x, batch_size=batch_size, epochs=epochs,  # noqa: E731
+                                validation_data=validation_data, callbacks=callbacks, verbose=verbose)
     try:
-        return model.fit(x, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
-                         callbacks=callbacks, verbose=verbose)
+        history = fit()
+        if distributed.is_distributed(strategy) and distributed.is_chief(strategy):
+            shutil.rmtree(backup, ignore_errors=True)  # as BackupAndRestore does when a stage ends
+        return history
     except KeyboardInterrupt:
         print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
         raise
     except BaseException:
-        shutil.rmtree(backup, ignore_errors=True)
+        if not distributed.is_distributed(strategy):  # on several workers a failure is often a peer's: resumable
+            shutil.rmtree(backup, ignore_errors=True)
         raise
+
+
+def _labelled_pipeline(model, validation_data):
+    """(x, y) validation arrays, checked, as a pipeline of batches in order."""
+    from zoo import data
+
+    vx, vy = validation_data
+    return data.batches((model.validate_data(vx, "validation x"), model.validate_labels(vy, len(vx), "validation y")),
+                        1000, shuffle=False)
 
 
 def run(family, args, argv):
     """Train `family`'s model as `args` say and write the model folder `args.out`."""
     import keras
 
-    from zoo import capabilities, data, export, files, hub, training, viz
+    from zoo import capabilities, data, distributed, export, files, hub, training, viz
 
     out = Path(args.out)
     if out.exists() and not args.overwrite:
         raise ValueError(f"output folder {out} already exists: choose another --out or pass --overwrite")
+    if args.strategy != "default" and args.seed is None:
+        raise ValueError(f"--strategy {args.strategy} needs --seed: every worker must shuffle the data alike")
     dataset = data.load(args.dataset)
+    strategy = distributed.create_strategy(args.strategy, args.connect_timeout)
+    chief = distributed.is_chief(strategy)  # the one process that writes
     if args.seed is not None:
         keras.utils.set_random_seed(args.seed)
-    model = family.build(args, dataset)
-    initialized_from, lineage = None, None
-    if args.init_from:
-        source, source_card = export.load_folder(hub.resolve(args.init_from))
-        if not capabilities.offers(model, capabilities.Initializable):
-            raise ValueError(f"zoo train {family.name} cannot start from a trained model (--init-from)")
-        model.set_parameters_from(source)
-        # the card names the start and the stages that made it: their commands reproduce the model
-        initialized_from = {"model": args.init_from, "command": source_card.get("command")}
-        lineage = export.lineage(source_card, model=args.init_from)
-    fit_data = family.training_data(args, dataset, model)
-    family.compile(args, model, steps=args.epochs * family.steps_per_epoch(args, dataset))
+    with strategy.scope():  # every variable (the model's, its chains, the optimizer's) made for the strategy
+        model = family.build(args, dataset)
+        initialized_from, lineage = None, None
+        if args.init_from:
+            source, source_card = export.load_folder(hub.resolve(args.init_from))
+            if not capabilities.offers(model, capabilities.Initializable):
+                raise ValueError(f"zoo train {family.name} cannot start from a trained model (--init-from)")
+            model.set_parameters_from(source)
+            # the card names the start and the stages that made it: their commands reproduce the model
+            initialized_from = {"model": args.init_from, "command": source_card.get("command")}
+            lineage = export.lineage(source_card, model=args.init_from)
+        fit_data = family.training_data(args, dataset, model)
+        family.compile(args, model, steps=args.epochs * family.steps_per_epoch(args, dataset))
 
     logdir = Path(args.logdir) if args.logdir else \
         Path("tensorboard") / f"{out.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    backup = _resume_folder(out, argv)
+    backup = _resume_folder(out, argv) if chief else out.with_name(out.name + ".backup")  # the chief's alone
     sample_n = min(1000, len(fit_data.validation_x))
     callbacks = [*family.callbacks(args, dataset, model, fit_data),
-                 training.TensorBoardLogger(logdir, fit_data.validation_x[:100], dataset.image_shape,
-                                            every=args.log_every)]
+                 *([training.TensorBoardLogger(logdir, fit_data.validation_x[:100], dataset.image_shape,
+                                               every=args.log_every)] if chief else [])]
     trained, metrics_file = backup / "trained.keras", backup / "final_metrics.json"
     if trained.is_file():  # a rerun after the training finished but the folder was not written
         print(f"zoo: the training had finished; writing the model folder from {trained}", file=sys.stderr)
@@ -144,8 +187,11 @@ def run(family, args, argv):
         if fit_data.validation_y is not None:
             validation = (validation, fit_data.validation_y[:sample_n])
         history = fit_stage(model, fit_data.x, backup, args.epochs, batch_size=fit_data.batch_size,
-                            validation_data=validation, callbacks=callbacks, verbose=args.verbose)
+                            validation_data=validation, callbacks=callbacks, verbose=args.verbose, seed=args.seed)
         final = {k: float(v[-1]) for k, v in history.history.items()}
+        if not chief:
+            print(f"zoo: worker {strategy.cluster_resolver.task_id} done; the chief writes {out}", file=sys.stderr)
+            return 0
         # kept until the folder is written: a failure after the training (sampling, disk) loses no epoch;
         # Keras removes its backup folder when the training ends, so it is made again with its stamp
         backup.mkdir(parents=True, exist_ok=True)

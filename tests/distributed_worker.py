@@ -1,0 +1,90 @@
+"""A process of tests/test_distributed.py (not a test module): `python distributed_worker.py MODE OUT [args...]`.
+
+- `cli DEVICES COMMANDS`: `zoo` with each argument list of the JSON list COMMANDS, on DEVICES logical CPU
+  devices (so that `--strategy mirrored` spreads over them); prints each exit code.
+- `fit OUT FAMILY...`: under `--strategy multi-worker`'s strategy (TF_CONFIG), one epoch of `fit_distributed` on a
+  tiny model of each FAMILY in turn, each worker's weights written to OUT/weights-<family>-<task>.npz; then Keras'
+  own `model.fit` of a model with a custom train_step under the same strategy, its outcome written to
+  OUT/keras-fit-<task>.txt ("ok", or the error).
+"""
+import json
+import os
+import sys
+
+
+def _logical_cpus(n):
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+
+
+def _task():
+    return json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+
+
+def _tiny(family, n_visible):
+    from zoo.models import RBM, HelmholtzMachine
+
+    if family == "rbm":
+        return RBM(8, n_visible=n_visible, seed=0, persistent=True, n_chains=20)
+    return HelmholtzMachine([8, 4], n_visible=n_visible, seed=0)
+
+
+def main(mode, out, *rest):
+    if mode == "cli":
+        _logical_cpus(int(out))
+        from zoo import cli
+
+        codes = [cli.main(argv) for argv in json.loads(rest[0])]
+        print(json.dumps(codes))
+        return 0
+    import keras
+    import numpy as np
+
+    from zoo import data, distributed
+
+    strategy = distributed.create_strategy("multi-worker", connect_timeout=60)
+    x = (data.load("digits").train.x[:400] > 0.5).astype(np.float32)
+    if mode != "fit":
+        raise SystemExit(f"unknown mode {mode}")
+    for family in rest:
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = _tiny(family, x.shape[1])
+            model.compile(keras.optimizers.SGD(0.05) if family == "rbm" else keras.optimizers.Adam(1e-3))
+        distributed.fit_distributed(model, distributed.as_pipeline(model, x, 40, seed=0), 1, verbose=0)
+        np.savez(os.path.join(out, f"weights-{family}-{_task()}.npz"),
+                 **{v.path: np.asarray(v.numpy()) for v in model.weights})
+    import tensorflow as tf
+
+    class Step(keras.Model):  # the smallest custom train_step: one dense layer, scalar logs
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, x):
+            return self.dense(x)
+
+        def train_step(self, batch):
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_mean(tf.square(self(batch)))
+            grads = tape.gradient(loss, self.trainable_variables)
+            self.optimizer.apply_gradients(zip(grads, self.trainable_variables))
+            return {"loss": loss}
+
+    with strategy.scope():
+        model = Step()
+        model.compile(keras.optimizers.SGD(0.01))
+    try:
+        model.fit(tf.data.Dataset.from_tensor_slices(x).batch(40), epochs=1, verbose=0)
+        result = "ok"
+    except Exception as exc:  # the failure the test pins
+        result = f"{type(exc).__name__}: {exc}"
+    with open(os.path.join(out, f"keras-fit-{_task()}.txt"), "w") as f:
+        f.write(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

@@ -402,8 +402,7 @@ def classifier_folder(tmp_path_factory):
 
 
 @pytest.mark.parametrize("command, message", [
-    (["eval"], "Classifier cannot be evaluated by zoo eval (log-likelihood): that needs a model with the capability "
-               "energy model or latent-variable model; Classifier offers"),
+    (["inpaint"], "Classifier cannot inpaint: that needs a model with the capability inpainter; Classifier offers"),
     (["sample"], "Classifier cannot sample: that needs a model with the capability sampler; Classifier offers"),
     (["train", "rbm", "--dataset", "digits", "--allow-nonbinary", "--epochs", "1", "--init-from"],
      "can only copy the parameters of an RBM, got Classifier"),
@@ -418,6 +417,18 @@ def test_a_model_without_the_capability_is_one_line(classifier_folder, command, 
     if command[0] != "train":  # the one line names what the model can do
         assert "classifier (class predictions)" in err and "encoder (zoo finetune)" in err
     assert not (tmp_path / "x").exists()
+
+
+def test_eval_of_a_classifier_is_its_accuracy_and_one_line_on_the_likelihood(classifier_folder, capsys):
+    from zoo import data, export
+
+    model, _ = export.load_folder(classifier_folder)
+    test = data.load("digits").test
+    accuracy = float((model.predict_classes(test.x) == test.y).mean())
+    code, out, err = _run(capsys, ["eval", str(classifier_folder), "--json"])
+    report = json.loads(out)
+    assert code == 0 and report["accuracy"] == pytest.approx(accuracy) and report["log_likelihood"] is None
+    assert report["note"].startswith("no likelihood: Classifier is a classifier, not a model of the data's density")
 
 
 def test_eval_of_a_latent_variable_model_reports_each_k(tmp_path, capsys, toy_latent_class):

@@ -200,12 +200,12 @@ def _evaluate_classifier(args, model, card, folder, command):
     if split.y is None:
         raise ValueError(f"dataset {dataset.name!r} has no labels: {type(model).__name__} has no likelihood, and "
                          "its accuracy needs labels")
-    x, y = model.validate_data(split.x[:args.test_examples], f"dataset {dataset.name!r} ({args.split} split)"), \
-        split.y[:args.test_examples]
-    accuracy = float((model.predict_classes(x) == y).mean())
+    x, y = split.x[:args.test_examples], split.y[:args.test_examples]
+    accuracy = float((model.predict_classes(x) == y).mean())  # the model checks x
     summary = model.describe() if capabilities.offers(model, capabilities.Describable) else type(model).__name__
-    note = (f"no likelihood: {type(model).__name__} is an implicit-density model (its generator has no density "
-            "to estimate); zoo eval reports its classification accuracy")
+    what = ("an implicit-density model (its generator has no density to estimate)" if capabilities.offers(
+        model, capabilities.Sampler) else "a classifier, not a model of the data's density")
+    note = f"no likelihood: {type(model).__name__} is {what}; zoo eval reports its classification accuracy"
     if args.json:
         print(json.dumps({"model": str(args.model), "model_summary": summary, "dataset": dataset.name,
                           "split": args.split, f"n_{args.split}": len(y), "accuracy": accuracy,

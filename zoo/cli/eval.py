@@ -23,7 +23,8 @@ def add_parser(commands):
                     "enough, and the train/test negative log-likelihood they bracket, in nats per example. "
                     "Latent-variable models with an inference network: the test NLL by importance sampling at "
                     "each K of --k, with its effective sample size. Models without a likelihood that classify "
-                    "(an implicit hybrid): the test accuracy, and a line saying there is no likelihood.",
+                    "(an implicit hybrid, a classifier saved by zoo finetune --save): the test accuracy, and a line "
+                    "saying there is no likelihood.",
         epilog="example: zoo eval models/rbm500 --ais-betas 14501 --ais-chains 100 --json")
     ev.set_defaults(func=main)
     ev.add_argument("model", help="model folder or registered name (see zoo list; fetched if needed)")

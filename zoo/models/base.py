@@ -63,6 +63,11 @@ def fit_inputs(model, x, batch_size, validation_data, kwargs, compact=True):
 UNLABELLED = -1  # the label of an unlabelled row in a semi-supervised batch
 
 
+def masked_mean(mask, values):
+    """The mean of `values` over the rows where `mask` (0/1 floats) is 1; 0 without any."""
+    return tf.reduce_sum(mask * values) / tf.maximum(tf.reduce_sum(mask), 1.0)
+
+
 class SemiSupervisedClassifier:
     """What the hybrids share as classifiers trained on batches (x, y) whose unlabelled rows have y = -1: labels
     checked, batches unpacked, `fit` on arrays or on a pipeline, and p(y | x) from `call` (the class logits) in
@@ -82,6 +87,14 @@ class SemiSupervisedClassifier:
         if y is None:
             y = tf.fill(tf.shape(x)[:1], UNLABELLED)
         return tf.cast(x, self.compute_dtype), tf.cast(y, tf.int32)
+
+    def labelled_loss_and_accuracy(self, logits, y):
+        """(mean cross-entropy -log p(y | x), accuracy) of the class `logits` over the labelled rows of `y` (int32,
+        -1 unlabelled); both 0 without any labelled row."""
+        labelled = tf.cast(y >= 0, logits.dtype)
+        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(y, 0), logits)
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), logits.dtype)
+        return masked_mean(labelled, cross_entropy), masked_mean(labelled, correct)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, **kwargs):
         """Keras `fit` on a tf.data pipeline of (x, y) batches (`zoo.data.semi_supervised_batches`), or on arrays

@@ -148,10 +148,8 @@ class HybridModel(SemiSupervisedClassifier, RestoresCompiledState, keras.Model):
     def objective_terms(self, x, y, seed, training=True):
         """(supervised loss: the mean of -log p(y | x) over the labelled rows, 0 without any; the generative
         part's training loss on every row; its log weights (k, batch); the logits)."""
-        labelled = tf.cast(y >= 0, self.compute_dtype)
         logits = self(x, training=training)
-        cross_entropy = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(tf.cast(y, tf.int32), 0), logits)
-        supervised = tf.reduce_sum(labelled * cross_entropy) / tf.maximum(tf.reduce_sum(labelled), 1.0)
+        supervised, _ = self.labelled_loss_and_accuracy(logits, tf.cast(y, tf.int32))
         if self.class_latent:
             generative_loss, log_w = self.generative.training_loss(x, seed, labels=y, class_logits=logits)
         else:
@@ -169,11 +167,10 @@ class HybridModel(SemiSupervisedClassifier, RestoresCompiledState, keras.Model):
 
     def _monitor(self, x, y, supervised, log_w, logits):
         labelled = tf.cast(y >= 0, self.compute_dtype)
-        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), tf.cast(y, tf.int32)), self.compute_dtype)
         bound, _ = bound_and_ess(log_w)
         n = tf.shape(x)[0]
         # accuracy over the labelled rows: each batch's fraction, weighted as one value per row
-        accuracy = tf.reduce_sum(correct * labelled) / tf.maximum(tf.reduce_sum(labelled), 1.0)
+        _, accuracy = self.labelled_loss_and_accuracy(logits, tf.cast(y, tf.int32))
         self.monitor.update_state([tf.fill([n], supervised), bound, tf.fill([n], accuracy), labelled])
 
     def train_step(self, data):

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import checks
-from zoo.models.base import RestoresCompiledState, SemiSupervisedClassifier, in_batches
+from zoo.models.base import RestoresCompiledState, SemiSupervisedClassifier, in_batches, masked_mean
 from zoo.models.metrics import RunningMeans
 
 ARCHITECTURES = ("mlp", "cnn")
@@ -196,7 +196,7 @@ class ImplicitHybrid(SemiSupervisedClassifier, RestoresCompiledState, keras.Mode
             xb = self._x_branch_mlp()
         else:
             enc = [keras.layers.Reshape(self._image())]
-            for i, width in enumerate((32, 64, 128)):
+            for width in (32, 64, 128):
                 enc += [keras.layers.Conv2D(width, 3, 2, padding="same", use_bias=False),
                         keras.layers.BatchNormalization(), keras.layers.Activation(leaky_relu)]
             enc += [keras.layers.GlobalAveragePooling2D()]
@@ -364,41 +364,34 @@ class ImplicitHybrid(SemiSupervisedClassifier, RestoresCompiledState, keras.Mode
         seeds = tf.random.experimental.stateless_split(seed, 3)
         labelled = tf.cast(y >= 0, self.compute_dtype)
         unlabelled = 1.0 - labelled
-        n_l, n_u = tf.reduce_sum(labelled), tf.reduce_sum(unlabelled)
-
-        def mean_over(mask, values, count):
-            return tf.reduce_sum(mask * values) / tf.maximum(count, 1.0)
-
         x1 = self.translated(x, seeds[0])
         logits, real_features = self.discriminate(x1, self.encoder_net(x1, training=True), training=True)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(y, 0), logits)
-        terms = {"supervised_loss": mean_over(labelled, ce, n_l)}
+        supervised, accuracy = self.labelled_loss_and_accuracy(logits, y)
+        terms = {"supervised_loss": supervised}
         zero = tf.zeros([], self.compute_dtype)
         consistency = zero
         if self.consistency_weight:
             x2 = self.translated(x, seeds[1])
             logits2, _ = self.discriminate(x2, self.encoder_net(x2, training=True), training=True)
             consistency = tf.reduce_mean(tf.square(tf.nn.softmax(logits) - tf.nn.softmax(logits2)), -1)
-        terms["consistency_labelled"] = mean_over(labelled, consistency, n_l)
-        terms["consistency_unlabelled"] = mean_over(unlabelled, consistency, n_u)
+        terms["consistency_labelled"] = masked_mean(labelled, consistency)
+        terms["consistency_unlabelled"] = masked_mean(unlabelled, consistency)
         # the GAN's real pairs: the unlabelled rows, or every row of a batch without any (all labels)
-        real = tf.cond(n_u > 0, lambda: unlabelled, lambda: tf.ones_like(unlabelled))
+        real = tf.cond(tf.reduce_sum(unlabelled) > 0, lambda: unlabelled, lambda: tf.ones_like(unlabelled))
         n_real = tf.reduce_sum(real)
         real_score = tf.reduce_logsumexp(logits, -1)
-        terms["real_score"] = mean_over(real, tf.sigmoid(real_score), n_real)
+        terms["real_score"] = masked_mean(real, tf.sigmoid(real_score))
         gan = fake_score = feature_matching = zero
         if self.adversarial and self.unlabelled_weight:
             z = self.prior_sample(tf.cast(n_real, tf.int32), seeds[2])  # one fake per real pair
             fake_logits, fake_features = self.discriminate(self.generate(z, training=True), z, training=True)
             fake = tf.reduce_logsumexp(fake_logits, -1)
             # 1/2 [-log sigmoid(real) - log(1 - sigmoid(fake))], softplus(-s) = -log sigmoid(s)
-            gan = 0.5 * (mean_over(real, tf.nn.softplus(-real_score), n_real) + tf.reduce_mean(tf.nn.softplus(fake)))
+            gan = 0.5 * (masked_mean(real, tf.nn.softplus(-real_score)) + tf.reduce_mean(tf.nn.softplus(fake)))
             fake_score = tf.reduce_mean(tf.sigmoid(fake))
             real_mean = tf.reduce_sum(real[:, None] * real_features, 0) / n_real
             feature_matching = tf.reduce_mean(tf.abs(real_mean - tf.reduce_mean(fake_features, 0)))
-        terms.update(gan_loss=gan, fake_score=fake_score, feature_matching=feature_matching)
-        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), self.compute_dtype)
-        terms["accuracy"] = mean_over(labelled, correct, n_l)
+        terms.update(gan_loss=gan, fake_score=fake_score, feature_matching=feature_matching, accuracy=accuracy)
         d_loss = (self.supervised_weight * terms["supervised_loss"] + w * terms["consistency_labelled"] +
                   self.unlabelled_weight * (gan + w * terms["consistency_unlabelled"]))
         return d_loss, feature_matching, terms
@@ -455,17 +448,12 @@ class ImplicitHybrid(SemiSupervisedClassifier, RestoresCompiledState, keras.Mode
     def test_step(self, data):
         """Validation: the averaged classifier's cross-entropy and accuracy on labelled (x, y)."""
         x, y = self._unpack(data)
-        logits = self(x)
-        labelled = tf.cast(y >= 0, self.compute_dtype)
-        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(tf.maximum(y, 0), logits)
-        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), y), self.compute_dtype)
-        n = tf.maximum(tf.reduce_sum(labelled), 1.0)
-        zero = tf.zeros([], self.compute_dtype)
-        terms = {name: zero for name in TERMS}
-        terms.update(supervised_loss=tf.reduce_sum(labelled * ce) / n, accuracy=tf.reduce_sum(labelled * correct) / n)
+        supervised, accuracy = self.labelled_loss_and_accuracy(self(x), y)
+        terms = {name: tf.zeros([], self.compute_dtype) for name in TERMS}
+        terms.update(supervised_loss=supervised, accuracy=accuracy)
         self._update_monitor(tf.shape(x)[0], terms)
-        return {"supervised_loss": self.monitor.result()["supervised_loss"],
-                "accuracy": self.monitor.result()["accuracy"]}
+        means = self.monitor.result()
+        return {"supervised_loss": means["supervised_loss"], "accuracy": means["accuracy"]}
 
     # -- public NumPy-facing API ------------------------------------------------------------------------------
     def validate_data(self, x, name="x"):

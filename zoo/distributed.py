@@ -139,10 +139,22 @@ def as_pipeline(model, x, batch_size, seed=None):
     return data_lib.batches(x, checks.check_positive_int(batch_size, "batch_size"), seed=seed)
 
 
+def validation_pipeline(model, validation_data, batch_size=1000):
+    """Validation arrays x, or (x, y) for a model that classifies, checked by the model, as batches in order."""
+    from zoo import data as data_lib
+
+    if isinstance(validation_data, tuple):
+        vx, vy = validation_data
+        arrays = (model.validate_data(vx, "validation x"), model.validate_labels(vy, len(vx), "validation y"))
+    else:
+        arrays = model.validate_data(validation_data, "validation x")
+    return data_lib.batches(arrays, batch_size, shuffle=False)
+
+
 class Backup(keras.callbacks.Callback):
     """Keras' BackupAndRestore for a loop on several workers: the chief saves the weights (optimizer state and
     chains included) and the finished epoch in `folder` after every epoch; every worker, restarted, loads them and
-    resumes at the next epoch (the folder must be one that all workers see). `initial_epoch()` after loading."""
+    resumes at the next epoch (the folder must be one that all workers see): `restore(model)` gives that epoch."""
 
     def __init__(self, folder, chief=True):
         super().__init__()
@@ -182,6 +194,8 @@ def fit_distributed(model, dataset, epochs, callbacks=(), validation_data=None, 
     if steps <= 0:
         raise ValueError("fit_distributed needs a pipeline of known, finite length (tf.data cardinality)")
     distributed = strategy.experimental_distribute_dataset(dataset)
+    if validation_data is not None:
+        validation_data = strategy.experimental_distribute_dataset(validation_data)
     with strategy.scope():  # the optimizer's slots made now, as fit's symbolic build does, not inside a replica
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
@@ -203,7 +217,7 @@ def fit_distributed(model, dataset, epochs, callbacks=(), validation_data=None, 
     epoch_logs = {}
     for epoch in range(initial_epoch, epochs):
         try:
-            epoch_logs = _epoch(model, strategy, epoch, steps, distributed, train, test, validation_data, callbacks)
+            epoch_logs = _epoch(model, epoch, steps, distributed, train, test, validation_data, callbacks)
         except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as exc:
             if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
                 raise
@@ -216,7 +230,7 @@ def fit_distributed(model, dataset, epochs, callbacks=(), validation_data=None, 
     return model.history
 
 
-def _epoch(model, strategy, epoch, steps, distributed, train, test, validation_data, callbacks):
+def _epoch(model, epoch, steps, distributed, train, test, validation_data, callbacks):
     """One epoch of `fit_distributed`: its steps, the validation, the callbacks' epoch end; its logs."""
     model.reset_metrics()
     callbacks.on_epoch_begin(epoch)
@@ -228,7 +242,7 @@ def _epoch(model, strategy, epoch, steps, distributed, train, test, validation_d
     epoch_logs = {k: float(v) for k, v in logs.items()}
     if validation_data is not None:
         model.reset_metrics()
-        for batch in strategy.experimental_distribute_dataset(validation_data):
+        for batch in validation_data:
             val = test(batch)
         epoch_logs.update({f"val_{k}": float(v) for k, v in val.items()})
     callbacks.on_epoch_end(epoch, epoch_logs)

@@ -90,20 +90,22 @@ def main(args, argv):
     folder = hub.resolve(args.model)
     model, card = export.load_folder(folder)
     likelihood = (capabilities.EnergyModel, capabilities.LatentVariableModel)
-    if not any(capabilities.offers(model, protocol) for protocol in likelihood) and \
-            capabilities.offers(model, capabilities.Classifier):
-        return _evaluate_classifier(args, model, card, folder, _card_command(folder, args, argv))
-    capabilities.require(model, likelihood, "be evaluated by zoo eval (log-likelihood)")
+    classifies_only = not any(capabilities.offers(model, protocol) for protocol in likelihood) and \
+        capabilities.offers(model, capabilities.Classifier)
+    if not classifies_only:
+        capabilities.require(model, likelihood, "be evaluated by zoo eval (log-likelihood)")
     dataset = data.load(args.dataset or trained_on(card))
     n_inputs = getattr(model, "n_visible", None)
     if n_inputs is not None and dataset.n_features != n_inputs:
         raise ValueError(f"the model has {n_inputs} visible units but dataset {dataset.name!r} has "
                          f"{dataset.n_features} features: choose the dataset it was trained on (--dataset)")
+    summary = model.describe() if capabilities.offers(model, capabilities.Describable) else type(model).__name__
+    command = _card_command(folder, args, argv)
+    if classifies_only:
+        return _evaluate_classifier(args, model, card, folder, dataset, summary, command)
     # every failure before the estimates run, not after them
     for split in ("train", "test"):
         model.validate_data(getattr(dataset, split).x, f"dataset {dataset.name!r} ({split} split)")
-    summary = model.describe() if capabilities.offers(model, capabilities.Describable) else type(model).__name__
-    command = _card_command(folder, args, argv)
     if capabilities.offers(model, capabilities.EnergyModel):
         if model.visible_kind() == "gaussian" and checks.is_binary(dataset.test.x):
             raise ValueError(f"{summary} has Gaussian visible units: its p(x) is a density over real values, and its "
@@ -191,19 +193,17 @@ def _evaluate_latent_variable_model(args, model, card, folder, dataset, summary,
     return 0
 
 
-def _evaluate_classifier(args, model, card, folder, command):
-    """A model with no likelihood that classifies (an implicit hybrid: a GAN): its accuracy on the split, and
-    one line saying that there is no likelihood to estimate."""
-    from zoo import capabilities, data, evaluation, export
+def _evaluate_classifier(args, model, card, folder, dataset, summary, command):
+    """A model with no likelihood that classifies (an implicit hybrid: a GAN; a fine-tuned classifier): its
+    accuracy on the split, and one line saying that there is no likelihood to estimate."""
+    from zoo import capabilities, evaluation, export
 
-    dataset = data.load(args.dataset or trained_on(card))
     split = getattr(dataset, args.split)
     if split.y is None:
         raise ValueError(f"dataset {dataset.name!r} has no labels: {type(model).__name__} has no likelihood, and "
                          "its accuracy needs labels")
     x, y = split.x[:args.test_examples], split.y[:args.test_examples]
     accuracy = float((model.predict_classes(x) == y).mean())  # the model checks x
-    summary = model.describe() if capabilities.offers(model, capabilities.Describable) else type(model).__name__
     what = ("an implicit-density model (its generator has no density to estimate)" if capabilities.offers(
         model, capabilities.Sampler) else "a classifier, not a model of the data's density")
     note = f"no likelihood: {type(model).__name__} is {what}; zoo eval reports its classification accuracy"

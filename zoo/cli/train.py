@@ -103,11 +103,11 @@ def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, c
     from zoo import distributed, training
 
     strategy = model.distribute_strategy
-    if distributed.is_distributed(strategy):
+    spread = distributed.is_distributed(strategy)
+    if spread:
         x = distributed.as_pipeline(model, x, batch_size, seed)
         if validation_data is not None:
-            validation_data = distributed.as_pipeline(model, validation_data, 1000) if not isinstance(
-                validation_data, tuple) else _labelled_pipeline(model, validation_data)
+            validation_data = distributed.validation_pipeline(model, validation_data)
         keeper = distributed.Backup(backup, chief=distributed.is_chief(strategy))
         start = keeper.restore(model)
         if start:
@@ -120,25 +120,16 @@ def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, c
                                 validation_data=validation_data, callbacks=callbacks, verbose=verbose)
     try:
         history = fit()
-        if distributed.is_distributed(strategy) and distributed.is_chief(strategy):
+        if spread and distributed.is_chief(strategy):
             shutil.rmtree(backup, ignore_errors=True)  # as BackupAndRestore does when a stage ends
         return history
     except KeyboardInterrupt:
         print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
         raise
     except BaseException:
-        if not distributed.is_distributed(strategy):  # on several workers a failure is often a peer's: resumable
+        if not spread:  # on several workers a failure is often a peer's: resumable
             shutil.rmtree(backup, ignore_errors=True)
         raise
-
-
-def _labelled_pipeline(model, validation_data):
-    """(x, y) validation arrays, checked, as a pipeline of batches in order."""
-    from zoo import data
-
-    vx, vy = validation_data
-    return data.batches((model.validate_data(vx, "validation x"), model.validate_labels(vy, len(vx), "validation y")),
-                        1000, shuffle=False)
 
 
 def run(family, args, argv):
@@ -173,7 +164,7 @@ def run(family, args, argv):
 
     logdir = Path(args.logdir) if args.logdir else \
         Path("tensorboard") / f"{out.name}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    backup = _resume_folder(out, argv) if chief else out.with_name(out.name + ".backup")  # the chief's alone
+    backup = _resume_folder(out, argv, chief)
     sample_n = min(1000, len(fit_data.validation_x))
     callbacks = [*family.callbacks(args, dataset, model, fit_data),
                  *([training.TensorBoardLogger(logdir, fit_data.validation_x[:100], dataset.image_shape,
@@ -220,9 +211,12 @@ def run(family, args, argv):
     return 0
 
 
-def _resume_folder(out, argv):
-    """The backup folder of an interrupted run, `<out>.backup`: reused only by the very same command."""
+def _resume_folder(out, argv, chief=True):
+    """The backup folder of an interrupted run, `<out>.backup`: reused only by the very same command. Only the
+    chief of several workers checks and stamps it; the others read the chief's."""
     backup = out.with_name(out.name + ".backup")
+    if not chief:
+        return backup
     stamp = backup / "command.json"
     command = json.dumps(argv)
     if backup.exists():

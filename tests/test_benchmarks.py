@@ -115,7 +115,8 @@ def test_numpy_reference_saturated_units_stay_finite():
     ("bench_dbm.py", ["--n-examples", "50"], "--n-examples must be >= 100, got 50"),
     ("bench_hybrid.py", ["--n-examples", "150"], "--n-examples must be >= 200, got 150"),
     ("bench_implicit_hybrid.py", ["--batch-size", "3"], "--batch-size must be even and >= 2, got 3"),
-    ("bench_startup.py", ["--repeats", "0"], "argument --repeats: expected a positive integer, got '0'")])
+    ("bench_startup.py", ["--repeats", "0"], "argument --repeats: expected a positive integer, got '0'"),
+    ("bench_distributed.py", ["--examples", "150"], "--examples must be >= 200, got 150")])
 def test_bad_arguments_exit_2_with_one_line(script, args, message):
     result = subprocess.run([sys.executable, str(BENCHMARKS / script), *args],
                             capture_output=True, text=True, timeout=60)
@@ -353,6 +354,31 @@ def test_bench_implicit_hybrid_smoke_run_reports_consistent_ratios():
                            r"hybrid ([\d.]+)")
     assert all(two_decimals(text, ratios[f"{name}_over_classifier"])
                for text, name in zip(shown, ("consistency", "ali", "hybrid")))
+
+@pytest.mark.slow
+def test_bench_distributed_smoke_run_reports_consistent_times_and_scaling():
+    lines, report = run_benchmark("distributed", "--smoke")
+    args, results = report["args"], report["results"]
+    assert (args["examples"], args["repeats"], args["bandwidth"], args["tflops"]) == (400, 1, 100.0, 10.0)
+    labels = {"rbm": "RBM 784-500, CD-1", "helmholtz": "Helmholtz 200-200-10, RWS K=10"}
+    for family, r in results.items():
+        ms = r["ms_per_step"]
+        assert ms == {name: pytest.approx(1000 * statistics.median(t) / 4, rel=1e-12) for name, t in r["runs"].items()}
+        shown = printed(lines, rf"{re.escape(labels[family])} +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)x +([\d.]+)x")
+        assert all(two_decimals(text, ms[name]) for text, name in zip(shown, ("fit", "loop x1", "loop x2")))
+        assert two_decimals(shown[3], ms["loop x1"] / ms["fit"]) and two_decimals(shown[4], ms["loop x2"] / ms["fit"])
+        for n in (8, 64):  # a ring all-reduce of the gradients against the step's arithmetic, recomputed
+            t_allreduce = 2 * (n - 1) / n * r["allreduce_bytes"] * 8 / 100e9
+            t_compute = r["flops_per_example"] / 10e12
+            assert r["efficiency"][str(n)] == pytest.approx(100 * t_compute / (100 * t_compute + t_allreduce))
+            b = r["batch_for_90"][str(n)]
+            assert b * t_compute / (b * t_compute + t_allreduce) >= 0.9 > (b - 1) * t_compute / (
+                (b - 1) * t_compute + t_allreduce)
+    # the smoke RBM 784-50: its weights and biases all-reduced in float32; CD-1's five products of 784 x 50,
+    # 2 operations a multiply-add, are nearly all its arithmetic
+    assert results["rbm"]["allreduce_bytes"] == 4 * (784 * 50 + 784 + 50)
+    assert results["rbm"]["flops_per_example"] == pytest.approx(5 * 2 * 784 * 50, rel=0.03)
+
 
 def test_bench_startup_reports_each_median_against_importing_tensorflow(load_script, capsys, monkeypatch):
     bench = load_script("benchmarks/bench_startup")

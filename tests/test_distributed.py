@@ -88,6 +88,32 @@ def test_the_pipeline_of_a_stage_is_the_models_checked_data_shuffled_alike_on_ev
         distributed.as_pipeline(model, x + 0.5, 10, seed=3)
 
 
+def test_fit_distributed_traces_its_steps_once_per_model_and_optimizer():
+    """Called again (a stage after a stage, a benchmark's epochs), the loop reuses its compiled steps; a model
+    compiled again with another optimizer gets new ones."""
+    import keras
+    import tensorflow as tf
+
+    from zoo.models import RBM
+
+    x = (np.random.default_rng(0).random((40, 6)) < 0.5).astype(np.float32)
+    strategy = tf.distribute.MirroredStrategy(["/CPU:0"])
+    with strategy.scope():
+        model = RBM(3, n_visible=6, seed=0)
+        model.compile(keras.optimizers.SGD(0.1))
+    pipeline = distributed.as_pipeline(model, x, 10, seed=0)
+    distributed.fit_distributed(model, pipeline, 1, verbose=0)
+    train, test = distributed._STEPS[model][1]
+    before = model.get_weights()
+    distributed.fit_distributed(model, pipeline, 2, initial_epoch=1, verbose=0)
+    assert distributed._STEPS[model][1] == (train, test) and train.experimental_get_tracing_count() == 1
+    assert not all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # it trained
+    with strategy.scope():
+        model.compile(keras.optimizers.SGD(0.01))
+    distributed.fit_distributed(model, pipeline, 1, verbose=0)
+    assert distributed._STEPS[model][1][0] is not train
+
+
 # ---- MirroredStrategy over two logical CPU devices ------------------------------------------------------------
 
 TINY = {

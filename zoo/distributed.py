@@ -13,6 +13,7 @@ What a replica computes is the family's business: each `train_step` divides a ha
 import json
 import os
 import sys
+import weakref
 from pathlib import Path
 
 import keras
@@ -200,16 +201,7 @@ def fit_distributed(model, dataset, epochs, callbacks=(), validation_data=None, 
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
 
-    @tf.function
-    def train(iterator):
-        logs = strategy.run(model.train_step, args=(next(iterator),))
-        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
-
-    @tf.function
-    def test(batch):
-        logs = strategy.run(model.test_step, args=(batch,))
-        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
-
+    train, test = _step_functions(model, strategy)
     callbacks = keras.callbacks.CallbackList(list(callbacks), add_history=True, add_progbar=verbose != 0,
                                              verbose=verbose, epochs=epochs, steps=steps, model=model)
     model.stop_training = False
@@ -228,6 +220,34 @@ def fit_distributed(model, dataset, epochs, callbacks=(), validation_data=None, 
             break
     callbacks.on_train_end(epoch_logs)
     return model.history
+
+
+def _step_functions(model, strategy):
+    """The compiled training and test steps of `model` under `strategy`, kept on the model (as Keras keeps its
+    `train_function`) so that each stage, or each call, of fit_distributed traces them once; made again when the
+    model was compiled with another optimizer."""
+    key = (id(strategy), id(model.optimizer))
+    cached = _STEPS.get(model)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+
+    @tf.function
+    def train(iterator):
+        logs = strategy.run(model.train_step, args=(next(iterator),))
+        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
+
+    @tf.function
+    def test(batch):
+        logs = strategy.run(model.test_step, args=(batch,))
+        return {k: strategy.reduce("MEAN", v, axis=None) for k, v in logs.items()}
+
+    _STEPS[model] = (key, (train, test))
+    return train, test
+
+
+#: model -> ((strategy, optimizer) ids, its compiled steps); weak, so that a model is not kept alive by it (nor
+#: are the functions an attribute of the model, which a SavedModel export would try to save)
+_STEPS = weakref.WeakKeyDictionary()
 
 
 def _epoch(model, epoch, steps, distributed, train, test, validation_data, callbacks):

@@ -203,3 +203,32 @@ def test_tempering_rates_script_accepts_every_swap_of_a_zero_weight_model(tmp_pa
     assert script.main([str(tmp_path / "missing")]) == 2
     assert script.main([str(folder), "--temperatures", "1"]) == 2
     assert "tempering_rates.py: --temperatures must be >= 2" in capsys.readouterr().err
+
+
+def test_dbm_diagnostics_reports_the_parameters_and_posterior_it_reads(tmp_path, load_script, capsys):
+    from zoo.models import DBM
+
+    diagnostics = load_script("experiments/dbm_diagnostics")
+    x = (np.random.default_rng(0).random((30, 6)) < 0.5).astype(np.float32)
+    model = DBM([4, 3], n_visible=6, seed=0, weight_stddev=1.0, sparsity_targets=[0.2, 0.1], training_state=False)
+    model(x)
+    d = diagnostics.diagnose(model, x, [0.2, 0.1])
+    w0 = model.kernels[0].numpy().astype(np.float64)
+    assert d["sizes"] == [6, 4, 3] and d["weights"][0]["std"] == np.float64(w0.std())
+    assert d["weights"][0]["top_singular_values"] == list(np.linalg.svd(w0, compute_uv=False)[:3])
+    assert d["biases"][2] == {"min": 0.0, "max": 0.0, "mean": 0.0}  # zeros until trained
+    means = model.mean_field(x)
+    for p, m, target in zip(d["posterior"], means, (0.2, 0.1)):
+        assert p["mean_activation"] == float(m.mean()) and p["target"] == target
+        assert p["saturated"] == float(((m < 0.01) | (m > 0.99)).mean())
+    wide = DBM([4, 3], n_visible=784, seed=0, training_state=False)
+    wide(np.zeros((1, 784), np.float32))
+    zoo.export.save(wide, tmp_path / "dbm", saved_model=False)
+    assert diagnostics.main([str(tmp_path / "dbm"), "--examples", "5", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 5 and report["results"][str(tmp_path / "dbm")]["sizes"] == [784, 4, 3]
+    rbm = RBM(3, n_visible=784, seed=0)
+    rbm(np.zeros((1, 784), np.float32))
+    zoo.export.save(rbm, tmp_path / "rbm", saved_model=False)
+    assert diagnostics.main([str(tmp_path / "rbm")]) == 2
+    assert "is not a DBM (its model is RBM)" in capsys.readouterr().err

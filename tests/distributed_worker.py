@@ -2,6 +2,11 @@
 
 - `cli DEVICES COMMANDS`: `zoo` with each argument list of the JSON list COMMANDS, on DEVICES logical CPU
   devices (so that `--strategy mirrored` spreads over them); prints each exit code.
+- `equal-step FAMILY...`: on two logical CPU devices, with every Bernoulli draw replaced by its most likely value
+  (so that a step is a function of its batch alone), one step of `fit_distributed` on one global batch of 40
+  under MirroredStrategy over one device and over two, from the same initial weights; prints, per family, the
+  largest absolute difference between the two models' weights after the step and the largest change the step
+  made.
 - `fit OUT FAMILY...`: under `--strategy multi-worker`'s strategy (TF_CONFIG), one epoch of `fit_distributed` on a
   tiny model of each FAMILY in turn, each worker's weights written to OUT/weights-<family>-<task>.npz; then Keras'
   own `model.fit` of a model with a custom train_step under the same strategy, its outcome written to
@@ -31,7 +36,64 @@ def _tiny(family, n_visible):
     return HelmholtzMachine([8, 4], n_visible=n_visible, seed=0)
 
 
+def _deterministic_bernoulli():
+    """tfd.Bernoulli draws 1 where p > 1/2, else 0: no randomness left in a step that samples only Bernoullis."""
+    import tensorflow as tf
+    import tensorflow_probability as tfp
+
+    def most_likely(self, n, seed=None):
+        p = self.probs_parameter()
+        return tf.broadcast_to(tf.cast(p > 0.5, self.dtype), tf.concat([[n], tf.shape(p)], 0))
+
+    tfp.distributions.Bernoulli._sample_n = most_likely
+
+
+EQUAL_STEP = {  # family -> (model maker, optimizer)
+    "rbm": lambda n: __import__("zoo.models", fromlist=["RBM"]).RBM(8, n_visible=n, seed=0, l2=0.01),
+    "rbm-pcd": lambda n: __import__("zoo.models", fromlist=["RBM"]).RBM(8, n_visible=n, seed=0, persistent=True,
+                                                                        n_chains=20, cd_k=2),
+    "dbm": lambda n: __import__("zoo.models", fromlist=["DBM"]).DBM([8, 4], n_visible=n, seed=0, n_chains=20,
+                                                                    gibbs_steps=2, mean_field_steps=3, l2=0.01),
+    "helmholtz": lambda n: __import__("zoo.models", fromlist=["HelmholtzMachine"]).HelmholtzMachine(
+        [8, 4], n_visible=n, seed=0, k=3),
+    "bihm": lambda n: __import__("zoo.models", fromlist=["BiHM"]).BiHM([8, 4], n_visible=n, seed=0, k=3),
+}
+
+
+def equal_step(families):
+    _logical_cpus(2)
+    _deterministic_bernoulli()
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo import data, distributed
+
+    x = (data.load("digits").train.x[:40] > 0.5).astype(np.float32)
+    # one strategy of each size for the whole process: a second one's collectives would collide with the first's
+    strategies = [tf.distribute.MirroredStrategy(devices) for devices in (["/CPU:0"], ["/CPU:0", "/CPU:1"])]
+    report = {}
+    for family in families:
+        weights = []
+        for strategy in strategies:
+            keras.utils.set_random_seed(0)
+            with strategy.scope():
+                model = EQUAL_STEP[family](x.shape[1])
+                model.compile(keras.optimizers.SGD(0.5))
+                model(x[:1])
+            pipeline = distributed.as_pipeline(model, x, 40, seed=0)  # the visible biases started from x
+            start = [w.numpy() for w in model.trainable_weights]
+            distributed.fit_distributed(model, pipeline, 1, verbose=0)
+            weights.append([w.numpy() for w in model.trainable_weights])
+        report[family] = {"difference": max(float(np.abs(a - b).max()) for a, b in zip(*weights)),
+                          "change": max(float(np.abs(a - b).max()) for a, b in zip(weights[0], start))}
+    print(json.dumps(report))
+    return 0
+
+
 def main(mode, out, *rest):
+    if mode == "equal-step":
+        return equal_step([out, *rest])
     if mode == "cli":
         _logical_cpus(int(out))
         from zoo import cli

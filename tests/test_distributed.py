@@ -147,6 +147,23 @@ def test_every_family_trains_under_mirrored_strategy_on_two_devices(tmp_path):
         assert all(np.isfinite(v) for v in card["final_metrics"].values()), (name, card["final_metrics"])
 
 
+@pytest.mark.slow
+def test_one_step_on_two_replicas_equals_one_step_on_one_with_the_same_global_batch():
+    """The global batch, the learning rate and each hand-made update (CD, PCD, the DBM's, wake-sleep's) mean the
+    same on 1 and 2 replicas: with every Bernoulli draw replaced by its most likely value (the worker's
+    `equal-step` mode), one step on a batch of 40 split over two devices moves the weights as one step on one
+    device, to float tolerance. (The RBM's update was summed over the replicas, twice the step, until this.)"""
+    families = ["rbm", "rbm-pcd", "dbm", "helmholtz", "bihm"]
+    done = subprocess.run(["timeout", "300", sys.executable, WORKER, "equal-step", *families], cwd=ROOT, env=_env(),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert list(report) == families
+    for family, r in report.items():
+        assert r["change"] > 1e-3, (family, r)  # the step moved the weights
+        assert r["difference"] <= 1e-6 + 1e-4 * r["change"], (family, r)
+
+
 # ---- two workers on 127.0.0.1 ------------------------------------------------------------------------------
 
 @pytest.mark.slow

@@ -407,7 +407,10 @@ class RBM(RestoresCompiledState, keras.Model):
                 interactions, unit_params, output_gradients=[self.up_scale * tf.matmul(g, self.kernel, transpose_b=True)
                                                              for g in (g0, gn)])
             g_units = [g1 + g2 for g1, g2 in zip(g_units, through_kernel)]
-        grads = dict(zip([id(w) for w in [self.kernel, b, c] + unit_params], [g_kernel, g_b, g_c] + g_units))
+        # a hand-made update: the optimizer sums the replicas' gradients, each a mean over its share of the batch
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        grads = dict(zip([id(w) for w in [self.kernel, b, c] + unit_params],
+                         [g / replicas if replicas > 1 else g for g in [g_kernel, g_b, g_c] + g_units]))
         self.optimizer.apply([grads[id(w)] for w in self.trainable_variables], self.trainable_variables)
         # Training metrics are estimated on the first MONITORED_EXAMPLES of each (shuffled) batch: on all of
         # it they cost a sixth of an RBM 784-500 step; `evaluate` and validation use every example.

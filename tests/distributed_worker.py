@@ -7,6 +7,9 @@
   under MirroredStrategy over one device and over two, from the same initial weights; prints, per family, the
   largest absolute difference between the two models' weights after the step and the largest change the step
   made.
+- `split-chains`: on two logical CPU devices under MirroredStrategy, what `zoo.models.base`'s replica helpers
+  give each replica (its rows of the chains, their gathering, its seed), and after one real (random) step of a
+  persistent RBM and of a DBM, whether both devices' copies of the chains agree; prints them as JSON.
 - `fit OUT FAMILY...`: under `--strategy multi-worker`'s strategy (TF_CONFIG), one epoch of `fit_distributed` on a
   tiny model of each FAMILY in turn, each worker's weights written to OUT/weights-<family>-<task>.npz; then Keras'
   own `model.fit` of a model with a custom train_step under the same strategy, its outcome written to
@@ -91,7 +94,46 @@ def equal_step(families):
     return 0
 
 
-def main(mode, out, *rest):
+def split_chains():
+    _logical_cpus(2)
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from zoo import data, distributed
+    from zoo.models import DBM, RBM
+    from zoo.models.base import gather_replica_rows, next_seed, replica_rows
+
+    strategy = tf.distribute.MirroredStrategy(["/CPU:0", "/CPU:1"])
+    rows = tf.reshape(tf.range(12.0), (6, 2))
+    local = lambda value: [t.numpy().tolist() for t in strategy.experimental_local_results(value)]  # noqa: E731
+    with strategy.scope():
+        generator = keras.random.SeedGenerator(0)
+    report = {"rows": local(strategy.run(lambda: replica_rows(rows))),
+              "gathered": local(strategy.run(lambda: gather_replica_rows(replica_rows(rows)))),
+              "seeds": local(strategy.run(lambda: next_seed(generator))),
+              "outside": next_seed(keras.random.SeedGenerator(0)).numpy().tolist()}
+    try:
+        strategy.run(lambda: replica_rows(tf.zeros((7, 2))))
+    except ValueError as exc:
+        report["odd"] = str(exc)
+    x = (data.load("digits").train.x[:40] > 0.5).astype(np.float32)
+    for name, make in (("rbm", lambda: RBM(8, n_visible=64, seed=0, persistent=True, n_chains=20)),
+                       ("dbm", lambda: DBM([8, 4], n_visible=64, seed=0, n_chains=20, gibbs_steps=2))):
+        with strategy.scope():
+            model = make()
+            model.compile(keras.optimizers.SGD(0.1))
+        distributed.fit_distributed(model, distributed.as_pipeline(model, x, 40, seed=0), 1, verbose=0)
+        chains = [model.persistent_chains] if name == "rbm" else model.chains
+        copies = [strategy.experimental_local_results(c.value) for c in chains]
+        report[name] = all(np.array_equal(a.numpy(), b.numpy()) for a, b in copies)
+    print(json.dumps(report))
+    return 0
+
+
+def main(mode, out=None, *rest):
+    if mode == "split-chains":
+        return split_chains()
     if mode == "equal-step":
         return equal_step([out, *rest])
     if mode == "cli":

@@ -22,7 +22,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from zoo import checks, viz
-from zoo.models.base import RestoresCompiledState, bound_and_ess, fit_inputs
+from zoo.models.base import RestoresCompiledState, bound_and_ess, fit_inputs, next_seed
 from zoo.models.metrics import RunningMeans
 
 tfd = tfp.distributions
@@ -102,7 +102,7 @@ class AuxiliaryDeepGenerativeModel(RestoresCompiledState, keras.Model):
                 f"hidden {'-'.join(map(str, self.hidden))}")
 
     def _next_seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int32)
+        return next_seed(self.seed_generator)
 
     # -- the distributions -------------------------------------------------------------------------------
     @staticmethod

@@ -17,6 +17,41 @@ def bound_and_ess(log_w):
     return bound, tf.exp(2 * tf.reduce_logsumexp(log_w, 0) - tf.reduce_logsumexp(2 * log_w, 0))
 
 
+def next_seed(generator):
+    """The next stateless int32 seed of shape (2,) from a Keras SeedGenerator. In a step spread over N > 1
+    replicas it is folded with the replica's index, so that the replicas' draws for their shares of the batch (and
+    of the persistent chains) are independent, not copies of one another."""
+    seed = tf.cast(generator.next(), tf.int32)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+    return seed
+
+
+def replica_rows(chains):
+    """This replica's share of persistent chains (all of them outside a step spread over replicas): of N
+    replicas, replica r owns rows [r n / N, (r + 1) n / N), so that the chains are split, not duplicated."""
+    context = tf.distribute.get_replica_context()
+    replicas = 1 if context is None else context.num_replicas_in_sync
+    if replicas == 1:
+        return tf.convert_to_tensor(chains)
+    n = int(chains.shape[0])
+    if n % replicas:
+        raise ValueError(f"{n} persistent chains do not split over {replicas} replicas: choose a number of chains "
+                         f"that is a multiple of {replicas}")
+    share = n // replicas
+    return tf.convert_to_tensor(chains)[context.replica_id_in_sync_group * share:][:share]
+
+
+def gather_replica_rows(rows):
+    """The inverse of `replica_rows`: every replica's share, in replica order (the same tensor on every
+    replica, which each assigns to its copy of the chains)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return rows
+    return context.all_gather(rows, axis=0)
+
+
 def in_batches(function, x, batch_size=2000):
     """`function` of `batch_size` rows of x at a time, its NumPy results concatenated: memory bounded by a batch
     however many rows x has."""

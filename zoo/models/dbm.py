@@ -23,7 +23,7 @@ import tensorflow_probability as tfp
 
 from zoo import checks, sampling
 from zoo import units as units_lib
-from zoo.models.base import RestoresCompiledState, fit_inputs
+from zoo.models.base import RestoresCompiledState, fit_inputs, gather_replica_rows, next_seed, replica_rows
 from zoo.models.metrics import RunningMeans
 from zoo.models.rbm import RBM
 
@@ -197,7 +197,7 @@ class DBM(RestoresCompiledState, keras.Model):
             raise ValueError("the model has no weights yet: fit it or give n_visible")
 
     def _next_seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int32)
+        return next_seed(self.seed_generator)
 
     # -- the model's quantities (lists of per-layer tensors; float32 or float64) -------------------------
     def _params(self, dtype):
@@ -307,9 +307,9 @@ class DBM(RestoresCompiledState, keras.Model):
         seed = self._next_seed()
         means, inputs, rounds = self._mean_field(v0, self.mean_field_steps, self.mean_field_tol)
         means = [tf.stop_gradient(m) for m in means]
-        chains, _ = self._gibbs([tf.convert_to_tensor(c) for c in self.chains], self.gibbs_steps, seed)
+        chains, _ = self._gibbs([replica_rows(c) for c in self.chains], self.gibbs_steps, seed)
         for variable, state in zip(self.chains, chains):
-            variable.assign(state)
+            variable.assign(gather_replica_rows(state))
         with tf.GradientTape() as tape:
             # d/dtheta of mean E(v, mu) - mean E(x_model): the data's statistics minus the chains'
             objective = tf.reduce_mean(self.energy(means)) - tf.reduce_mean(self.energy(chains))

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from zoo import checks, viz
 from zoo import layers as layers_lib
-from zoo.models.base import RestoresCompiledState, bound_and_ess, fit_inputs
+from zoo.models.base import RestoresCompiledState, bound_and_ess, fit_inputs, next_seed
 from zoo.models.metrics import RunningMeans
 
 Q_UPDATES = ("wake", "sleep", "both")
@@ -97,7 +97,7 @@ class HelmholtzMachine(RestoresCompiledState, keras.Model):
         return cls(**config)
 
     def _next_seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int32)
+        return next_seed(self.seed_generator)
 
     def describe(self):
         """What the model is, in one line."""

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import capabilities, checks
-from zoo.models.base import RestoresCompiledState, SemiSupervisedClassifier, bound_and_ess
+from zoo.models.base import RestoresCompiledState, SemiSupervisedClassifier, bound_and_ess, next_seed
 from zoo.models.metrics import RunningMeans
 
 CLASSIFIERS = ("mlp", "cnn", "features")
@@ -114,7 +114,7 @@ class HybridModel(SemiSupervisedClassifier, RestoresCompiledState, keras.Model):
                 f"{self.n_features} features of {gen}")
 
     def _next_seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int32)
+        return next_seed(self.seed_generator)
 
     # -- p(y | x) ---------------------------------------------------------------------------------------
     def call(self, x, training=False):

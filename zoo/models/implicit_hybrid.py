@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from zoo import checks
-from zoo.models.base import RestoresCompiledState, SemiSupervisedClassifier, in_batches, masked_mean
+from zoo.models.base import RestoresCompiledState, SemiSupervisedClassifier, in_batches, masked_mean, next_seed
 from zoo.models.metrics import RunningMeans
 
 ARCHITECTURES = ("mlp", "cnn")
@@ -427,7 +427,7 @@ class ImplicitHybrid(SemiSupervisedClassifier, RestoresCompiledState, keras.Mode
 
     def train_step(self, data):
         x, y = self._unpack(data)
-        seed = tf.cast(self.seed_generator.next(), tf.int32)
+        seed = next_seed(self.seed_generator)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape(persistent=True) as tape:  # one forward pass, each player's gradient of its loss
             d_loss, g_loss, terms = self.losses_of(x, y, seed)

@@ -14,7 +14,7 @@ import tensorflow_probability as tfp
 
 from zoo import checks, sampling
 from zoo import units as units_lib
-from zoo.models.base import RestoresCompiledState, fit_inputs
+from zoo.models.base import RestoresCompiledState, fit_inputs, gather_replica_rows, next_seed, replica_rows
 from zoo.models.metrics import RunningMeans
 
 
@@ -246,7 +246,7 @@ class RBM(RestoresCompiledState, keras.Model):
         return cls(**config, **({} if cls is RBM else dict(zip(("up_scale", "down_scale"), scales))))
 
     def _next_seed(self):
-        return tf.cast(self.seed_generator.next(), tf.int32)
+        return next_seed(self.seed_generator)
 
     # -- the model's quantities (tensors in, tensors out; float32 or float64) ------------------------------
     def _params(self, dtype):
@@ -329,6 +329,9 @@ class RBM(RestoresCompiledState, keras.Model):
     def train_step(self, data):
         v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         v0 = tf.cast(v0, self.compute_dtype)
+        if (self.n_temperatures > 1 or self.fast_lr) and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            raise ValueError("parallel tempering and fast weights keep state that is not yet split across "
+                             "replicas: train them on one device (--strategy default)")
         seed_mask, seed_h, seed_v, seed_chain, seed_pll = tfp.random.split_seed(self._next_seed(), 5)
         b, c = self.visible_bias, self.hidden_bias
         v, h = self.visible_units, self.hidden_units
@@ -352,9 +355,9 @@ class RBM(RestoresCompiledState, keras.Model):
                 v_sample, swap_rate = self.tempered_sweeps(self.cd_k, seed_chain)
                 v_mean = v_sample
             else:
-                v_sample, v_mean = self._run_chain(self.persistent_chains, self.cd_k, seed_chain,
+                v_sample, v_mean = self._run_chain(replica_rows(self.persistent_chains), self.cd_k, seed_chain,
                                                    params=chain_params)
-                self.persistent_chains.assign(v_sample)
+                self.persistent_chains.assign(gather_replica_rows(v_sample))
         else:
             h0, h0_mean = h.sample_and_mean(a0, c, seed_h)
             if keep is not None:

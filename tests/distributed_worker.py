@@ -127,6 +127,14 @@ def split_chains():
         chains = [model.persistent_chains] if name == "rbm" else model.chains
         copies = [strategy.experimental_local_results(c.value) for c in chains]
         report[name] = all(np.array_equal(a.numpy(), b.numpy()) for a, b in copies)
+    for name, make in (("tempering", lambda: RBM(8, persistent=True, n_chains=20, n_temperatures=2, min_beta=0.5)),
+                       ("odd_rbm", lambda: RBM(8, persistent=True, n_chains=7)),
+                       ("odd_dbm", lambda: DBM([8, 4], n_chains=7))):
+        with strategy.scope():
+            try:
+                make().compile(keras.optimizers.SGD(0.1))
+            except ValueError as exc:
+                report[name] = str(exc)
     print(json.dumps(report))
     return 0
 

@@ -168,7 +168,9 @@ def test_one_step_on_two_replicas_equals_one_step_on_one_with_the_same_global_ba
 def test_persistent_chains_are_split_across_replicas_and_their_draws_independent():
     """Of 2 replicas, each runs its half of the chains (rows 0-2 and 3-5 of 6) and all-gathers them back, so both
     copies of the chains agree after a real (random) step of a persistent RBM and of a DBM; each replica's seed is
-    folded with its index (independent draws), and outside a distributed step the seed is the generator's own."""
+    folded with its index (independent draws), and outside a distributed step the seed is the generator's own.
+    Parallel tempering, whose chains are not split, refuses two replicas, and chains that do not split evenly are
+    refused when the model is compiled under the strategy."""
     done = subprocess.run(["timeout", "300", sys.executable, WORKER, "split-chains"], cwd=ROOT, env=_env(),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -177,9 +179,11 @@ def test_persistent_chains_are_split_across_replicas_and_their_draws_independent
     assert report["rows"] == [rows[:3], rows[3:]] and report["gathered"] == [rows, rows]
     first, second = report["seeds"]
     assert first != second and report["outside"] == [0, 0]
-    assert report["odd"] == ("7 persistent chains do not split over 2 replicas: choose a number of chains that is a "
-                             "multiple of 2")
+    odd = "7 persistent chains do not split over 2 replicas: choose a number of chains that is a multiple of 2"
+    assert report["odd"] == report["odd_rbm"] == report["odd_dbm"] == odd  # the models' at compile, in one line
     assert report["rbm"] and report["dbm"]
+    assert report["tempering"] == ("parallel tempering and fast weights keep state that is not yet split across "
+                                   "replicas: train them on one device (--strategy default)")
 
 
 # ---- two workers on 127.0.0.1 ------------------------------------------------------------------------------

@@ -28,6 +28,15 @@ def next_seed(generator):
     return seed
 
 
+def check_chains_split(n_chains):
+    """At compile time, under the model's strategy: `n_chains` persistent chains split evenly over its replicas
+    (`replica_rows`), or ValueError (raised here, in one line, rather than inside the traced step)."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if n_chains % replicas:
+        raise ValueError(f"{n_chains} persistent chains do not split over {replicas} replicas: choose a number of "
+                         f"chains that is a multiple of {replicas}")
+
+
 def replica_rows(chains):
     """This replica's share of persistent chains (all of them outside a step spread over replicas): of N
     replicas, replica r owns rows [r n / N, (r + 1) n / N), so that the chains are split, not duplicated."""
@@ -36,9 +45,7 @@ def replica_rows(chains):
     if replicas == 1:
         return tf.convert_to_tensor(chains)
     n = int(chains.shape[0])
-    if n % replicas:
-        raise ValueError(f"{n} persistent chains do not split over {replicas} replicas: choose a number of chains "
-                         f"that is a multiple of {replicas}")
+    check_chains_split(n)
     share = n // replicas
     return tf.convert_to_tensor(chains)[context.replica_id_in_sync_group * share:][:share]
 

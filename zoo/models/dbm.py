@@ -23,7 +23,8 @@ import tensorflow_probability as tfp
 
 from zoo import checks, sampling
 from zoo import units as units_lib
-from zoo.models.base import RestoresCompiledState, fit_inputs, gather_replica_rows, next_seed, replica_rows
+from zoo.models.base import (RestoresCompiledState, check_chains_split, fit_inputs, gather_replica_rows,
+                             next_seed, replica_rows)
 from zoo.models.metrics import RunningMeans
 from zoo.models.rbm import RBM
 
@@ -295,6 +296,7 @@ class DBM(RestoresCompiledState, keras.Model):
         """Default optimizer: SGD with learning rate 0.001 and momentum 0.9 (the paper's joint training)."""
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.001, momentum=0.9)
+        check_chains_split(self.n_chains)
         super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **kwargs)
 
     @property

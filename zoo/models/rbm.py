@@ -14,7 +14,8 @@ import tensorflow_probability as tfp
 
 from zoo import checks, sampling
 from zoo import units as units_lib
-from zoo.models.base import RestoresCompiledState, fit_inputs, gather_replica_rows, next_seed, replica_rows
+from zoo.models.base import (RestoresCompiledState, check_chains_split, fit_inputs, gather_replica_rows,
+                             next_seed, replica_rows)
 from zoo.models.metrics import RunningMeans
 
 
@@ -304,6 +305,11 @@ class RBM(RestoresCompiledState, keras.Model):
         """Default optimizer: SGD with learning rate 0.05 (momentum through `keras.optimizers.SGD`)."""
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.05)
+        if (self.n_temperatures > 1 or self.fast_lr) and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            raise ValueError("parallel tempering and fast weights keep state that is not yet split across "
+                             "replicas: train them on one device (--strategy default)")
+        if self.persistent:
+            check_chains_split(self.n_chains)
         super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **kwargs)
 
     @property
@@ -329,9 +335,6 @@ class RBM(RestoresCompiledState, keras.Model):
     def train_step(self, data):
         v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         v0 = tf.cast(v0, self.compute_dtype)
-        if (self.n_temperatures > 1 or self.fast_lr) and tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            raise ValueError("parallel tempering and fast weights keep state that is not yet split across "
-                             "replicas: train them on one device (--strategy default)")
         seed_mask, seed_h, seed_v, seed_chain, seed_pll = tfp.random.split_seed(self._next_seed(), 5)
         b, c = self.visible_bias, self.hidden_bias
         v, h = self.visible_units, self.hidden_units

@@ -11,9 +11,10 @@
   give each replica (its rows of the chains, their gathering, its seed), and after one real (random) step of a
   persistent RBM and of a DBM, whether both devices' copies of the chains agree; prints them as JSON.
 - `fit OUT FAMILY...`: under `--strategy multi-worker`'s strategy (TF_CONFIG), one epoch of `fit_distributed` on a
-  tiny model of each FAMILY in turn, each worker's weights written to OUT/weights-<family>-<task>.npz; then Keras'
-  own `model.fit` of a model with a custom train_step under the same strategy, its outcome written to
-  OUT/keras-fit-<task>.txt ("ok", or the error).
+  tiny model of each FAMILY in turn, its Bernoulli draws made deterministic, each worker's weights written to
+  OUT/weights-<family>-<task>.npz (`fit-single OUT FAMILY...`: the same in one process on one device, to
+  OUT/weights-<family>-single.npz); then Keras' own `model.fit` of a model with a custom train_step under the
+  same strategy, its outcome written to OUT/keras-fit-<task>.txt ("ok", or the error).
 """
 import json
 import os
@@ -156,18 +157,26 @@ def main(mode, out=None, *rest):
 
     from zoo import data, distributed
 
-    strategy = distributed.create_strategy("multi-worker", connect_timeout=60)
-    x = (data.load("digits").train.x[:400] > 0.5).astype(np.float32)
-    if mode != "fit":
+    if mode not in ("fit", "fit-single"):
         raise SystemExit(f"unknown mode {mode}")
+    _deterministic_bernoulli()  # each step a function of its global batch: the one-process run must match
+    if mode == "fit-single":
+        import tensorflow as tf
+
+        strategy = tf.distribute.MirroredStrategy(["/CPU:0"])
+    else:
+        strategy = distributed.create_strategy("multi-worker", connect_timeout=60)
+    x = (data.load("digits").train.x[:400] > 0.5).astype(np.float32)
     for family in rest:
         keras.utils.set_random_seed(0)
         with strategy.scope():
             model = _tiny(family, x.shape[1])
             model.compile(keras.optimizers.SGD(0.05) if family == "rbm" else keras.optimizers.Adam(1e-3))
         distributed.fit_distributed(model, distributed.as_pipeline(model, x, 40, seed=0), 1, verbose=0)
-        np.savez(os.path.join(out, f"weights-{family}-{_task()}.npz"),
+        np.savez(os.path.join(out, f"weights-{family}-{'single' if mode == 'fit-single' else _task()}.npz"),
                  **{v.path: np.asarray(v.numpy()) for v in model.weights})
+    if mode == "fit-single":
+        return 0
     import tensorflow as tf
 
     class Step(keras.Model):  # the smallest custom train_step: one dense layer, scalar logs

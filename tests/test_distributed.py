@@ -190,17 +190,25 @@ def test_persistent_chains_are_split_across_replicas_and_their_draws_independent
 
 @pytest.mark.slow
 def test_two_workers_end_with_the_same_weights_and_keras_fit_still_fails(tmp_path):
-    """An RBM and a Helmholtz machine trained by fit_distributed on two workers end identical on both. Pinned too:
+    """An RBM (persistent chains, split over the workers) and a Helmholtz machine trained by fit_distributed on two
+    workers end identical on both, and equal to one process's run on the same global batches (the draws made
+    deterministic in both). Pinned too:
     Keras 3.15.1's own fit reduces a custom train_step's scalar logs along axis 0 under
     MultiWorkerMirroredStrategy (keras-team/keras#20585); when that part fails, Keras fixed it, and fit may then
     serve multi-worker training too (docs/distributed.md)."""
     results = _workers([WORKER, "fit", str(tmp_path), "rbm", "helmholtz"], tmp_path)
     assert [code for code, _ in results] == [0, 0], results
+    single = subprocess.run(["timeout", "180", sys.executable, WORKER, "fit-single", str(tmp_path), "rbm", "helmholtz"],
+                            cwd=tmp_path, env=_env(), capture_output=True, text=True)
+    assert single.returncode == 0, single.stderr[-3000:]
     for family in ("rbm", "helmholtz"):
         a, b = np.load(tmp_path / f"weights-{family}-0.npz"), np.load(tmp_path / f"weights-{family}-1.npz")
-        assert sorted(a) == sorted(b) and len(a) >= 3
+        one = np.load(tmp_path / f"weights-{family}-single.npz")
+        assert sorted(a) == sorted(b) == sorted(one) and len(a) >= 3
         for name in a:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+            # with the draws made deterministic, two workers' epoch is one process's on the same global batches
+            np.testing.assert_allclose(a[name], one[name], rtol=1e-4, atol=1e-5, err_msg=name)
     outcome = (tmp_path / "keras-fit-0.txt").read_text()
     assert "Invalid reduction dimension 0 for input with 0 dimensions" in outcome, outcome
 

@@ -3,7 +3,7 @@
 - `cli DEVICES COMMANDS`: `zoo` with each argument list of the JSON list COMMANDS, on DEVICES logical CPU
   devices (so that `--strategy mirrored` spreads over them); prints each exit code.
 - `equal-step FAMILY...`: on two logical CPU devices, with every Bernoulli draw replaced by its most likely value
-  (so that a step is a function of its batch alone), one step of `fit_distributed` on one global batch of 40
+  and every Normal draw by its mean (so that a step is a function of its batch alone), one step of `fit_distributed` on one global batch of 40
   under MirroredStrategy over one device and over two, from the same initial weights; prints, per family, the
   largest absolute difference between the two models' weights after the step and the largest change the step
   made.
@@ -49,7 +49,11 @@ def _deterministic_bernoulli():
         p = self.probs_parameter()
         return tf.broadcast_to(tf.cast(p > 0.5, self.dtype), tf.concat([[n], tf.shape(p)], 0))
 
+    def mean(self, n, seed=None):
+        return tf.broadcast_to(self.loc + tf.zeros_like(self.scale), tf.concat([[n], tf.shape(self.loc)], 0))
+
     tfp.distributions.Bernoulli._sample_n = most_likely
+    tfp.distributions.Normal._sample_n = mean  # the ADGM's codes: their means
 
 
 EQUAL_STEP = {  # family -> (model maker, optimizer)
@@ -61,6 +65,9 @@ EQUAL_STEP = {  # family -> (model maker, optimizer)
     "helmholtz": lambda n: __import__("zoo.models", fromlist=["HelmholtzMachine"]).HelmholtzMachine(
         [8, 4], n_visible=n, seed=0, k=3),
     "bihm": lambda n: __import__("zoo.models", fromlist=["BiHM"]).BiHM([8, 4], n_visible=n, seed=0, k=3),
+    "hybrid": lambda n: __import__("zoo.models", fromlist=["HybridModel"]).HybridModel(
+        __import__("zoo.models", fromlist=["AuxiliaryDeepGenerativeModel"]).AuxiliaryDeepGenerativeModel(
+            latent=3, auxiliary=3, hidden=(8,), k=2, seed=0, n_visible=n), n_classes=10, hidden=(8,), seed=0),
 }
 
 
@@ -73,7 +80,11 @@ def equal_step(families):
 
     from zoo import data, distributed
 
-    x = (data.load("digits").train.x[:40] > 0.5).astype(np.float32)
+    digits = data.load("digits").train
+    x = (digits.x[:40] > 0.5).astype(np.float32)
+    # a semi-supervised batch: 10 labelled rows first, as zoo.data's batches put them, then 30 unlabelled (-1),
+    # so that the two replicas' halves hold 10 and 0 labelled rows
+    y = np.where(np.arange(40) < 10, digits.y[:40], -1).astype(np.int32)
     # one strategy of each size for the whole process: a second one's collectives would collide with the first's
     strategies = [tf.distribute.MirroredStrategy(devices) for devices in (["/CPU:0"], ["/CPU:0", "/CPU:1"])]
     report = {}
@@ -85,7 +96,10 @@ def equal_step(families):
                 model = EQUAL_STEP[family](x.shape[1])
                 model.compile(keras.optimizers.SGD(0.5))
                 model(x[:1])
-            pipeline = distributed.as_pipeline(model, x, 40, seed=0)  # the visible biases started from x
+            if family == "hybrid":
+                pipeline = tf.data.Dataset.from_tensors((x, y))
+            else:
+                pipeline = distributed.as_pipeline(model, x, 40, seed=0)  # the visible biases started from x
             start = [w.numpy() for w in model.trainable_weights]
             distributed.fit_distributed(model, pipeline, 1, verbose=0)
             weights.append([w.numpy() for w in model.trainable_weights])

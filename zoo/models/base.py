@@ -106,8 +106,15 @@ UNLABELLED = -1  # the label of an unlabelled row in a semi-supervised batch
 
 
 def masked_mean(mask, values):
-    """The mean of `values` over the rows where `mask` (0/1 floats) is 1; 0 without any."""
-    return tf.reduce_sum(mask * values) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    """The mean of `values` over the rows where `mask` (0/1 floats) is 1; 0 without any. In a step spread over
+    N > 1 replicas, whose shares of a batch hold different numbers of masked rows, it is N times this replica's
+    part of the mean over every replica's masked rows: a loss divided by N and summed over the replicas (as the
+    optimizer sums their gradients) is then the mean over the global batch's masked rows."""
+    total, count = tf.reduce_sum(mask * values), tf.reduce_sum(mask)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        count = context.all_reduce("SUM", tf.stop_gradient(count)) / context.num_replicas_in_sync
+    return total / tf.where(count > 0, count, tf.ones_like(count))  # no masked rows: total is 0
 
 
 class SemiSupervisedClassifier:

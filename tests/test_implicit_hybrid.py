@@ -682,3 +682,21 @@ def test_an_interrupted_run_resumes(tmp_path, capsys, monkeypatch):
     model, _ = export.load_folder(out)
     # both players' optimizers carried over the interruption
     assert int(model.optimizer.iterations) == int(model.generator_optimizer.iterations) == 2 * SHORT_STEPS
+
+
+def test_a_model_compiled_with_its_learning_rate_schedule_loads_where_zoo_training_is_not_imported(tmp_path, batch):
+    """The hold-then-decay schedule is named in the .keras file's compiled state, so loading the model (hub.load,
+    publish_checkpoint.py, plain Keras after `import zoo.models`) must find it without the training module."""
+    from zoo.models.base import HoldThenDecay
+
+    model = _tiny()
+    model.compile(keras.optimizers.Adam(HoldThenDecay(0.003, 0.0, 10, 5), beta_1=0.5))
+    model.train_on_batch(*batch)
+    model.save(tmp_path / "m.keras")
+    code = ("import sys, keras, zoo.models; m = keras.saving.load_model(sys.argv[1]); "
+            "print(type(m.optimizer._learning_rate).__name__, m.optimizer._learning_rate.get_config()['hold_steps'], "
+            "'zoo.training' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "m.keras")], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["HoldThenDecay", "10", "False"]

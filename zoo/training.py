@@ -9,25 +9,6 @@ import tensorflow as tf
 from zoo import capabilities, checks, evaluation, viz
 
 
-@keras.saving.register_keras_serializable(package="zoo")
-class HoldThenDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """`lr` for the first `hold_steps` updates, then linearly to `lr_final` over `decay_steps` (the reference
-    GAN recipes' schedule: constant, then to 0 over the last third)."""
-
-    def __init__(self, lr, lr_final, hold_steps, decay_steps):
-        self.lr, self.lr_final = float(lr), float(lr_final)
-        self.hold_steps, self.decay_steps = int(hold_steps), int(decay_steps)
-
-    def __call__(self, step):
-        progress = (tf.cast(step, tf.float32) - self.hold_steps) / max(self.decay_steps, 1)
-        progress = tf.clip_by_value(progress, 0.0, 1.0)
-        return self.lr + (self.lr_final - self.lr) * progress
-
-    def get_config(self):
-        return {"lr": self.lr, "lr_final": self.lr_final, "hold_steps": self.hold_steps,
-                "decay_steps": self.decay_steps}
-
-
 class GibbsStepsSchedule(keras.callbacks.Callback):
     """Set the model's Gibbs steps per update (`cd_k`) at the start of each epoch: k = schedule(epoch)."""
 

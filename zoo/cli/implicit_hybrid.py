@@ -80,14 +80,14 @@ class ImplicitHybridFamily(HybridFamily):
         --decay-epochs."""
         import keras
 
-        from zoo import training
+        from zoo.models.base import HoldThenDecay
 
         decay = args.epochs // 3 if args.decay_epochs is None else args.decay_epochs
         if decay > args.epochs:
             raise ValueError(f"--decay-epochs {decay} is more than --epochs {args.epochs}")
         decay_steps = steps * decay // args.epochs
         lr_final = 0.0 if args.lr_final is None else args.lr_final
-        rate = training.HoldThenDecay(args.lr, lr_final, steps - decay_steps, decay_steps) if decay_steps else \
+        rate = HoldThenDecay(args.lr, lr_final, steps - decay_steps, decay_steps) if decay_steps else \
             learning_rate(args.lr, None, steps)
         model.compile(keras.optimizers.Adam(rate, beta_1=0.5))
 

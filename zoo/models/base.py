@@ -1,5 +1,6 @@
 """What the families share: checked arrays become the zoo's own tf.data pipeline (`fit_inputs`), the bound and ESS of
 log weights, compiled state restored through `compile`, and the hybrids' semi-supervised classifier API."""
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -15,6 +16,26 @@ def bound_and_ess(log_w):
     k = tf.cast(tf.shape(log_w)[0], log_w.dtype)
     bound = tf.reduce_logsumexp(log_w, 0) - tf.math.log(k)
     return bound, tf.exp(2 * tf.reduce_logsumexp(log_w, 0) - tf.reduce_logsumexp(2 * log_w, 0))
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class HoldThenDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """`lr` for the first `hold_steps` updates, then linearly to `lr_final` over `decay_steps` (the reference
+    GAN recipes' schedule: constant, then to 0 over the last third). Here, beside the models, not in
+    `zoo.training`: a compiled model's file names it, and loading the model must find it."""
+
+    def __init__(self, lr, lr_final, hold_steps, decay_steps):
+        self.lr, self.lr_final = float(lr), float(lr_final)
+        self.hold_steps, self.decay_steps = int(hold_steps), int(decay_steps)
+
+    def __call__(self, step):
+        progress = (tf.cast(step, tf.float32) - self.hold_steps) / max(self.decay_steps, 1)
+        progress = tf.clip_by_value(progress, 0.0, 1.0)
+        return self.lr + (self.lr_final - self.lr) * progress
+
+    def get_config(self):
+        return {"lr": self.lr, "lr_final": self.lr_final, "hold_steps": self.hold_steps,
+                "decay_steps": self.decay_steps}
 
 
 def next_seed(generator):

@@ -18,6 +18,9 @@
 9. The deep hybrid model `hybrid-bmnist-100labels` (trained with 100 labels): fetched, its test accuracy and
    generative bound at K = 1, 10 and 100 on 1,000 test images next to its card's, `zoo classify` on five test
    images, and 100 samples of its generative part as a PNG.
+10. The implicit-density hybrid `ali-hybrid-mnist-100labels` (a GAN whose discriminator classifies; 100 labels):
+   fetched, its test accuracy on 1,000 test images next to its card's (it has no likelihood: `zoo eval` says so),
+   `zoo classify` on the same five test images, and 100 samples of its generator as a PNG.
 Outputs go to demo_output/ and tensorboard/demo-*/.
 """
 import contextlib
@@ -144,11 +147,25 @@ def main():
     print(f"(their labels: {' '.join(str(int(c)) for c in test.y[:5])})")
     run(["sample", hybrid, "--n", "100", "--seed", "1", "--out", str(hybrid_samples)])
 
+    implicit, implicit_samples = "ali-hybrid-mnist-100labels", out_dir / "ali-hybrid-mnist-100labels-samples.png"
+    print(run(["fetch", implicit], capture=True).strip())
+    report = json.loads(run(["eval", implicit, "--test-examples", "1000", "--json"], capture=True))
+    then = json.loads((hub.resolve(implicit) / "card.json").read_text())["metrics"]["test_accuracy"]
+    card_n, card_accuracy, now = then["n_examples"], 100 * then["accuracy"], 100 * report["accuracy"]
+    print(f"\n{implicit + ': test accuracy':<44}{f'card ({card_n:,} images)':>22}{'just now (1,000)':>18}")
+    print(f"{'':<44}{f'{card_accuracy:.2f} %':>22}{f'{now:.2f} %':>18}\n{report['note']}")
+    grey = out_dir / "five-grey-test-digits.npy"  # it was trained on grey images: the same five, not binarised
+    np.save(grey, data.load("mnist").test.x[:5])
+    print(run(["classify", implicit, str(grey)], capture=True), end="")
+    print(f"(their labels: {' '.join(str(int(c)) for c in test.y[:5])})")
+    run(["sample", implicit, "--n", "100", "--seed", "1", "--out", str(implicit_samples)])
+
     print(f"\nDone in {time.time() - start:.0f} s. What the demo wrote:")
     print(f"  pretrained model   {hub.resolve(MODEL)}/ (model.keras, saved_model/, card.json)")
     print(f"  its samples        {samples.relative_to(ROOT)}; the Helmholtz machine's: "
           f"{helmholtz_samples.relative_to(ROOT)}; the DBM's: {dbm_samples.relative_to(ROOT)}; the hybrid's: "
-          f"{hybrid_samples.relative_to(ROOT)}")
+          f"{hybrid_samples.relative_to(ROOT)}; the implicit hybrid's: {implicit_samples.relative_to(ROOT)} (its "
+          f"reconstructions G(E(x)): {hub.resolve(implicit)}/reconstructions.png)")
     print(f"  inpainting         {inpainting.relative_to(ROOT)} (each row: the image, its known half, 4 chains)")
     print(f"  a small RBM        {small.relative_to(ROOT)}/ (model.keras, saved_model/, card.json, samples.png, "
           "filters.png)")

@@ -182,10 +182,10 @@ RECIPES = {
                  "discriminator D(x, z) (x branch 1000-500-250-250-250 with Gaussian noise 0.3 / 0.5, z branch "
                  "500-250 with dropout) is the classifier, with a Pi-model consistency term (weight 100 ramped over "
                  "30 epochs, two passes with random translations of up to 2 pixels); Adam 0.003 (beta_1 0.5) for "
-                 "each player, decaying to 0 over the last third; batches of 80 labelled + 120 unlabelled, 400 "
+                 "each player, decaying to 0 over the last third; batches of 80 labelled + 120 unlabelled, 150 "
                  "epochs; the weights' average (decay 0.999) classifies; measured on all 10,000 test images.",
         "train": ["--dataset", "mnist", "--labels-per-class", "10", "--label-seed", "0", "--consistency-weight",
-                  "100", "--consistency-ramp-epochs", "30", "--translate", "2", "--epochs", "400", "--lr", "0.003",
+                  "100", "--consistency-ramp-epochs", "30", "--translate", "2", "--epochs", "150", "--lr", "0.003",
                   "--batch-size", "200", "--seed", "0", "--log-every", "10", "--verbose", "2"],
         "eval": ["--seed", "0"],
     },

@@ -62,6 +62,10 @@ EQUAL_STEP = {  # family -> (model maker, optimizer)
                                                                         n_chains=20, cd_k=2),
     "dbm": lambda n: __import__("zoo.models", fromlist=["DBM"]).DBM([8, 4], n_visible=n, seed=0, n_chains=20,
                                                                     gibbs_steps=2, mean_field_steps=3, l2=0.01),
+    # centering: the offsets are the means over both replicas' shares of the batch, or the replicas' steps differ
+    "rbm-centering": lambda n: __import__("zoo.models", fromlist=["RBM"]).RBM(8, n_visible=n, seed=0, centering=True),
+    "dbm-centering": lambda n: __import__("zoo.models", fromlist=["DBM"]).DBM(
+        [8, 4], n_visible=n, seed=0, n_chains=20, gibbs_steps=2, mean_field_steps=3, centering=True),
     "helmholtz": lambda n: __import__("zoo.models", fromlist=["HelmholtzMachine"]).HelmholtzMachine(
         [8, 4], n_visible=n, seed=0, k=3),
     "bihm": lambda n: __import__("zoo.models", fromlist=["BiHM"]).BiHM([8, 4], n_visible=n, seed=0, k=3),

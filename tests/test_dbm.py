@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from zoo import evaluation
+from zoo.models.base import centered_gradients
 from zoo.models.dbm import DBM, PretrainingRBM
 from zoo.models.rbm import RBM
 
@@ -196,6 +197,77 @@ def test_one_update_is_the_data_statistics_minus_the_chains():
         np.testing.assert_allclose(after[2 + l] - before[2 + l], expected, atol=1e-5)
 
 
+def test_centered_gradient_is_the_step_of_the_centered_model_mapped_back():
+    """`centered_gradients` against autodiff: a function J of the plain parameters (W_l, b_l), written in the
+    centered ones (W_l, b'_l) with b_l = b'_l - W_l o_{l+1} - W_{l-1}^T o_{l-1}; a gradient step in the centered
+    parameters, mapped back, is the plain parameters' step along the centered gradient."""
+    rng = np.random.default_rng(0)
+    sizes = [5, 4, 3, 2]
+    kernels = [tf.constant(rng.standard_normal((a, b))) for a, b in zip(sizes[:-1], sizes[1:])]
+    centered_biases = [tf.constant(rng.standard_normal(n)) for n in sizes]
+    offsets = [tf.constant(rng.uniform(size=n)) for n in sizes]
+    weights = [tf.constant(rng.standard_normal((a, b))) for a, b in zip(sizes[:-1], sizes[1:])]
+
+    def plain_biases(kernels, centered_biases):
+        return [b - (tf.linalg.matvec(kernels[l], offsets[l + 1]) if l < len(kernels) else 0)
+                - (tf.linalg.matvec(kernels[l - 1], offsets[l - 1], transpose_a=True) if l else 0)
+                for l, b in enumerate(centered_biases)]
+
+    def objective(kernels, biases):  # any smooth function of the plain parameters
+        return (tf.add_n([tf.reduce_sum(tf.tanh(w) * a) for w, a in zip(kernels, weights)])
+                + tf.add_n([tf.reduce_sum(b) ** 2 + tf.reduce_sum(tf.sin(b)) for b in biases]))
+
+    with tf.GradientTape() as tape:  # the centered model's gradient: b_l moves with W
+        tape.watch(kernels + centered_biases)
+        j = objective(kernels, plain_biases(kernels, centered_biases))
+    c_kernels, c_biases = tape.gradient(j, [kernels, centered_biases])
+    biases = plain_biases(kernels, centered_biases)
+    with tf.GradientTape() as tape:  # the plain model's
+        tape.watch(kernels + biases)
+        j = objective(kernels, biases)
+    g_kernels, g_biases = tape.gradient(j, [kernels, biases])
+    lr = 0.1
+    stepped = [w - lr * g for w, g in zip(kernels, c_kernels)]
+    expected = stepped, plain_biases(stepped, [b - lr * g for b, g in zip(centered_biases, c_biases)])
+    got_kernels, got_biases = centered_gradients(g_kernels, g_biases, offsets)
+    for e, w, g in zip(expected[0], kernels, got_kernels):
+        np.testing.assert_allclose((w - lr * g).numpy(), e.numpy(), atol=1e-12)
+    for e, b, g in zip(expected[1], biases, got_biases):
+        np.testing.assert_allclose((b - lr * g).numpy(), e.numpy(), atol=1e-12)
+
+
+def test_one_centered_update_uses_the_statistics_of_the_centered_states():
+    """With centering, the first update's offsets are the batch's means of v and of the mean-field posterior, and
+    the step is Melchior et al.'s: W_l by lr (<(x_l - o_l)(x_{l+1} - o_{l+1})^T>_data - the same on the chains),
+    b_l by lr (<x_l>_data - <x_l>_chains) - dW_l o_{l+1} - dW_{l-1}^T o_{l-1}."""
+    model = _tiny((3, 2), scale=0.5, n_chains=7, gibbs_steps=2, mean_field_steps=4, mean_field_tol=0.0,
+                  centering=True, centering_rate=0.3)
+    lr = 0.1
+    model.compile(keras.optimizers.SGD(learning_rate=lr), steps_per_execution=1)
+    v = _binary(4)[[1, 5, 6, 9, 14]].astype(np.float32)
+    means, _, _ = model._mean_field(tf.constant(v), 4, 0.0)
+    means = [m.numpy().astype(np.float64) for m in means]
+    offsets = [m.mean(0) for m in means]
+    before = [w.numpy().astype(np.float64) for w in model.kernels + model.biases]
+    model.fit(tf.data.Dataset.from_tensor_slices(v).batch(5), epochs=1, verbose=0)
+    chains = [c.numpy().astype(np.float64) for c in model.chains]
+    after = [w.numpy().astype(np.float64) for w in model.kernels + model.biases]
+    for o, variable in zip(offsets, model.offsets):
+        np.testing.assert_allclose(variable.numpy(), o, atol=1e-6)
+    steps = [lr * ((means[l] - offsets[l]).T @ (means[l + 1] - offsets[l + 1]) / 5
+                   - (chains[l] - offsets[l]).T @ (chains[l + 1] - offsets[l + 1]) / 7) for l in range(2)]
+    for l in range(2):
+        np.testing.assert_allclose(after[l] - before[l], steps[l], atol=1e-5)
+    for l in range(3):
+        expected = (lr * (means[l].mean(0) - chains[l].mean(0)) - (steps[l] @ offsets[l + 1] if l < 2 else 0)
+                    - (steps[l - 1].T @ offsets[l - 1] if l else 0))
+        np.testing.assert_allclose(after[2 + l] - before[2 + l], expected, atol=1e-5)
+    with pytest.raises(ValueError, match="linear self energy"):
+        DBM([3], visible="gaussian", centering=True)
+    with pytest.raises(ValueError, match="centering_rate"):
+        DBM([3], centering=True, centering_rate=0.0)
+
+
 def test_gibbs_chains_sample_the_model():
     model = _tiny((2, 2), n_visible=3, scale=1.0)
     states, minus_energy = _joint(model)
@@ -236,10 +308,16 @@ def test_assembled_from_rbms_with_the_pretraining_rules():
     np.testing.assert_allclose(model.kernels[1].numpy(), 0.5 * middle.kernel.numpy())
     np.testing.assert_allclose(model.kernels[2].numpy(), last.kernel.numpy())
     np.testing.assert_allclose(model.biases[0].numpy(), first.visible_bias.numpy())
+    # a layer between two RBMs: the mean of the lower one's hidden and the upper one's visible biases (the
+    # halves Salakhutdinov's code adds); the top layer: the last RBM's hidden biases
+    np.testing.assert_allclose(model.biases[1].numpy(), (first.hidden_bias.numpy() + middle.visible_bias.numpy()) / 2)
+    np.testing.assert_allclose(model.biases[2].numpy(), (middle.hidden_bias.numpy() + last.visible_bias.numpy()) / 2)
+    np.testing.assert_allclose(model.biases[3].numpy(), last.hidden_bias.numpy())
     v = _binary(4).astype(np.float32)
-    # the DBM's first bottom-up mean-field pass is the first RBM's p(h | v), with its doubled input
+    # the DBM's first bottom-up mean-field pass is the first RBM's doubled input, with the layer's bias
     means, _, _ = model._mean_field(tf.constant(v), 0, 0.0)
-    np.testing.assert_allclose(means[1].numpy(), first(tf.constant(v)).numpy(), atol=1e-6)
+    np.testing.assert_allclose(means[1].numpy(), tf.sigmoid(first.hidden_input(tf.constant(v))
+                                                            + model.biases[1]).numpy(), atol=1e-6)
     # the conditionals of the outer layers are the RBMs' own: p(v | h1) the first's down pass, p(h3 | h2) the
     # last's up pass (single weights both)
     h = _binary(3).astype(np.float32)

@@ -153,9 +153,10 @@ def test_one_step_on_two_replicas_equals_one_step_on_one_with_the_same_global_ba
     same on 1 and 2 replicas: with every Bernoulli draw replaced by its most likely value and every Normal draw by
     its mean (the worker's `equal-step` mode), one step on a batch of 40 split over two devices moves the weights
     as one step on one device, to float tolerance; for the explicit hybrid the batch's 10 labelled rows all fall
-    in the first replica's half. (The RBM's update was summed over the replicas, and the hybrids' labelled and
-    unlabelled means were each replica's own, until this test.)"""
-    families = ["rbm", "rbm-pcd", "dbm", "helmholtz", "bihm", "hybrid"]
+    in the first replica's half; with centering, the offsets are the means over the whole batch. (The RBM's update was
+    summed over the replicas, and the hybrids' labelled and unlabelled means were each replica's own, until this
+    test.)"""
+    families = ["rbm", "rbm-pcd", "rbm-centering", "dbm", "dbm-centering", "helmholtz", "bihm", "hybrid"]
     done = subprocess.run(["timeout", "300", sys.executable, WORKER, "equal-step", *families], cwd=ROOT, env=_env(),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

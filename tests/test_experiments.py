@@ -227,6 +227,14 @@ def test_dbm_diagnostics_reports_the_parameters_and_posterior_it_reads(tmp_path,
     assert diagnostics.main([str(tmp_path / "dbm"), "--examples", "5", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["examples"] == 5 and report["results"][str(tmp_path / "dbm")]["sizes"] == [784, 4, 3]
+    # the quick log Z: forward AIS at each length, and the mean-field free energy of the test split
+    assert diagnostics.main([str(tmp_path / "dbm"), "--examples", "5", "--ais-betas", "10", "30", "--ais-chains",
+                             "3", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)["results"][str(tmp_path / "dbm")]
+    assert [r["n_betas"] for r in d["log_z"]] == [10, 30] and all(r["n_chains"] == 3 for r in d["log_z"])
+    split = zoo.data.load("binarized_mnist")
+    assert d["log_z"][1]["log_z"] == zoo.evaluation.ais(wide, n_betas=30, n_chains=3, data=split.train.x, seed=0).log_z
+    assert np.isclose(d["free_energy"], zoo.evaluation.mean_free_energy(wide, split.test.x))
     rbm = RBM(3, n_visible=784, seed=0)
     rbm(np.zeros((1, 784), np.float32))
     zoo.export.save(rbm, tmp_path / "rbm", saved_model=False)

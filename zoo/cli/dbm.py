@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from zoo.cli.args import nonnegative_float, positive_int
-from zoo.cli.family import Family, add_log_z_every, log_z_monitor, optimizer
+from zoo.cli.family import Family, add_centering, add_log_z_every, log_z_monitor, optimizer
 
 
 class DBMFamily(Family):
@@ -43,6 +43,7 @@ class DBMFamily(Family):
         algo.add_argument("--sparsity-targets", type=nonnegative_float, nargs="+", metavar="P",
                           help="target mean activation of each hidden layer")
         algo.add_argument("--sparsity-cost", type=nonnegative_float, default=0.0, help="(default: %(default)s)")
+        add_centering(algo, "every layer (v and the mean-field posterior of the hidden ones)")
         pre = parser.add_argument_group("greedy pretraining (modified RBMs; off unless --pretrain-epochs)")
         pre.add_argument("--pretrain-epochs", type=positive_int, nargs="+", metavar="E",
                          help="epochs of each layer's RBM, one number per hidden layer")
@@ -67,7 +68,8 @@ class DBMFamily(Family):
                              f"{len(args.pretrain_epochs)}")
         settings = dict(n_chains=args.n_chains, gibbs_steps=args.gibbs_steps, mean_field_steps=args.mean_field_steps,
                         mean_field_tol=args.mean_field_tol, l2=args.l2, max_norm=args.max_norm,
-                        sparsity_targets=args.sparsity_targets, sparsity_cost=args.sparsity_cost, seed=args.seed)
+                        sparsity_targets=args.sparsity_targets, sparsity_cost=args.sparsity_cost,
+                        centering=args.centering, centering_rate=args.centering_rate, seed=args.seed)
         if not args.pretrain_epochs:
             return DBM(args.layers, visible=args.visible, top=args.top, n_visible=dataset.n_features, **settings)
         DBM(args.layers, visible=args.visible, top=args.top, **settings)  # bad settings fail before the RBMs train

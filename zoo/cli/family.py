@@ -2,7 +2,7 @@
 and the helpers the families share (their optimizer, the data they fit, the log Z monitor)."""
 from dataclasses import dataclass
 
-from zoo.cli.args import nonnegative_int
+from zoo.cli.args import nonnegative_float, nonnegative_int
 
 
 @dataclass
@@ -89,6 +89,16 @@ def add_log_z_every(group, what):
     group.add_argument("--log-z-every", type=nonnegative_int, default=0, metavar="N",
                        help=f"every N epochs, log Z by a cheap AIS (1000 temperatures, 32 chains) and {what}, into "
                             "TensorBoard and the card (default: 0, off)")
+
+
+def add_centering(group, units):
+    """The --centering and --centering-rate options of the energy models' families; `units`: the layers that
+    are centered."""
+    group.add_argument("--centering", action="store_true",
+                       help=f"centered gradient (Melchior et al. 2016): the update of the model rewritten with {units} "
+                            "minus their moving means on the data (Bernoulli or softmax units)")
+    group.add_argument("--centering-rate", type=nonnegative_float, default=0.01,
+                       help="centering: rate of the moving means, in (0, 1] (default: %(default)s)")
 
 
 def log_z_monitor(args, data):

@@ -1,6 +1,6 @@
 """`zoo train rbm`: the RBM family's arguments and builder for the run manager (`zoo.cli.train`)."""
 from zoo.cli.args import nonnegative_float, positive_int
-from zoo.cli.family import Family, add_log_z_every, log_z_monitor
+from zoo.cli.family import Family, add_centering, add_log_z_every, log_z_monitor
 
 
 class RBMFamily(Family):
@@ -41,12 +41,7 @@ class RBMFamily(Family):
         algo.add_argument("--min-beta", type=nonnegative_float, default=0.0,
                           help="parallel tempering: the hottest chains' inverse temperature, in [0, 1) "
                                "(default: %(default)s)")
-        algo.add_argument("--centering", action="store_true",
-                          help="centered gradient (Melchior et al. 2016): the update of the model rewritten with the "
-                               "visible and hidden units minus their moving means on the data (Bernoulli or softmax "
-                               "visible units)")
-        algo.add_argument("--centering-rate", type=nonnegative_float, default=0.01,
-                          help="centering: rate of the moving means, in (0, 1] (default: %(default)s)")
+        add_centering(algo, "the visible and hidden units")
         algo.add_argument("--l2", type=nonnegative_float, default=0.0, help="weight decay (default: %(default)s)")
         algo.add_argument("--sparsity-target", type=nonnegative_float, default=0.1, help="(default: %(default)s)")
         algo.add_argument("--sparsity-cost", type=nonnegative_float, default=0.0, help="(default: %(default)s)")

@@ -80,6 +80,46 @@ def gather_replica_rows(rows):
     return context.all_gather(rows, axis=0)
 
 
+def replica_mean(value):
+    """The mean of `value` over the replicas of a step spread over N > 1 of them (`value` itself otherwise): a
+    statistic every replica must share, such as a centering offset, so that the replicas stay copies."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return value
+    return context.all_reduce("MEAN", value)
+
+
+def move_offsets(offsets, batch_means, rate, iterations):
+    """Centering offsets (variables) one step of `rate` towards this batch's means, shared by the replicas; the
+    first step of a run (the optimizer's `iterations` 0) sets them to the means."""
+    rate = tf.where(iterations == 0, 1.0, rate)
+    for offset, mean in zip(offsets, batch_means):
+        offset.assign((1.0 - rate) * offset + rate * replica_mean(mean))
+
+
+def centered_gradients(kernel_grads, bias_grads, offsets):
+    """The centered gradient (Montavon & Mueller 2012; Melchior et al. 2016) of a chain of layers x_0 - x_1 - ...
+    (kernel W_l between x_l and x_{l+1}, bias b_l of x_l), given the plain gradients g: the gradient of the same
+    model written with x_l - o_l in place of x_l, its step mapped back to the plain parameters (b_l = b'_l -
+    W_l o_{l+1} - W_{l-1}^T o_{l-1}):
+
+        G_{W_l} = g_{W_l} - g_{b_l} o_{l+1}^T - o_l g_{b_{l+1}}^T,
+        G_{b_l} = g_{b_l} - G_{W_l} o_{l+1} - G_{W_{l-1}}^T o_{l-1}.
+
+    Linear in g: summing the replicas' gradients commutes with it when they share the offsets (`replica_mean`).
+    Returns (kernel gradients, bias gradients)."""
+    kernels = [g - bias_grads[l][:, None] * offsets[l + 1][None, :] - offsets[l][:, None] * bias_grads[l + 1][None, :]
+               for l, g in enumerate(kernel_grads)]
+    biases = []
+    for l, g in enumerate(bias_grads):
+        if l < len(kernels):
+            g = g - tf.linalg.matvec(kernels[l], offsets[l + 1])
+        if l > 0:
+            g = g - tf.linalg.matvec(kernels[l - 1], offsets[l - 1], transpose_a=True)
+        biases.append(g)
+    return kernels, biases
+
+
 def in_batches(function, x, batch_size=2000):
     """`function` of `batch_size` rows of x at a time, its NumPy results concatenated: memory bounded by a batch
     however many rows x has."""

@@ -23,8 +23,8 @@ import tensorflow_probability as tfp
 
 from zoo import checks, sampling
 from zoo import units as units_lib
-from zoo.models.base import (RestoresCompiledState, check_chains_split, fit_inputs, gather_replica_rows,
-                             next_seed, replica_rows)
+from zoo.models.base import (RestoresCompiledState, centered_gradients, check_chains_split, fit_inputs,
+                             gather_replica_rows, move_offsets, next_seed, replica_rows)
 from zoo.models.metrics import RunningMeans
 from zoo.models.rbm import RBM
 
@@ -45,9 +45,15 @@ class DBM(RestoresCompiledState, keras.Model):
       l2: adds l2/2 sum_l ||W_l||^2 to the objective. max_norm: bound on each unit's incoming weights' norm.
       sparsity_targets, sparsity_cost: one target mean activation per hidden layer, penalised by the
         cross-entropy between the target and the batch mean of the mean-field posterior, times the cost.
+      centering, centering_rate: centered gradient (Montavon & Mueller 2012, Melchior et al. 2016): follow the
+        gradient of the same model written with x_l - o_l in place of every layer x_l, mapped back to the plain
+        parameters (`zoo.models.base.centered_gradients`); the offsets o_l are moving averages (rate
+        centering_rate; the first batch sets them) of the data's mean v and mean-field posterior means. The model
+        stays a plain DBM: only the training path changes. Needs units with a linear self energy (Bernoulli,
+        softmax) in every layer.
       weight_stddev: initial weights ~ N(0, weight_stddev^2); seed: weights and all sampling.
-      training_state: whether the model holds its persistent chains; a published checkpoint leaves them out
-        and `fit` starts fresh ones.
+      training_state: whether the model holds its persistent chains (and centering offsets); a published
+        checkpoint leaves them out and `fit` starts fresh ones.
     """
 
     #: mean-field rounds (at most) when the model is measured: more rounds only tighten the bound
@@ -55,7 +61,8 @@ class DBM(RestoresCompiledState, keras.Model):
 
     def __init__(self, layers, visible="bernoulli", top="bernoulli", n_visible=None, n_chains=100, gibbs_steps=5,
                  mean_field_steps=10, mean_field_tol=1e-7, l2=0.0, max_norm=None, sparsity_targets=None,
-                 sparsity_cost=0.0, weight_stddev=0.01, seed=None, training_state=True, **kwargs):
+                 sparsity_cost=0.0, centering=False, centering_rate=0.01, weight_stddev=0.01, seed=None,
+                 training_state=True, **kwargs):
         super().__init__(**kwargs)
         if isinstance(layers, (int, np.integer)) or not len(layers):
             raise ValueError(f"layers must list the hidden layer sizes, e.g. [500, 1000], got {layers!r}")
@@ -87,6 +94,13 @@ class DBM(RestoresCompiledState, keras.Model):
         elif self.sparsity_cost:
             raise ValueError("sparsity_cost > 0 needs sparsity_targets, one per hidden layer")
         self.sparsity_targets = sparsity_targets
+        self.centering = bool(centering)
+        self.centering_rate = checks.check_probability(centering_rate, "centering_rate")
+        if self.centering and not all(u.linear_self_energy for u in self.layer_units):
+            raise ValueError("centering needs units with a linear self energy (bernoulli or softmax) in every layer, "
+                             f"got {[u.kind for u in self.layer_units]}")
+        if self.centering and not self.centering_rate:
+            raise ValueError("centering_rate must be in (0, 1]: the offsets follow the data at that rate")
         self.weight_stddev = checks.check_nonnegative(weight_stddev, "weight_stddev")
         self.seed = None if seed is None else checks.check_positive_int(seed, "seed", minimum=0)
         self.seed_generator = keras.random.SeedGenerator(self.seed)
@@ -141,6 +155,9 @@ class DBM(RestoresCompiledState, keras.Model):
                 initializer=keras.initializers.Constant(units.base_sample(
                     self.n_chains, tf.random.experimental.stateless_fold_in(seed, l)).numpy()))
                 for l, (units, n) in enumerate(zip(self.layer_units, self.sizes))]
+            if self.centering:  # moving means of v and of the mean-field posterior on the data
+                self.offsets = [self.add_weight(name=f"offset_{l}", shape=(n,), trainable=False, initializer="zeros")
+                                for l, n in enumerate(self.sizes)]
         finally:
             if locked:
                 self._tracker.lock()
@@ -158,7 +175,8 @@ class DBM(RestoresCompiledState, keras.Model):
                 "n_chains": self.n_chains, "gibbs_steps": self.gibbs_steps,
                 "mean_field_steps": self.mean_field_steps, "mean_field_tol": self.mean_field_tol, "l2": self.l2,
                 "max_norm": self.max_norm, "sparsity_targets": self.sparsity_targets,
-                "sparsity_cost": self.sparsity_cost, "weight_stddev": self.weight_stddev, "seed": self.seed,
+                "sparsity_cost": self.sparsity_cost, "centering": self.centering,
+                "centering_rate": self.centering_rate, "weight_stddev": self.weight_stddev, "seed": self.seed,
                 "training_state": self.training_state}
 
     @classmethod
@@ -323,9 +341,22 @@ class DBM(RestoresCompiledState, keras.Model):
             # gradients it sums
             objective = objective / tf.distribute.get_strategy().num_replicas_in_sync
         grads = tape.gradient(objective, self.trainable_variables, unconnected_gradients="zero")
+        if self.centering:
+            grads = self._centered(grads, means)
         self.optimizer.apply(grads, self.trainable_variables)
         self._monitor(means, inputs, rounds)
         return self.monitor.result()
+
+    def _centered(self, grads, means):
+        """`grads` (of the trainable variables) with the kernels' and biases' replaced by their centered
+        gradient, after the offsets moved towards this batch's means of v and of the mean-field posterior."""
+        move_offsets(self.offsets, [tf.reduce_mean(m, 0) for m in means], self.centering_rate,
+                     self.optimizer.iterations)
+        by_id = {id(v): g for v, g in zip(self.trainable_variables, grads)}
+        kernels, biases = centered_gradients([by_id[id(w)] for w in self.kernels], [by_id[id(b)] for b in self.biases],
+                                             self.offsets)
+        by_id.update(zip([id(v) for v in self.kernels + self.biases], kernels + biases))
+        return [by_id[id(v)] for v in self.trainable_variables]
 
     def _sparsity_penalty(self, means):
         """sum_l CE(target_l, batch mean of E_l[x | the mean-field input of layer l]): the input recomputed from
@@ -524,8 +555,12 @@ class DBM(RestoresCompiledState, keras.Model):
     def from_rbms(cls, rbms, **kwargs):
         """A DBM assembled from a stack of trained RBMs (Salakhutdinov & Hinton 2009, 2012): the first trained
         with doubled bottom-up input (`PretrainingRBM(..., up_scale=2)`), the last with doubled top-down input
-        (`down_scale=2`), those in between plain and halved here. Layer l > 0 takes the hidden biases of RBM l,
-        the visible layer the first RBM's visible biases. kwargs: the DBM's other settings."""
+        (`down_scale=2`), those in between plain and halved here. The visible layer takes the first RBM's visible
+        biases, the top layer the last RBM's hidden biases, and a layer between RBMs l and l + 1 the mean of the
+        hidden biases of RBM l and the visible biases of RBM l + 1: each learned the layer's whole bias while its
+        other neighbour in the DBM was stood in for, as Salakhutdinov's code adds the two RBMs' halves (taking
+        the lower RBM's alone made the assembled 784-500-1000 far sharper: experiments/README.md,
+        dbm_pretraining_scales.py). kwargs: the DBM's other settings."""
         rbms = list(rbms)
         if not rbms or not all(isinstance(r, RBM) and r.built for r in rbms):
             raise ValueError("from_rbms needs a list of trained (built) zoo.RBM, one per hidden layer")
@@ -548,7 +583,8 @@ class DBM(RestoresCompiledState, keras.Model):
         for l, rbm in enumerate(rbms):
             middle = 0 < l < len(rbms) - 1
             model.kernels[l].assign(rbm.kernel * (0.5 if middle else 1.0))
-            model.biases[l + 1].assign(rbm.hidden_bias)
+            above = rbms[l + 1].visible_bias if l + 1 < len(rbms) else None
+            model.biases[l + 1].assign(rbm.hidden_bias if above is None else (rbm.hidden_bias + above) / 2)
         model.biases[0].assign(rbms[0].visible_bias)
         model._parameters_set = True
         return model

@@ -14,8 +14,8 @@ import tensorflow_probability as tfp
 
 from zoo import checks, sampling
 from zoo import units as units_lib
-from zoo.models.base import (RestoresCompiledState, check_chains_split, fit_inputs, gather_replica_rows,
-                             next_seed, replica_rows)
+from zoo.models.base import (RestoresCompiledState, centered_gradients, check_chains_split, fit_inputs,
+                             gather_replica_rows, move_offsets, next_seed, replica_rows)
 from zoo.models.metrics import RunningMeans
 
 
@@ -429,19 +429,14 @@ class RBM(RestoresCompiledState, keras.Model):
     def _update_offsets(self, i0, h0_mean):
         """Move the centering offsets towards this batch's mean I(v0) and E[h | v0]; the first update of a
         run (a fresh optimizer) sets them to it."""
-        rate = tf.where(self.optimizer.iterations == 0, 1.0, self.centering_rate)
-        for offset, batch_mean in ((self.visible_offset, tf.reduce_mean(i0, 0)),
-                                   (self.hidden_offset, tf.reduce_mean(h0_mean, 0))):
-            offset.assign((1.0 - rate) * offset + rate * batch_mean)
+        move_offsets([self.visible_offset, self.hidden_offset], [tf.reduce_mean(i0, 0), tf.reduce_mean(h0_mean, 0)],
+                     self.centering_rate, self.optimizer.iterations)
 
     def _centered(self, g_kernel, g_b, g_c):
-        """The centered gradient in the model's own parameters (see the class docstring): the chain rule through
-        b = b_c - W lam, c = c_c - W^T mu gives G_W = g_W - g_b lam^T - mu g_c^T, and a step -G_W of W with
-        b_c, c_c stepped by -g_b, -g_c moves b by -(g_b - G_W lam) and c by -(g_c - G_W^T mu)."""
-        mu, lam = self.visible_offset, self.hidden_offset
-        g_kernel = g_kernel - g_b[:, None] * lam[None, :] - mu[:, None] * g_c[None, :]
-        return (g_kernel, g_b - tf.linalg.matvec(g_kernel, lam),
-                g_c - tf.linalg.matvec(g_kernel, mu, transpose_a=True))
+        """The centered gradient in the model's own parameters (`zoo.models.base.centered_gradients` of the two
+        layers, offsets mu and lam)."""
+        (g_kernel,), (g_b, g_c) = centered_gradients([g_kernel], [g_b, g_c], [self.visible_offset, self.hidden_offset])
+        return g_kernel, g_b, g_c
 
     def _chain_samples_visible(self):
         # Chains carry probabilities only for non-persistent Bernoulli chains without sample_visible

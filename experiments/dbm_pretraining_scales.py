@@ -20,6 +20,7 @@ import time
 
 import numpy as np
 
+from dbm_diagnostics import quick_log_z
 from zoo import cli, data
 from zoo.cli.args import nonnegative_int, positive_int
 
@@ -64,7 +65,7 @@ def main(argv=None):
 def assemble_and_measure(stages, schedules, seed):
     from pathlib import Path
 
-    from zoo import evaluation, export
+    from zoo import export
     from zoo.models import DBM
 
     folders = sorted(Path(stages).glob("rbm[0-9]*/"), key=lambda p: int(p.name[3:]))
@@ -80,13 +81,12 @@ def assemble_and_measure(stages, schedules, seed):
             for l, bias in enumerate(lower_rule, 1):
                 dbm.biases[l].assign(bias)
         start = time.time()
-        free_energy = evaluation.mean_free_energy(dbm, split.test.x)
-        results = [evaluation.ais(dbm, n_betas=n, n_chains=50, data=split.train.x, seed=seed) for n in schedules]
+        quick = quick_log_z(dbm, split, schedules, n_chains=50, seed=seed)
         active = [m.mean() for m in dbm.mean_field(split.test.x[:1000])]
         print(f"{dbm.describe()} from {stages}, a middle layer's biases {rule}: mean-field free energy "
-              f"{free_energy:.1f}; log Z " + ", ".join(f"{r.log_z:.1f} (ESS {r.ess:.1f}, {n} temperatures)"
-                                                     for r, n in zip(results, schedules))
-              + f"; test bound {free_energy + results[-1].log_z:.1f} nats; hidden layers on "
+              f"{quick['free_energy']:.1f}; log Z " + ", ".join(f"{r['log_z']:.1f} (ESS {r['ess']:.1f}, "
+                                                               f"{r['n_betas']} temperatures)" for r in quick["log_z"])
+              + f"; test bound {quick['free_energy'] + quick['log_z'][-1]['log_z']:.1f} nats; hidden layers on "
               + ", ".join(f"{a:.3f}" for a in active) + f" ({time.time() - start:.0f} s)", flush=True)
     return 0
 

@@ -182,7 +182,8 @@ def test_implicit_hybrid_table_trains_and_measures_its_cells(tmp_path, load_scri
     assert table.main(argv) == 0 and capsys.readouterr().out == out
 
 
-def test_dbm_pretraining_scales_refuses_a_folder_without_stages(tmp_path, load_script, capsys):
+def test_dbm_pretraining_scales_refuses_a_folder_without_stages(tmp_path, load_script, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))  # as when run as a script: it imports dbm_diagnostics
     script = load_script("experiments/dbm_pretraining_scales")
     assert script.main(["--stages", str(tmp_path)]) == 2
     err = capsys.readouterr().err

@@ -96,6 +96,18 @@ def check_probability(value, name, allow_one=False):
     return v
 
 
+def check_centering(centering, rate, layer_units):
+    """(centering, centering_rate) of an energy model with `layer_units`, checked: the rate a probability and,
+    with centering, above 0 and every layer's units with a linear self energy (the centered gradient needs them)."""
+    centering, rate = bool(centering), check_probability(rate, "centering_rate")
+    if centering and not all(units.linear_self_energy for units in layer_units):
+        raise ValueError("centering needs units with a linear self energy (bernoulli or softmax) in every layer, "
+                         f"got {[units.kind for units in layer_units]}")
+    if centering and not rate:
+        raise ValueError("centering_rate must be in (0, 1]: the offsets follow the data at that rate")
+    return centering, rate
+
+
 def check_choice(value, name, choices):
     if value not in choices:
         raise ValueError(f"unknown {name} {value!r}: expected one of {', '.join(map(repr, choices))}")

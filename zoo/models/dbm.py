@@ -94,13 +94,7 @@ class DBM(RestoresCompiledState, keras.Model):
         elif self.sparsity_cost:
             raise ValueError("sparsity_cost > 0 needs sparsity_targets, one per hidden layer")
         self.sparsity_targets = sparsity_targets
-        self.centering = bool(centering)
-        self.centering_rate = checks.check_probability(centering_rate, "centering_rate")
-        if self.centering and not all(u.linear_self_energy for u in self.layer_units):
-            raise ValueError("centering needs units with a linear self energy (bernoulli or softmax) in every layer, "
-                             f"got {[u.kind for u in self.layer_units]}")
-        if self.centering and not self.centering_rate:
-            raise ValueError("centering_rate must be in (0, 1]: the offsets follow the data at that rate")
+        self.centering, self.centering_rate = checks.check_centering(centering, centering_rate, self.layer_units)
         self.weight_stddev = checks.check_nonnegative(weight_stddev, "weight_stddev")
         self.seed = None if seed is None else checks.check_positive_int(seed, "seed", minimum=0)
         self.seed_generator = keras.random.SeedGenerator(self.seed)

@@ -89,13 +89,8 @@ class RBM(RestoresCompiledState, keras.Model):
             raise ValueError("fast weights and parallel tempering are two ways to move the chains: use one")
         self.betas = (np.linspace(self.min_beta, 1.0, self.n_temperatures) if self.n_temperatures > 1
                       else np.ones(1))
-        self.centering = bool(centering)
-        self.centering_rate = checks.check_probability(centering_rate, "centering_rate")
-        if self.centering and not self.visible_units.linear_self_energy:
-            raise ValueError("centering needs visible units with a linear self energy (bernoulli or softmax), got "
-                             f"{self.visible_units.kind!r} visible units")
-        if self.centering and not self.centering_rate:
-            raise ValueError("centering_rate must be in (0, 1]: the offsets follow the data at that rate")
+        self.centering, self.centering_rate = checks.check_centering(centering, centering_rate,
+                                                                     [self.visible_units, self.hidden_units])
         self.l2 = checks.check_nonnegative(l2, "l2")
         self.sparsity_target = checks.check_probability(sparsity_target, "sparsity_target")
         self.sparsity_cost = checks.check_nonnegative(sparsity_cost, "sparsity_cost")

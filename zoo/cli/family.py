@@ -64,6 +64,10 @@ class Family:
         """{file name: write(path)} of the family's pictures besides samples.png."""
         return {}
 
+    def samples(self, args, model, n, seed):
+        """The `n` samples of samples.png, for a model that can sample."""
+        return model.sample(n, seed=seed)
+
 
 def learning_rate(lr, lr_final, steps):
     """`lr`, or with `lr_final` a linear decay from lr to lr_final over `steps` updates (a Keras schedule)."""

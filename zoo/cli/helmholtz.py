@@ -56,6 +56,15 @@ class BiHMFamily(HelmholtzFamily):
               "--k 10 --epochs 100 --lr 0.001 --out models/bihm --seed 0")
     q_updates = False
 
+    def add_arguments(self, parser):
+        super().add_arguments(parser)
+        parser.add_argument("--sample-steps", type=positive_int, default=250, metavar="N",
+                            help="sweeps of p*'s chain behind samples.png (default: %(default)s; zoo sample --steps "
+                                 "draws more later)")
+
+    def samples(self, args, model, n, seed):
+        return model.sample(n, seed=seed, n_steps=args.sample_steps)
+
     def build(self, args, dataset):
         from zoo.models import BiHM
 

@@ -192,7 +192,7 @@ def run(family, args, argv):
 
     pictures = {}
     if capabilities.offers(model, capabilities.Sampler):
-        samples = model.sample(100, seed=0 if args.seed is None else args.seed)
+        samples = family.samples(args, model, 100, seed=0 if args.seed is None else args.seed)
         pictures["samples.png"] = lambda p: viz.save_png(p, viz.tile(samples, dataset.image_shape))
     pictures.update(family.pictures(args, dataset, model))
     command = "zoo " + shlex.join(argv)

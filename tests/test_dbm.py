@@ -264,8 +264,10 @@ def test_one_centered_update_uses_the_statistics_of_the_centered_states():
         np.testing.assert_allclose(after[2 + l] - before[2 + l], expected, atol=1e-5)
     with pytest.raises(ValueError, match="linear self energy"):
         DBM([3], visible="gaussian", centering=True)
-    with pytest.raises(ValueError, match="centering_rate"):
-        DBM([3], centering=True, centering_rate=0.0)
+    for rate in (0.0, 1.5):
+        with pytest.raises(ValueError, match="centering_rate"):
+            DBM([3], centering=True, centering_rate=rate)
+    assert DBM([3], centering=True, centering_rate=1.0).centering_rate == 1.0  # offsets = each batch's means
 
 
 def test_gibbs_chains_sample_the_model():

@@ -99,7 +99,7 @@ def check_probability(value, name, allow_one=False):
 def check_centering(centering, rate, layer_units):
     """(centering, centering_rate) of an energy model with `layer_units`, checked: the rate a probability and,
     with centering, above 0 and every layer's units with a linear self energy (the centered gradient needs them)."""
-    centering, rate = bool(centering), check_probability(rate, "centering_rate")
+    centering, rate = bool(centering), check_probability(rate, "centering_rate", allow_one=True)
     if centering and not all(units.linear_self_energy for units in layer_units):
         raise ValueError("centering needs units with a linear self energy (bernoulli or softmax) in every layer, "
                          f"got {[units.kind for units in layer_units]}")

@@ -8,9 +8,14 @@ K = 10, gradients through the optimizer), on binarised MNIST images, batches of 
   loop x2      `fit_distributed` under MirroredStrategy over two logical CPU devices of this host, each replica
                half of every batch: the path with a real all-reduce (on this 2-core machine, no speed-up to
                expect: both replicas share the cores);
+  2 workers    `fit_distributed` under MultiWorkerMirroredStrategy on two processes on 127.0.0.1 (TF_CONFIG,
+               ports from a port-0 bind, each under a timeout), each half of every batch: the all-reduce crosses
+               processes through gRPC, as between hosts;
 
 each contestant a fresh model with the same initial weights, one warm-up epoch (tracing), then timed epochs of
---examples images, interleaved in rounds (--repeats) in a rotating order; the medians compared.
+--examples images, interleaved in rounds (--repeats) in a rotating order; the medians compared. The two worker
+processes time their own --repeats epochs after the others' rounds (a cluster cannot pause between rounds); the
+chief's times are theirs.
 
 It also prints the scaling on paper: for each model, the bytes all-reduced per step (its float32 gradients, all
 trainable weights), the arithmetic per example (floating-point operations of the compiled `train_step`, counted by
@@ -22,8 +27,12 @@ the models and runs one short round.
     .venv/bin/python benchmarks/bench_distributed.py                    # 5 rounds of 5,000 images
     .venv/bin/python benchmarks/bench_distributed.py --smoke            # smoke run (the test suite's)
 """
+import argparse
 import json
+import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
 
@@ -34,6 +43,8 @@ from zoo.cli import args as cli
 BATCH = 100
 FAMILIES = {"rbm": "RBM 784-500, CD-1", "helmholtz": "Helmholtz 200-200-10, RWS K=10"}
 CONTESTANTS = ("fit", "loop x1", "loop x2")
+WORKERS_CONTESTANT = "2 workers"
+WORKER_TIMEOUT = 600  # seconds a worker process may take (tracing, --repeats epochs), then it is killed
 WORKERS = (8, 64)
 TARGET_EFFICIENCY = 0.9
 
@@ -50,6 +61,7 @@ def parse_args(argv):
                         help="each worker's sustained arithmetic for the scaling on paper (default 10 TFLOP/s)")
     parser.add_argument("--smoke", action="store_true", help="models a tenth the size, 400 images, one round")
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON object")
+    parser.add_argument("--worker", choices=tuple(FAMILIES), help=argparse.SUPPRESS)  # a process of '2 workers'
     args = parser.parse_args(argv)
     if args.bandwidth <= 0 or args.tflops <= 0:
         parser.error(f"--bandwidth and --tflops must be > 0, got {args.bandwidth:g} and {args.tflops:g}")
@@ -104,6 +116,60 @@ def contestant(name, family, x, smoke, strategies):
     return epoch
 
 
+def worker(args):
+    """One of the '2 workers' processes (TF_CONFIG set by `two_workers`): a warm-up epoch, then --repeats timed
+    epochs of the distributed path; the chief prints their seconds as JSON."""
+    from zoo import data, distributed
+
+    strategy = distributed.create_strategy("multi-worker", connect_timeout=60)
+    with strategy.scope():
+        model = make_model(args.worker, args.smoke)
+    x = data.load("binarized_mnist").train.x[:args.examples // BATCH * BATCH]
+    pipeline = distributed.as_pipeline(model, x, BATCH, seed=0)
+    times = []
+    for r in range(args.repeats + 1):
+        start = time.perf_counter()
+        distributed.fit_distributed(model, pipeline, 1, verbose=0)
+        times.append(time.perf_counter() - start)
+    if distributed.is_chief(strategy):
+        print(json.dumps(times[1:]))
+    return 0
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def two_workers(family, args):
+    """The seconds of the '2 workers' contestant's timed epochs: this script started twice with --worker, as the
+    two workers of a cluster on 127.0.0.1, each killed after WORKER_TIMEOUT seconds."""
+    cluster = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    command = [sys.executable, __file__, "--worker", family, "--examples", str(args.examples), "--repeats",
+               str(args.repeats), *(["--smoke"] if args.smoke else [])]
+    procs = []
+    for i in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": cluster},
+                                                      "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    deadline, outputs = time.time() + WORKER_TIMEOUT, []
+    for p in procs:
+        try:
+            outputs.append(p.communicate(timeout=max(1.0, deadline - time.time())))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            outputs.append(p.communicate())
+    if any(p.returncode for p in procs):
+        errors = [err.strip().splitlines()[-1] for p, (_, err) in zip(procs, outputs) if p.returncode and err.strip()]
+        raise RuntimeError(f"the two worker processes of {family} failed: {'; '.join(errors) or 'killed'}")
+    return json.loads(outputs[0][0].strip().splitlines()[-1])
+
+
 def scaling(family, smoke, bandwidth_gbit, tflops):
     """Bytes all-reduced and floating-point operations of one step on a batch of BATCH, and the efficiency of a
     ring all-reduce (each worker sends and receives 2 (n - 1) / n of the gradients' bytes) at each of WORKERS."""
@@ -136,6 +202,8 @@ def main(argv=None):
 
 
 def run(args):
+    if args.worker:
+        return worker(args)
     two_logical_cpus()
     import tensorflow as tf
 
@@ -154,6 +222,7 @@ def run(args):
                 start = time.perf_counter()
                 epochs[name]()
                 times[name].append(time.perf_counter() - start)
+        times[WORKERS_CONTESTANT] = two_workers(family, args)
         steps = len(x) // BATCH
         ms = {name: 1000 * statistics.median(t) / steps for name, t in times.items()}
         results[family] = {"ms_per_step": ms, "runs": times,
@@ -166,11 +235,12 @@ def report(results, args):
     if args.smoke:
         print("(--smoke: every model's widths a tenth of those named)")
     print(f"ms a step (median of {args.repeats} epochs of {args.examples // BATCH} steps, batch {BATCH}):")
-    print(f"{'':<34}" + "".join(f"{name:>10}" for name in CONTESTANTS) + f"{'x1/fit':>10}{'x2/fit':>10}")
+    names = CONTESTANTS + (WORKERS_CONTESTANT,)
+    print(f"{'':<34}" + "".join(f"{name:>10}" for name in names) + f"{'x1/fit':>10}{'x2/fit':>10}{'w2/fit':>10}")
     for family, r in results.items():
         ms = r["ms_per_step"]
-        print(f"{FAMILIES[family]:<34}" + "".join(f"{ms[name]:>10.2f}" for name in CONTESTANTS)
-              + f"{ms['loop x1'] / ms['fit']:>9.2f}x{ms['loop x2'] / ms['fit']:>9.2f}x")
+        print(f"{FAMILIES[family]:<34}" + "".join(f"{ms[name]:>10.2f}" for name in names)
+              + "".join(f"{ms[name] / ms['fit']:>9.2f}x" for name in names[1:]))
     print(f"\nScaling on paper (ring all-reduce, {args.bandwidth:g} Gbit/s a worker, {args.tflops:g} TFLOP/s a worker, "
           f"batch {BATCH} a worker; assumptions, not measurements):")
     print(f"{'':<34}{'MFLOP/ex':>10}{'MB/step':>10}" + "".join(f"{f'eff@{n}':>9}{f'b90@{n}':>9}" for n in WORKERS))

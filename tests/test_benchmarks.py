@@ -364,9 +364,11 @@ def test_bench_distributed_smoke_run_reports_consistent_times_and_scaling():
     for family, r in results.items():
         ms = r["ms_per_step"]
         assert ms == {name: pytest.approx(1000 * statistics.median(t) / 4, rel=1e-12) for name, t in r["runs"].items()}
-        shown = printed(lines, rf"{re.escape(labels[family])} +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+)x +([\d.]+)x")
-        assert all(two_decimals(text, ms[name]) for text, name in zip(shown, ("fit", "loop x1", "loop x2")))
-        assert two_decimals(shown[3], ms["loop x1"] / ms["fit"]) and two_decimals(shown[4], ms["loop x2"] / ms["fit"])
+        names = ("fit", "loop x1", "loop x2", "2 workers")
+        assert set(ms) == set(names) and len(r["runs"]["2 workers"]) == 1  # the worker processes' timed epochs
+        shown = printed(lines, rf"{re.escape(labels[family])}" + r" +([\d.]+)" * 4 + r" +([\d.]+)x" * 3)
+        assert all(two_decimals(text, ms[name]) for text, name in zip(shown, names))
+        assert all(two_decimals(text, ms[name] / ms["fit"]) for text, name in zip(shown[4:], names[1:]))
         for n in (8, 64):  # a ring all-reduce of the gradients against the step's arithmetic, recomputed
             t_allreduce = 2 * (n - 1) / n * r["allreduce_bytes"] * 8 / 100e9
             t_compute = r["flops_per_example"] / 10e12

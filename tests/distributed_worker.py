@@ -64,6 +64,12 @@ EQUAL_STEP = {  # family -> (model maker, optimizer)
                                                                     gibbs_steps=2, mean_field_steps=3, l2=0.01),
     # centering: the offsets are the means over both replicas' shares of the batch, or the replicas' steps differ
     "rbm-centering": lambda n: __import__("zoo.models", fromlist=["RBM"]).RBM(8, n_visible=n, seed=0, centering=True),
+    # parallel tempering: each replica its share of the chains at every temperature; fast weights: the whole
+    # batch's gradient on both replicas
+    "rbm-tempering": lambda n: __import__("zoo.models", fromlist=["RBM"]).RBM(
+        8, n_visible=n, seed=0, persistent=True, n_chains=20, n_temperatures=3, min_beta=0.5, cd_k=2),
+    "rbm-fast": lambda n: __import__("zoo.models", fromlist=["RBM"]).RBM(8, n_visible=n, seed=0, persistent=True,
+                                                                         n_chains=20, fast_lr=0.5, cd_k=2),
     "dbm-centering": lambda n: __import__("zoo.models", fromlist=["DBM"]).DBM(
         [8, 4], n_visible=n, seed=0, n_chains=20, gibbs_steps=2, mean_field_steps=3, centering=True),
     "helmholtz": lambda n: __import__("zoo.models", fromlist=["HelmholtzMachine"]).HelmholtzMachine(
@@ -106,7 +112,8 @@ def equal_step(families):
                 pipeline = distributed.as_pipeline(model, x, 40, seed=0)  # the visible biases started from x
             start = [w.numpy() for w in model.trainable_weights]
             distributed.fit_distributed(model, pipeline, 1, verbose=0)
-            weights.append([w.numpy() for w in model.trainable_weights])
+            # every weight, the state too (persistent chains, fast weights, centering offsets)
+            weights.append([w.numpy() for w in model.trainable_weights + model.non_trainable_weights])
         report[family] = {"difference": max(float(np.abs(a - b).max()) for a, b in zip(*weights)),
                           "change": max(float(np.abs(a - b).max()) for a, b in zip(weights[0], start))}
     print(json.dumps(report))
@@ -138,16 +145,17 @@ def split_chains():
         report["odd"] = str(exc)
     x = (data.load("digits").train.x[:40] > 0.5).astype(np.float32)
     for name, make in (("rbm", lambda: RBM(8, n_visible=64, seed=0, persistent=True, n_chains=20)),
+                       ("tempering", lambda: RBM(8, n_visible=64, seed=0, persistent=True, n_chains=20,
+                                                 n_temperatures=3, min_beta=0.5)),
                        ("dbm", lambda: DBM([8, 4], n_visible=64, seed=0, n_chains=20, gibbs_steps=2))):
         with strategy.scope():
             model = make()
             model.compile(keras.optimizers.SGD(0.1))
         distributed.fit_distributed(model, distributed.as_pipeline(model, x, 40, seed=0), 1, verbose=0)
-        chains = [model.persistent_chains] if name == "rbm" else model.chains
+        chains = [model.persistent_chains] if name != "dbm" else model.chains
         copies = [strategy.experimental_local_results(c.value) for c in chains]
         report[name] = all(np.array_equal(a.numpy(), b.numpy()) for a, b in copies)
-    for name, make in (("tempering", lambda: RBM(8, persistent=True, n_chains=20, n_temperatures=2, min_beta=0.5)),
-                       ("odd_rbm", lambda: RBM(8, persistent=True, n_chains=7)),
+    for name, make in (("odd_rbm", lambda: RBM(8, persistent=True, n_chains=7)),
                        ("odd_dbm", lambda: DBM([8, 4], n_chains=7))):
         with strategy.scope():
             try:

@@ -153,10 +153,12 @@ def test_one_step_on_two_replicas_equals_one_step_on_one_with_the_same_global_ba
     same on 1 and 2 replicas: with every Bernoulli draw replaced by its most likely value and every Normal draw by
     its mean (the worker's `equal-step` mode), one step on a batch of 40 split over two devices moves the weights
     as one step on one device, to float tolerance; for the explicit hybrid the batch's 10 labelled rows all fall
-    in the first replica's half; with centering, the offsets are the means over the whole batch. (The RBM's update was
+    in the first replica's half; with centering, the offsets are the means over the whole batch; parallel tempering's
+    swaps are Bernoulli draws too, and the fast weights move by the whole batch's gradient. (The RBM's update was
     summed over the replicas, and the hybrids' labelled and unlabelled means were each replica's own, until this
     test.)"""
-    families = ["rbm", "rbm-pcd", "rbm-centering", "dbm", "dbm-centering", "helmholtz", "bihm", "hybrid"]
+    families = ["rbm", "rbm-pcd", "rbm-centering", "rbm-tempering", "rbm-fast", "dbm", "dbm-centering", "helmholtz",
+                "bihm", "hybrid"]
     done = subprocess.run(["timeout", "300", sys.executable, WORKER, "equal-step", *families], cwd=ROOT, env=_env(),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -170,10 +172,10 @@ def test_one_step_on_two_replicas_equals_one_step_on_one_with_the_same_global_ba
 @pytest.mark.slow
 def test_persistent_chains_are_split_across_replicas_and_their_draws_independent():
     """Of 2 replicas, each runs its half of the chains (rows 0-2 and 3-5 of 6) and all-gathers them back, so both
-    copies of the chains agree after a real (random) step of a persistent RBM and of a DBM; each replica's seed is
-    folded with its index (independent draws), and outside a distributed step the seed is the generator's own.
-    Parallel tempering, whose chains are not split, refuses two replicas, and chains that do not split evenly are
-    refused when the model is compiled under the strategy."""
+    copies of the chains agree after a real (random) step of a persistent RBM, of one with parallel tempering
+    (each replica its share of the chains at every temperature) and of a DBM; each replica's seed is folded with
+    its index (independent draws), and outside a distributed step the seed is the generator's own. Chains that do
+    not split evenly are refused when the model is compiled under the strategy."""
     done = subprocess.run(["timeout", "300", sys.executable, WORKER, "split-chains"], cwd=ROOT, env=_env(),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -184,9 +186,7 @@ def test_persistent_chains_are_split_across_replicas_and_their_draws_independent
     assert first != second and report["outside"] == [0, 0]
     odd = "7 persistent chains do not split over 2 replicas: choose a number of chains that is a multiple of 2"
     assert report["odd"] == report["odd_rbm"] == report["odd_dbm"] == odd  # the models' at compile, in one line
-    assert report["rbm"] and report["dbm"]
-    assert report["tempering"] == ("parallel tempering and fast weights keep state that is not yet split across "
-                                   "replicas: train them on one device (--strategy default)")
+    assert report["rbm"] and report["tempering"] and report["dbm"]
 
 
 # ---- two workers on 127.0.0.1 ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import tensorflow_probability as tfp
 from zoo import checks, sampling
 from zoo import units as units_lib
 from zoo.models.base import (RestoresCompiledState, centered_gradients, check_chains_split, fit_inputs,
-                             gather_replica_rows, move_offsets, next_seed, replica_rows)
+                             gather_replica_rows, move_offsets, next_seed, replica_mean, replica_rows)
 from zoo.models.metrics import RunningMeans
 
 
@@ -300,9 +300,6 @@ class RBM(RestoresCompiledState, keras.Model):
         """Default optimizer: SGD with learning rate 0.05 (momentum through `keras.optimizers.SGD`)."""
         if optimizer is None:
             optimizer = keras.optimizers.SGD(learning_rate=0.05)
-        if (self.n_temperatures > 1 or self.fast_lr) and tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            raise ValueError("parallel tempering and fast weights keep state that is not yet split across "
-                             "replicas: train them on one device (--strategy default)")
         if self.persistent:
             check_chains_split(self.n_chains)
         super().compile(optimizer=optimizer, steps_per_execution=steps_per_execution, **kwargs)
@@ -395,8 +392,8 @@ class RBM(RestoresCompiledState, keras.Model):
             self._update_offsets(i0, h0_mean)
         if self.fast_lr:
             fast_grads = self._centered(g_kernel, g_b, g_c) if self.centering else (g_kernel, g_b, g_c)
-            for fast, g in zip(self.fast_params, fast_grads):
-                fast.assign(self.fast_decay * fast - self.fast_lr * g)
+            for fast, g in zip(self.fast_params, fast_grads):  # the whole batch's gradient: the copies stay equal
+                fast.assign(self.fast_decay * fast - self.fast_lr * replica_mean(g))
         if self.l2:
             g_kernel += self.l2 * self.kernel
         if self.centering:
@@ -460,9 +457,13 @@ class RBM(RestoresCompiledState, keras.Model):
         its own beta (the annealing path from the zero-weight model with the same visible biases), then a
         Metropolis swap of each neighbour pair (t, t+1) with t of the round's parity, accepted with
         probability min(1, f_t(v_t+1) f_t+1(v_t) / (f_t(v_t) f_t+1(v_t+1))). Assigns the chains; returns the
-        beta = 1 states and the fraction of proposed swaps that were accepted."""
-        t, n = self.n_temperatures, self.n_chains
+        beta = 1 states and the fraction of proposed swaps that were accepted. Spread over replicas, each runs
+        its share of the chains at every temperature (swaps pair chains of one index, so they stay within it)."""
+        t = self.n_temperatures
         dtype = self.persistent_chains.dtype
+        by_chain = tf.transpose(tf.reshape(self.persistent_chains, (t, self.n_chains, -1)), [1, 0, 2])
+        share = replica_rows(by_chain)  # (chains of this replica, t, n_visible)
+        n = tf.shape(share)[0]
         path = self._annealing_path(None, dtype)
         betas = tf.constant(self.betas, dtype)
         own, up, down = (tf.repeat(b, n) for b in (betas, tf.concat([betas[1:], betas[-1:]], 0),
@@ -477,20 +478,21 @@ class RBM(RestoresCompiledState, keras.Model):
             log_f = [tf.reshape(path.log_f(terms, b), (t, n)) for b in (own, up, down)]
             log_ratio = log_f[1][:-1] + log_f[2][1:] - log_f[0][:-1] - log_f[0][1:]  # pair (t, t + 1)
             offered = tf.equal(pair_parity, i % 2)[:, None]
-            swap = tf.logical_and(offered, tf.math.log(tf.random.stateless_uniform(
-                (t - 1, n), seed_swap, dtype=dtype)) < log_ratio)
+            accept = tfp.distributions.Bernoulli(probs=tf.exp(tf.minimum(log_ratio, 0.0)), dtype=tf.bool)
+            swap = tf.logical_and(offered, accept.sample(seed=seed_swap))
             swap = tf.cast(swap, tf.int32)
             source = tf.range(t)[:, None] + tf.concat([swap, no_swap], 0) - tf.concat([no_swap, swap], 0)
             index = tf.reshape(source * n + tf.range(n)[None, :], (-1,))
             return (i + 1, tf.gather(v, index), tf.nest.map_structure(lambda x: tf.gather(x, index), terms),
                     accepted + tf.reduce_sum(tf.cast(swap, dtype)),
-                    proposed + tf.reduce_sum(tf.cast(offered, dtype)) * n)
+                    proposed + tf.reduce_sum(tf.cast(offered, dtype)) * tf.cast(n, dtype))
 
-        v = tf.convert_to_tensor(self.persistent_chains)
+        v = tf.reshape(tf.transpose(share, [1, 0, 2]), (t * n, -1))
         zero = tf.zeros((), dtype)
         _, v, _, accepted, proposed = tf.while_loop(lambda i, *_: i < n_steps, round_,
                                                     (tf.constant(0), v, path.terms(v), zero, zero))
-        self.persistent_chains.assign(v)
+        gathered = gather_replica_rows(tf.transpose(tf.reshape(v, (t, n, -1)), [1, 0, 2]))
+        self.persistent_chains.assign(tf.reshape(tf.transpose(gathered, [1, 0, 2]), (t * self.n_chains, -1)))
         return v[-n:], accepted / tf.maximum(proposed, 1.0)
 
     def test_step(self, data):

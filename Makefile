@@ -9,6 +9,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.zoo-installed
+# the tests in two processes (pytest-xdist), each test whole in one: most of a test is one core's Python and
+# TensorFlow tracing; `make test XDIST=` runs them in one process
+XDIST ?= -n 2 --dist worksteal
 
 .PHONY: demo test test-fast bench install clean
 
@@ -25,10 +28,10 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q -rs tests
+	$(PY) -m pytest -q -rs $(XDIST) tests
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -rs -m "not slow" tests
+	$(PY) -m pytest -q -rs $(XDIST) -m "not slow" tests
 
 BENCHMARKS := $(patsubst benchmarks/bench_%.py,%,$(sort $(wildcard benchmarks/bench_*.py)))
 BENCH ?= $(BENCHMARKS)

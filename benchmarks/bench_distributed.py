@@ -14,8 +14,8 @@ K = 10, gradients through the optimizer), on binarised MNIST images, batches of 
 
 each contestant a fresh model with the same initial weights, one warm-up epoch (tracing), then timed epochs of
 --examples images, interleaved in rounds (--repeats) in a rotating order; the medians compared. The two worker
-processes time their own --repeats epochs after the others' rounds (a cluster cannot pause between rounds); the
-chief's times are theirs.
+processes time their own --repeats epochs of each model after the others' rounds (a cluster cannot pause between
+rounds); the chief's times are theirs.
 
 It also prints the scaling on paper: for each model, the bytes all-reduced per step (its float32 gradients, all
 trainable weights), the arithmetic per example (floating-point operations of the compiled `train_step`, counted by
@@ -61,7 +61,7 @@ def parse_args(argv):
                         help="each worker's sustained arithmetic for the scaling on paper (default 10 TFLOP/s)")
     parser.add_argument("--smoke", action="store_true", help="models a tenth the size, 400 images, one round")
     parser.add_argument("--json", action="store_true", help="also print the results as one JSON object")
-    parser.add_argument("--worker", choices=tuple(FAMILIES), help=argparse.SUPPRESS)  # a process of '2 workers'
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # a process of '2 workers'
     args = parser.parse_args(argv)
     if args.bandwidth <= 0 or args.tflops <= 0:
         parser.error(f"--bandwidth and --tflops must be > 0, got {args.bandwidth:g} and {args.tflops:g}")
@@ -117,22 +117,25 @@ def contestant(name, family, x, smoke, strategies):
 
 
 def worker(args):
-    """One of the '2 workers' processes (TF_CONFIG set by `two_workers`): a warm-up epoch, then --repeats timed
-    epochs of the distributed path; the chief prints their seconds as JSON."""
+    """One of the '2 workers' processes (TF_CONFIG set by `two_workers`): for each family, a warm-up epoch, then
+    --repeats timed epochs of the distributed path; the chief prints their seconds as JSON, by family."""
     from zoo import data, distributed
 
     strategy = distributed.create_strategy("multi-worker", connect_timeout=60)
-    with strategy.scope():
-        model = make_model(args.worker, args.smoke)
     x = data.load("binarized_mnist").train.x[:args.examples // BATCH * BATCH]
-    pipeline = distributed.as_pipeline(model, x, BATCH, seed=0)
-    times = []
-    for r in range(args.repeats + 1):
-        start = time.perf_counter()
-        distributed.fit_distributed(model, pipeline, 1, verbose=0)
-        times.append(time.perf_counter() - start)
+    times = {}
+    for family in FAMILIES:
+        with strategy.scope():
+            model = make_model(family, args.smoke)
+        pipeline = distributed.as_pipeline(model, x, BATCH, seed=0)
+        times[family] = []
+        for r in range(args.repeats + 1):
+            start = time.perf_counter()
+            distributed.fit_distributed(model, pipeline, 1, verbose=0)
+            times[family].append(time.perf_counter() - start)
+        del times[family][0]
     if distributed.is_chief(strategy):
-        print(json.dumps(times[1:]))
+        print(json.dumps(times))
     return 0
 
 
@@ -146,11 +149,11 @@ def _free_ports(n):
     return ports
 
 
-def two_workers(family, args):
-    """The seconds of the '2 workers' contestant's timed epochs: this script started twice with --worker, as the
-    two workers of a cluster on 127.0.0.1, each killed after WORKER_TIMEOUT seconds."""
+def two_workers(args):
+    """{family: the seconds of the '2 workers' contestant's timed epochs}: this script started twice with --worker,
+    as the two workers of a cluster on 127.0.0.1, each killed after WORKER_TIMEOUT seconds."""
     cluster = [f"127.0.0.1:{port}" for port in _free_ports(2)]
-    command = [sys.executable, __file__, "--worker", family, "--examples", str(args.examples), "--repeats",
+    command = [sys.executable, __file__, "--worker", "--examples", str(args.examples), "--repeats",
                str(args.repeats), *(["--smoke"] if args.smoke else [])]
     procs = []
     for i in range(2):
@@ -166,7 +169,7 @@ def two_workers(family, args):
             outputs.append(p.communicate())
     if any(p.returncode for p in procs):
         errors = [err.strip().splitlines()[-1] for p, (_, err) in zip(procs, outputs) if p.returncode and err.strip()]
-        raise RuntimeError(f"the two worker processes of {family} failed: {'; '.join(errors) or 'killed'}")
+        raise RuntimeError(f"the two worker processes failed: {'; '.join(errors) or 'killed'}")
     return json.loads(outputs[0][0].strip().splitlines()[-1])
 
 
@@ -213,19 +216,21 @@ def run(args):
     strategies = {"fit": tf.distribute.get_strategy(), "loop x1": tf.distribute.MirroredStrategy(devices[:1]),
                   "loop x2": tf.distribute.MirroredStrategy(devices[:2])}
     x = data.load("binarized_mnist").train.x[:args.examples // BATCH * BATCH]
-    results = {}
+    times = {}
     for family in FAMILIES:
         epochs = {name: contestant(name, family, x, args.smoke, strategies) for name in CONTESTANTS}
-        times = {name: [] for name in CONTESTANTS}
+        times[family] = {name: [] for name in CONTESTANTS}
         for r in range(args.repeats):
             for name in CONTESTANTS[r % 3:] + CONTESTANTS[:r % 3]:
                 start = time.perf_counter()
                 epochs[name]()
-                times[name].append(time.perf_counter() - start)
-        times[WORKERS_CONTESTANT] = two_workers(family, args)
+                times[family][name].append(time.perf_counter() - start)
+    worker_times, results = two_workers(args), {}
+    for family in FAMILIES:
+        runs = {**times[family], WORKERS_CONTESTANT: worker_times[family]}
         steps = len(x) // BATCH
-        ms = {name: 1000 * statistics.median(t) / steps for name, t in times.items()}
-        results[family] = {"ms_per_step": ms, "runs": times,
+        ms = {name: 1000 * statistics.median(t) / steps for name, t in runs.items()}
+        results[family] = {"ms_per_step": ms, "runs": runs,
                            **scaling(family, args.smoke, args.bandwidth, args.tflops)}
     report(results, args)
     return 0

@@ -165,12 +165,16 @@ def _histogram(samples):
     return np.bincount(index, minlength=2 ** samples.shape[1]) / len(samples)
 
 
-@pytest.mark.parametrize("layers,block_size", [((2,), 28), ((2, 2), 28), ((2, 2), 1)],
-                         ids=["one layer", "two layers", "two layers, a pixel a block"])
-def test_the_chain_samples_p_star(layers, block_size):
+@pytest.mark.parametrize("layers,block_size,kinds", [
+    ((2,), 28, {}), ((2, 2), 28, {}), ((2, 2), 1, {}), ((2, 2), 2, {"q_layers": "darn"}),
+    ((2, 2), 2, {"p_layers": "darn"}), ((2, 2), 1, {"q_layers": "nade"})],
+    ids=["one layer", "two layers", "two layers, a pixel a block", "DARN q, blocks of 2 and 1",
+         "DARN p (x updated on the whole image)", "NADE q (x updated on the whole image)"])
+def test_the_chain_samples_p_star(layers, block_size, kinds):
     """20,000 chains, 20 sweeps: the histogram of x within a total-variation distance of 0.02 of p*(x), and far
-    from p(x), the ancestral samples' distribution, which the chains start from."""
-    model = _tiny(layers=layers, seed=1, scale=1.5)
+    from p(x), the ancestral samples' distribution, which the chains start from; for SBN and DARN q layers over an
+    SBN bottom the pixel blocks are updated on their own width, for the others on the whole image."""
+    model = _tiny(layers=layers, seed=1, scale=1.5, **kinds)
     x, p_star = _exact_p_star(model)
     _, log_p, _ = _joint_tables(model)
     p = np.exp(np.logaddexp.reduce(log_p, axis=1))
@@ -181,7 +185,7 @@ def test_the_chain_samples_p_star(layers, block_size):
     assert 0.5 * np.abs(p - p_star).sum() > 0.05  # the test can tell p* from p
 
 
-@pytest.mark.parametrize("block_size", [28, 1])
+@pytest.mark.parametrize("block_size", [28, 2, 1])
 def test_inpainting_samples_the_conditional_of_p_star(block_size):
     """Clamp x_0 = 1: the completions of x_1, x_2 follow p*(x_1, x_2 | x_0 = 1), enumerated."""
     model = _tiny(layers=(2, 2), seed=1, scale=1.5)

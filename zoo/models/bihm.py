@@ -122,11 +122,14 @@ class BiHM(HelmholtzMachine):
         index = tf.random.stateless_categorical(tf.transpose(log_weights), 1, seed_keep)[:, 0]
         return tf.gather(tf.transpose(values, [1, 0, 2]), index, batch_dims=1)
 
-    def _update_x(self, x, stacks, known_mask, blocks, m, seed):
-        """x's free pixels (known_mask 0), block after block (`blocks`: (B, n_visible) masks of a partition): a
-        joint proposal for hundreds of pixels is almost never accepted, one for a few dozen is."""
+    def _update_x(self, x, stacks, known_mask, block_size, m, seed):
+        """x's free pixels (known_mask 0), block after block of `block_size` consecutive pixels: a joint proposal
+        for hundreds of pixels is almost never accepted, one for a few dozen is."""
         bottom, first_q = self.p_layers_[-1], self.q_layers_[0]
         logits = [bottom._affine(stack[0], None) for stack in stacks]
+        if not bottom.autoregressive and first_q.kind in ("sbn", "darn"):
+            return self._update_x_by_blocks(x, stacks, logits, known_mask, block_size, m, seed)
+        blocks = self._pixel_blocks(block_size)
 
         def log_pi(values):  # the factors of pi that involve x: p(x | h_1) q(h_1 | x) of each copy
             return sum(bottom.log_prob(values, stack[0]) + first_q.log_prob(stack[0], values) for stack in stacks) / 2
@@ -138,10 +141,46 @@ class BiHM(HelmholtzMachine):
 
         return tf.while_loop(lambda i, _: i < tf.shape(blocks)[0], body, (tf.constant(0), x))[1]
 
-    def _gibbs_step(self, x, stacks, known_mask, blocks, m, seed):
+    def _update_x_by_blocks(self, x, stacks, logits, known_mask, block_size, m, seed):
+        """`_update_x` for a factorised p(x | h_1) and a q(h_1 | x) that sees x through a kernel: the factors of pi
+        that change with a block are its pixels' terms of p(x | h_1) and q(h_1 | x), whose logits move by the
+        block's change times the kernel's rows, so a block costs its own width, not the image's."""
+        first_q, width = self.q_layers_[0], self.n_visible
+        bases = [first_q.logits(stack[0], x) for stack in stacks]  # q(h_1 | x)'s logits of each copy, kept current
+
+        def update(x, bases, start, size, seed):
+            current, kernel = x[:, start:start + size], first_q.kernel[start:start + size]
+            block_logits = [l[:, start:start + size] for l in logits]
+
+            def log_pi(values):
+                total = 0.0
+                for stack, base, l in zip(stacks, bases, block_logits):
+                    q_logits = base + tf.tensordot(values - current, kernel, 1)
+                    total += (tf.reduce_sum(values * l - tf.nn.softplus(l), -1)
+                              + tf.reduce_sum(stack[0] * q_logits - tf.nn.softplus(q_logits), -1))
+                return total / 2
+
+            free = 1.0 - known_mask[..., start:start + size]
+            new = self._block_update(current, block_logits[0], block_logits[1], free, log_pi, m, seed)
+            bases = [base + tf.matmul(new - current, kernel) for base in bases]
+            x = tf.ensure_shape(tf.concat([x[:, :start], new, x[:, start + size:]], 1), x.shape)
+            return x, bases
+
+        full, rest = divmod(width, block_size)
+
+        def body(i, x, bases):
+            return (i + 1, *update(x, bases, i * block_size, block_size,
+                                   tf.random.experimental.stateless_fold_in(seed, i)))
+
+        _, x, bases = tf.while_loop(lambda i, *_: i < full, body, (tf.constant(0), x, bases))
+        if rest:
+            x, _ = update(x, bases, full * block_size, rest, tf.random.experimental.stateless_fold_in(seed, full))
+        return x
+
+    def _gibbs_step(self, x, stacks, known_mask, block_size, m, seed):
         """One sweep: x (its free pixels, where known_mask is 0, in blocks), then each layer of each latent copy."""
         seeds = tf.random.experimental.stateless_split(seed, 1 + 2 * len(self.layer_sizes))
-        x = self._update_x(x, stacks, known_mask, blocks, m, seeds[0])
+        x = self._update_x(x, stacks, known_mask, block_size, m, seeds[0])
         n_layers, new_stacks = len(self.layer_sizes), []
         for c, stack in enumerate(stacks):
             stack = list(stack)
@@ -167,9 +206,9 @@ class BiHM(HelmholtzMachine):
         return x, new_stacks
 
     @tf.function(reduce_retracing=True)
-    def _run_chain(self, x, stacks, known_mask, blocks, n_steps, m, seed):
+    def _run_chain(self, x, stacks, known_mask, block_size, n_steps, m, seed):
         def body(i, x, stacks):
-            x, stacks = self._gibbs_step(x, stacks, known_mask, blocks, m,
+            x, stacks = self._gibbs_step(x, stacks, known_mask, block_size, m,
                                          tf.random.experimental.stateless_fold_in(seed, i))
             return i + 1, x, stacks
 
@@ -189,7 +228,7 @@ class BiHM(HelmholtzMachine):
         n_steps = checks.check_positive_int(n_steps, "n_steps")
         n_candidates = checks.check_positive_int(n_candidates, "n_candidates", minimum=2)
         known_mask = tf.convert_to_tensor(known_mask, self.compute_dtype)
-        blocks = self._pixel_blocks(block_size)
+        block_size = checks.check_positive_int(block_size, "block_size")
 
         def picture(x, stacks):
             return self._picture(x, stacks, known_mask).numpy()
@@ -199,7 +238,8 @@ class BiHM(HelmholtzMachine):
         segments = [n_steps] if frames < 2 else [len(part) for part in np.array_split(np.arange(n_steps), frames - 1)]
         for i, steps in enumerate(segments):
             if steps:
-                x, stacks = self._run_chain(x, stacks, known_mask, blocks, tf.constant(steps), tf.constant(n_candidates),
+                x, stacks = self._run_chain(x, stacks, known_mask, block_size, tf.constant(steps),
+                                            tf.constant(n_candidates),
                                             tf.random.experimental.stateless_fold_in(seed, i))
             if frames:
                 pictures.append(picture(x, stacks))
@@ -312,7 +352,7 @@ class BiHM(HelmholtzMachine):
             seed_start, seed_chain = tf.unstack(tf.random.experimental.stateless_split(tf.stack([seed, 0]), 2))
             x, stacks = self._start_from_p(n, seed_start)
             known_mask = tf.zeros([self.n_visible])
-            x, stacks = self._run_chain(x, stacks, known_mask, self._pixel_blocks(BLOCK_SIZE), n_steps,
+            x, stacks = self._run_chain(x, stacks, known_mask, BLOCK_SIZE, n_steps,
                                         tf.constant(10), seed_chain)
             return {"samples": self._picture(x, stacks, known_mask)}
 

@@ -30,7 +30,6 @@ the models and runs one short round.
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -139,20 +138,12 @@ def worker(args):
     return 0
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def two_workers(args):
     """{family: the seconds of the '2 workers' contestant's timed epochs}: this script started twice with --worker,
     as the two workers of a cluster on 127.0.0.1, each killed after WORKER_TIMEOUT seconds."""
-    cluster = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    from zoo import distributed
+
+    cluster = distributed.local_cluster(2)
     command = [sys.executable, __file__, "--worker", "--examples", str(args.examples), "--repeats",
                str(args.repeats), *(["--smoke"] if args.smoke else [])]
     procs = []

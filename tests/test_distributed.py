@@ -4,7 +4,6 @@ a lost worker and a restart that resumes, a peer that never answers, and today's
 MultiWorkerMirroredStrategy pinned (so that an upstream fix is noticed)."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,6 @@ from zoo import distributed
 
 WORKER = str(Path(__file__).with_name("distributed_worker.py"))
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _env(cluster=None, index=None):
@@ -42,7 +31,7 @@ def _workers(args, cwd, n=2, timeout=180, kill_after=None):
     """Start n processes `args` (a list, run with sys.executable) as the workers of one cluster on 127.0.0.1 and
     wait for them, each killed after `timeout` seconds; `kill_after(procs)` may stop one. Returns [(code,
     stderr)]."""
-    cluster = [f"127.0.0.1:{port}" for port in _ports(n)]
+    cluster = distributed.local_cluster(n)
     procs = [subprocess.Popen([sys.executable, *args], cwd=cwd, env=_env(cluster, i), stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True) for i in range(n)]
     if kill_after is not None:
@@ -74,6 +63,18 @@ def test_a_bad_strategy_or_cluster_is_one_clear_error(monkeypatch):
 
     default = tf.distribute.get_strategy()
     assert distributed.is_chief(default) and not distributed.is_distributed(default)
+
+
+def test_a_local_cluster_names_distinct_free_ports_of_this_host():
+    import socket
+
+    cluster = distributed.local_cluster(3)
+    assert len(set(cluster)) == 3 and all(address.startswith("127.0.0.1:") for address in cluster)
+    for address in cluster:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", int(address.rsplit(":", 1)[1])))  # free: a worker can listen there
+    with pytest.raises(ValueError, match="n must be"):
+        distributed.local_cluster(0)
 
 
 def test_the_pipeline_of_a_stage_is_the_models_checked_data_shuffled_alike_on_every_worker():
@@ -250,7 +251,7 @@ def test_the_chief_writes_and_a_lost_worker_resumes_with_a_restart(tmp_path):
 
 @pytest.mark.slow
 def test_a_worker_whose_peer_never_comes_gives_up_with_one_line(tmp_path):
-    cluster = [f"127.0.0.1:{port}" for port in _ports(2)]
+    cluster = distributed.local_cluster(2)
     begin = time.time()
     done = subprocess.run(["timeout", "120", sys.executable, *_train(tmp_path / "lonely", 1, ["--connect-timeout", "5"])],
                           cwd=tmp_path, env=_env(cluster, 0), capture_output=True, text=True)

@@ -107,6 +107,20 @@ class _watchdog:
         self.process.wait()
 
 
+def local_cluster(n):
+    """Addresses "127.0.0.1:port" of `n` workers on this host, each port free when asked (bound to port 0 and
+    released): a cluster for trials and tests, as TF_CONFIG's "worker" list."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(checks.check_positive_int(n, "n"))]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return [f"127.0.0.1:{port}" for port in ports]
+
+
 def is_chief(strategy):
     """Whether this process writes the model folder, the card and TensorBoard: always, but for a multi-worker
     strategy's workers other than the chief (or worker 0 when the cluster has no chief)."""

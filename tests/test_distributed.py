@@ -31,20 +31,9 @@ def _workers(args, cwd, n=2, timeout=180, kill_after=None):
     """Start n processes `args` (a list, run with sys.executable) as the workers of one cluster on 127.0.0.1 and
     wait for them, each killed after `timeout` seconds; `kill_after(procs)` may stop one. Returns [(code,
     stderr)]."""
-    cluster = distributed.local_cluster(n)
-    procs = [subprocess.Popen([sys.executable, *args], cwd=cwd, env=_env(cluster, i), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for i in range(n)]
-    if kill_after is not None:
-        kill_after(procs)
-    deadline, results = time.time() + timeout, []
-    for p in procs:
-        try:
-            err = p.communicate(timeout=max(1.0, deadline - time.time()))[1]
-        except subprocess.TimeoutExpired:
-            p.kill()
-            err = p.communicate()[1] + f"\n(killed after {timeout} s)"
-        results.append((p.returncode, err))
-    return results
+    results = distributed.run_local_workers([sys.executable, *args], n, timeout, env=_env(), cwd=cwd,
+                                            started=kill_after)
+    return [(code, err) for code, _, err in results]
 
 
 # ---- in-process: names, chiefs, the cluster's description ---------------------------------------------------
@@ -75,6 +64,17 @@ def test_a_local_cluster_names_distinct_free_ports_of_this_host():
             s.bind(("127.0.0.1", int(address.rsplit(":", 1)[1])))  # free: a worker can listen there
     with pytest.raises(ValueError, match="n must be"):
         distributed.local_cluster(0)
+
+
+def test_local_workers_get_their_own_task_and_one_that_overruns_is_killed():
+    show = "import json, os; c = json.loads(os.environ['TF_CONFIG']); print(c['task']['index'], *c['cluster']['worker'])"
+    results = distributed.run_local_workers([sys.executable, "-c", show], 2, timeout=60)
+    assert [code for code, _, _ in results] == [0, 0]
+    (index0, *cluster0), (index1, *cluster1) = (out.split() for _, out, _ in results)
+    assert (index0, index1) == ("0", "1") and cluster0 == cluster1 and len(cluster0) == 2
+    begin = time.time()
+    results = distributed.run_local_workers([sys.executable, "-c", "import time; time.sleep(60)"], 2, timeout=1)
+    assert time.time() - begin < 30 and all(code != 0 and err.endswith("(killed after 1 s)") for code, _, err in results)
 
 
 def test_the_pipeline_of_a_stage_is_the_models_checked_data_shuffled_alike_on_every_worker():

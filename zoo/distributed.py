@@ -121,6 +121,42 @@ def local_cluster(n):
     return [f"127.0.0.1:{port}" for port in ports]
 
 
+def run_local_workers(command, n=2, timeout=600.0, env=None, cwd=None, started=None):
+    """Run `command` (an argv list) as the `n` workers of a `local_cluster`, each with its own TF_CONFIG (worker
+    index i), and wait for them all, any still running after `timeout` seconds in all killed; `started(processes)`
+    is called once they run (to stop one, say). Returns [(returncode, stdout, stderr)] in worker order; a killed
+    worker's stderr ends with "(killed after T s)". Output goes through files, so a chatty worker never blocks on
+    a full pipe while its peer waits for it."""
+    import subprocess
+    import tempfile
+    import time
+
+    cluster, base = local_cluster(n), dict(os.environ if env is None else env)
+    processes, files = [], []
+    for i in range(n):
+        out, err = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+        config = json.dumps({"cluster": {"worker": cluster}, "task": {"type": "worker", "index": i}})
+        processes.append(subprocess.Popen(command, cwd=cwd, env={**base, "TF_CONFIG": config}, stdout=out, stderr=err,
+                                          text=True))
+        files.append((out, err))
+    if started is not None:
+        started(processes)
+    deadline, results = time.time() + timeout, []
+    for process, (out, err) in zip(processes, files):
+        killed = ""
+        try:
+            process.wait(timeout=max(1.0, deadline - time.time()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            killed = f"\n(killed after {timeout:g} s)"
+        with out, err:
+            out.seek(0)
+            err.seek(0)
+            results.append((process.returncode, out.read(), err.read() + killed))
+    return results
+
+
 def is_chief(strategy):
     """Whether this process writes the model folder, the card and TensorBoard: always, but for a multi-worker
     strategy's workers other than the chief (or worker 0 when the cluster has no chief)."""

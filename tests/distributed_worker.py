@@ -70,6 +70,8 @@ EQUAL_STEP = {  # family -> (model maker, optimizer)
         8, n_visible=n, seed=0, persistent=True, n_chains=20, n_temperatures=3, min_beta=0.5, cd_k=2),
     "rbm-fast": lambda n: __import__("zoo.models", fromlist=["RBM"]).RBM(8, n_visible=n, seed=0, persistent=True,
                                                                          n_chains=20, fast_lr=0.5, cd_k=2),
+    "dbm-tempering": lambda n: __import__("zoo.models", fromlist=["DBM"]).DBM(
+        [8, 4], n_visible=n, seed=0, n_chains=20, gibbs_steps=2, mean_field_steps=3, n_temperatures=3, min_beta=0.5),
     "dbm-centering": lambda n: __import__("zoo.models", fromlist=["DBM"]).DBM(
         [8, 4], n_visible=n, seed=0, n_chains=20, gibbs_steps=2, mean_field_steps=3, centering=True),
     "helmholtz": lambda n: __import__("zoo.models", fromlist=["HelmholtzMachine"]).HelmholtzMachine(

@@ -678,10 +678,22 @@ def test_dbm_pretrains_trains_resumes_evaluates_and_fine_tunes(tmp_path, capsys)
     for bad, message in [(["--pretrain-epochs", "1"], "one number per hidden layer (2)"),
                          (["--layers", "0"], "--layers: expected a positive integer"),
                          (["--top", "gaussian"], "--top: invalid choice"),
-                         (["--sparsity-targets", "0.1"], "one target per hidden layer")]:
+                         (["--sparsity-targets", "0.1"], "one target per hidden layer"),
+                         (["--temperatures", "3", "--min-beta", "1"], "min_beta must be in [0, 1)")]:
         code, _, err = _run(capsys, ["train", "dbm", "--layers", "12", "6", *bad, "--out", str(tmp_path / "bad")])
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (bad, err)
         assert not (tmp_path / "bad").exists()
+
+
+def test_dbm_trains_with_parallel_tempering(tmp_path, capsys):
+    out = tmp_path / "dbm-pt"
+    code, _, err = _run(capsys, ["train", "dbm", "--layers", "12", "6", "--temperatures", "3", "--min-beta", "0.5",
+                                 "--epochs", "1", "--batch-size", "500", "--mean-field-steps", "3", "--gibbs-steps",
+                                 "1", "--n-chains", "10", "--verbose", "0", "--seed", "0", "--out", str(out)])
+    assert code == 0, err
+    card = json.loads((out / "card.json").read_text())
+    assert (card["config"]["n_temperatures"], card["config"]["min_beta"]) == (3, 0.5)
+    assert "--temperatures 3 --min-beta 0.5" in card["command"] and 0 <= card["final_metrics"]["swap_rate"] <= 1
 
 
 def test_hybrid_with_a_class_latent_adgm_trains_and_evaluates(tmp_path, capsys):

@@ -294,6 +294,98 @@ def test_gibbs_chains_sample_the_model():
     assert tv < distance(iid) + 0.015, (tv, distance(iid))
 
 
+def _tempered(n_chains, betas=(0.0, 0.5, 1.0)):
+    """A DBM 6-3-4 (h1 moved, 8 states) with strong weights for parallel tempering, and for each beta the exact
+    distribution of (v, h1, h2) under p_beta(x) ~ exp(b.x + beta sum_l x_l W_l x_l+1), by enumeration."""
+    model = _tiny((3, 4), n_visible=6, scale=2.0, n_chains=n_chains, n_temperatures=len(betas), min_beta=betas[0])
+    np.testing.assert_allclose(model.betas, betas)
+    kernels = [w.numpy() for w in model.kernels]
+    exact = []
+    for beta in betas:
+        for w, k in zip(model.kernels, kernels):
+            w.assign(beta * k)
+        states, minus_energy = _joint(model)
+        exact.append(np.exp(minus_energy - _logsumexp(minus_energy)))
+    for w, k in zip(model.kernels, kernels):
+        w.assign(k)
+    return model, states, exact
+
+
+def _distribution(rows, grid, p_of_grid):
+    """(the empirical distribution of `rows` over the distinct rows of `grid`, their exact probabilities)."""
+    codes, inverse = np.unique(grid, axis=0, return_inverse=True)
+    exact = np.bincount(inverse.ravel(), weights=p_of_grid, minlength=len(codes))
+    index = {tuple(c): i for i, c in enumerate(codes)}
+    empirical = np.bincount([index[tuple(r)] for r in rows], minlength=len(codes)) / len(rows)
+    return empirical, exact
+
+
+def test_parallel_tempering_keeps_every_tempered_distribution_and_swaps_at_the_exact_rate():
+    """Moved layers (h1) drawn exactly from each p_beta stay so after a round of sweeps and swaps; the summed-out
+    layers are then drawn at each chain's own beta (v at beta 1, h2 at beta 0.5, against enumeration); and the
+    swap rate of the pair (0, 1) is E[min(1, r)] under independent exact draws, by enumeration."""
+    n = 20000
+    model, (v, h1, h2), exact = _tempered(n)
+    rng = np.random.default_rng(0)
+    start = [np.zeros((3 * n, k), np.float32) for k in (6, 3, 4)]
+    start[1] = np.concatenate([h1[rng.choice(len(h1), n, p=p)] for p in exact]).astype(np.float32)
+    for variable, value in zip(model.chains, start):
+        variable.assign(value)
+    top, rate = model.tempered_sweeps(tf.constant(1), tf.constant([3, 4]))  # round 0: the pair (0, 1) only
+    chains = [c.numpy() for c in model.chains]
+    for k, p in enumerate(exact):
+        empirical, marginal = _distribution(chains[1][k * n:(k + 1) * n], h1, p)
+        assert 0.5 * np.abs(empirical - marginal).sum() < 0.03, k
+    for layer, grid, k in ((0, v, 2), (2, h2, 1)):
+        empirical, marginal = _distribution(chains[layer][k * n:(k + 1) * n], grid, exact[k])
+        iid, _ = _distribution(grid[rng.choice(len(grid), n, p=exact[k])], grid, exact[k])
+        assert 0.5 * np.abs(empirical - marginal).sum() < 0.5 * np.abs(iid - marginal).sum() + 0.015, (layer, k)
+    for state, chain in zip(top, chains):
+        np.testing.assert_array_equal(state.numpy(), chain[-n:])
+    marginals = [_distribution(h1[:1], h1, p)[1] for p in exact[:2]]  # p_beta(h1) over its 8 states
+    log_f = [np.log(m) for m in marginals]  # log p_beta(h1) + a constant per beta: the ratio cancels it
+    log_r = (log_f[1][:, None] + log_f[0][None, :]) - (log_f[0][:, None] + log_f[1][None, :])
+    expected = (marginals[0][:, None] * marginals[1][None, :] * np.minimum(1, np.exp(log_r))).sum()
+    assert 0.2 < expected < 0.9  # a rate that tells right from wrong
+    assert abs(float(rate) - expected) < 4 * np.sqrt(expected * (1 - expected) / n)
+
+
+def test_parallel_tempering_chains_converge_from_a_bad_start():
+    n = 4000
+    model, (_, h1, _), exact = _tempered(n)
+    for variable in model.chains:
+        variable.assign(tf.zeros_like(variable))
+    model.tempered_sweeps(tf.constant(60), tf.constant([5, 6]))
+    for k, p in enumerate(exact):
+        empirical, marginal = _distribution(model.chains[1].numpy()[k * n:(k + 1) * n], h1, p)
+        assert 0.5 * np.abs(empirical - marginal).sum() < 0.06, k
+
+
+def test_parallel_tempering_trains_on_the_coldest_chains_and_round_trips(tmp_path):
+    """One update: the data's statistics minus those of the beta = 1 chains (the last n_chains); the swap rate is
+    reported; the chains (all temperatures) and settings survive saving."""
+    model = _tiny((3, 2), scale=0.5, n_chains=7, gibbs_steps=2, mean_field_steps=4, mean_field_tol=0.0,
+                  n_temperatures=3, min_beta=0.5)
+    lr = 0.1
+    model.compile(keras.optimizers.SGD(learning_rate=lr), steps_per_execution=1)
+    v = _binary(4)[[1, 5, 6, 9, 14]].astype(np.float32)
+    means, _, _ = model._mean_field(tf.constant(v), 4, 0.0)
+    means = [m.numpy().astype(np.float64) for m in means]
+    before = [w.numpy().astype(np.float64) for w in model.kernels]
+    history = model.fit(tf.data.Dataset.from_tensor_slices(v).batch(5), epochs=1, verbose=0).history
+    assert [c.shape for c in model.chains] == [(21, 4), (21, 3), (21, 2)]
+    assert 0 <= history["swap_rate"][-1] <= 1
+    cold = [c.numpy().astype(np.float64)[-7:] for c in model.chains]
+    for l in range(2):
+        expected = lr * (means[l].T @ means[l + 1] / 5 - cold[l].T @ cold[l + 1] / 7)
+        np.testing.assert_allclose(model.kernels[l].numpy() - before[l], expected, atol=1e-5)
+    model.save(tmp_path / "pt.keras")
+    loaded = keras.models.load_model(tmp_path / "pt.keras")
+    assert (loaded.n_temperatures, loaded.min_beta) == (3, 0.5)
+    for a, b in zip(loaded.chains, model.chains):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_assembled_from_rbms_with_the_pretraining_rules():
     rng = np.random.default_rng(0)
 
@@ -387,7 +479,8 @@ print(json.dumps({{"names": sorted(s), "zoo": "zoo" in sys.modules,
     ({"layers": [3], "top": "gaussian"}, "top layer's units"), ({"layers": [3], "visible": "softmax"}, "visible units"),
     ({"layers": [3, 2], "sparsity_targets": [0.1]}, "one target per hidden layer"),
     ({"layers": [3], "sparsity_cost": 0.1}, "needs sparsity_targets"), ({"layers": [3], "max_norm": 0}, "max_norm"),
-    ({"layers": [3], "gibbs_steps": 0}, "gibbs_steps")])
+    ({"layers": [3], "gibbs_steps": 0}, "gibbs_steps"), ({"layers": [3], "n_temperatures": 0}, "n_temperatures"),
+    ({"layers": [3], "n_temperatures": 3, "min_beta": 1.0}, "min_beta")])
 def test_bad_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         DBM(**kwargs)

@@ -158,8 +158,8 @@ def test_one_step_on_two_replicas_equals_one_step_on_one_with_the_same_global_ba
     swaps are Bernoulli draws too, and the fast weights move by the whole batch's gradient. (The RBM's update was
     summed over the replicas, and the hybrids' labelled and unlabelled means were each replica's own, until this
     test.)"""
-    families = ["rbm", "rbm-pcd", "rbm-centering", "rbm-tempering", "rbm-fast", "dbm", "dbm-centering", "helmholtz",
-                "bihm", "hybrid"]
+    families = ["rbm", "rbm-pcd", "rbm-centering", "rbm-tempering", "rbm-fast", "dbm", "dbm-centering",
+                "dbm-tempering", "helmholtz", "bihm", "hybrid"]
     done = subprocess.run(["timeout", "300", sys.executable, WORKER, "equal-step", *families], cwd=ROOT, env=_env(),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -96,6 +96,15 @@ def check_probability(value, name, allow_one=False):
     return v
 
 
+def check_tempering(n_temperatures, min_beta):
+    """(n_temperatures, min_beta, betas) of parallel tempering, checked: betas evenly spaced from min_beta (in
+    [0, 1)) to 1, or [1.0] alone for one temperature (no tempering)."""
+    n_temperatures = check_positive_int(n_temperatures, "n_temperatures")
+    min_beta = check_probability(min_beta, "min_beta")
+    betas = np.linspace(min_beta, 1.0, n_temperatures) if n_temperatures > 1 else np.ones(1)
+    return n_temperatures, min_beta, betas
+
+
 def check_centering(centering, rate, layer_units):
     """(centering, centering_rate) of an energy model with `layer_units`, checked: the rate a probability and,
     with centering, above 0 and every layer's units with a linear self energy (the centered gradient needs them)."""

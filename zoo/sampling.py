@@ -1,5 +1,5 @@
 """Annealing paths of the energy models: the one engine that AIS, RAISE (`zoo.evaluation.ais`), exact
-enumeration and an RBM's parallel tempering walk, for an RBM and a deep Boltzmann machine alike.
+enumeration and parallel tempering (`parallel_tempering`) share, for an RBM and a deep Boltzmann machine alike.
 
 A layered energy model has layers x_0 (visible), x_1, ..., x_L in a chain, each of a unit family of
 `zoo.units` (a self energy se_l(x; b), an interaction I(x), a log-partition and a sampler given an input and a
@@ -98,14 +98,22 @@ class LayeredAnnealingPath:
             log_f += self._log_partition(l, scale * s, scale)
         return log_f
 
-    def transition(self, x, terms, beta, seed):
-        """One sweep from x (with terms = terms(x)): the summed layers given the moved ones, then the moved ones
-        given those, at the parameters of beta."""
+    def complete(self, x, terms, beta, seed):
+        """Every layer's state: the moved layers' from x, the summed ones drawn given them at the parameters of
+        beta (terms = terms(x)); a list [x_0, ..., x_L]."""
         scale = _per_row(tf.convert_to_tensor(beta, self.dtype))
         seeds = tfp.random.split_seed(seed, self.depth + 1)
         states = self.split(x)
         for l, s in zip(self.summed, terms[:len(self.summed)]):
             states[l] = self.units[l].sample(scale * s, self.mixed_bias(l, scale), seeds[l])
+        return states
+
+    def transition(self, x, terms, beta, seed):
+        """One sweep from x (with terms = terms(x)): the summed layers given the moved ones, then the moved ones
+        given those, at the parameters of beta."""
+        scale = _per_row(tf.convert_to_tensor(beta, self.dtype))
+        seeds = tfp.random.split_seed(seed, self.depth + 1)
+        states = self.complete(x, terms, beta, seed)
         for l in self.moved:
             states[l] = self.units[l].sample(scale * self.layer_input(states, l), self.mixed_bias(l, scale), seeds[l])
         return tf.concat([states[l] for l in self.moved], axis=-1)
@@ -120,6 +128,42 @@ class LayeredAnnealingPath:
         seeds = tfp.random.split_seed(seed, len(self.moved))
         return tf.concat([self.units[l].sample(tf.zeros((n, self.sizes[l]), self.dtype), self.base_biases[l], s)
                           for l, s in zip(self.moved, seeds)], axis=-1)
+
+
+def parallel_tempering(path, x, betas, n_steps, seed):
+    """`n_steps` rounds of parallel tempering (Desjardins et al. 2010) on `path` (a `LayeredAnnealingPath` whose
+    beta scales the model, e.g. from base biases equal to the model's): x holds n chains at each inverse
+    temperature of `betas` (t values), by temperature (rows [k n, (k + 1) n) at betas[k]). A round is one sweep of
+    every chain at its own beta, then a Metropolis swap of each neighbour pair (k, k + 1) with k of the round's
+    parity, chain i with chain i, accepted with probability min(1, f_k(x_k+1) f_k+1(x_k) / (f_k(x_k) f_k+1(x_k+1))).
+    Returns (x, terms(x), the fraction of proposed swaps accepted)."""
+    dtype = x.dtype
+    t = int(betas.shape[0])
+    n = tf.shape(x)[0] // t
+    own, up, down = (tf.repeat(b, n) for b in (betas, tf.concat([betas[1:], betas[-1:]], 0),
+                                                 tf.concat([betas[:1], betas[:-1]], 0)))
+    pair_parity = tf.range(t - 1) % 2
+    no_swap = tf.zeros((1, n), tf.int32)
+
+    def round_(i, x, terms, accepted, proposed):
+        seed_sweep, seed_swap = tfp.random.split_seed(tf.random.experimental.stateless_fold_in(seed, i), 2)
+        x = path.transition(x, terms, own, seed_sweep)
+        terms = path.terms(x)
+        log_f = [tf.reshape(path.log_f(terms, b), (t, n)) for b in (own, up, down)]
+        log_ratio = log_f[1][:-1] + log_f[2][1:] - log_f[0][:-1] - log_f[0][1:]  # pair (k, k + 1)
+        offered = tf.equal(pair_parity, i % 2)[:, None]
+        accept = tfp.distributions.Bernoulli(probs=tf.exp(tf.minimum(log_ratio, 0.0)), dtype=tf.bool)
+        swap = tf.cast(tf.logical_and(offered, accept.sample(seed=seed_swap)), tf.int32)
+        source = tf.range(t)[:, None] + tf.concat([swap, no_swap], 0) - tf.concat([no_swap, swap], 0)
+        index = tf.reshape(source * n + tf.range(n)[None, :], (-1,))
+        return (i + 1, tf.gather(x, index), tf.nest.map_structure(lambda a: tf.gather(a, index), terms),
+                accepted + tf.reduce_sum(tf.cast(swap, dtype)),
+                proposed + tf.reduce_sum(tf.cast(offered, dtype)) * tf.cast(n, dtype))
+
+    zero = tf.zeros((), dtype)
+    _, x, terms, accepted, proposed = tf.while_loop(lambda i, *_: i < n_steps, round_,
+                                                    (tf.constant(0), x, path.terms(x), zero, zero))
+    return x, terms, accepted / tf.maximum(proposed, 1.0)
 
 
 def _per_row(beta):

@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 from zoo.cli.args import nonnegative_float, positive_int
-from zoo.cli.family import Family, add_centering, add_log_z_every, log_z_monitor, optimizer
+from zoo.cli.family import Family, add_centering, add_log_z_every, add_tempering, log_z_monitor, optimizer
 
 
 class DBMFamily(Family):
@@ -34,6 +34,7 @@ class DBMFamily(Family):
                           help="persistent chains (default: %(default)s)")
         algo.add_argument("--gibbs-steps", type=positive_int, default=5,
                           help="Gibbs sweeps of the chains per update (default: %(default)s)")
+        add_tempering(algo, "plain Gibbs chains")
         algo.add_argument("--mean-field-steps", type=positive_int, default=10,
                           help="mean-field rounds per update at most (default: %(default)s)")
         algo.add_argument("--mean-field-tol", type=nonnegative_float, default=1e-7,
@@ -66,7 +67,8 @@ class DBMFamily(Family):
         if args.pretrain_epochs and len(args.pretrain_epochs) != len(args.layers):
             raise ValueError(f"--pretrain-epochs needs one number per hidden layer ({len(args.layers)}), got "
                              f"{len(args.pretrain_epochs)}")
-        settings = dict(n_chains=args.n_chains, gibbs_steps=args.gibbs_steps, mean_field_steps=args.mean_field_steps,
+        settings = dict(n_chains=args.n_chains, gibbs_steps=args.gibbs_steps, n_temperatures=args.temperatures,
+                        min_beta=args.min_beta, mean_field_steps=args.mean_field_steps,
                         mean_field_tol=args.mean_field_tol, l2=args.l2, max_norm=args.max_norm,
                         sparsity_targets=args.sparsity_targets, sparsity_cost=args.sparsity_cost,
                         centering=args.centering, centering_rate=args.centering_rate, seed=args.seed)

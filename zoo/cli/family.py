@@ -2,7 +2,7 @@
 and the helpers the families share (their optimizer, the data they fit, the log Z monitor)."""
 from dataclasses import dataclass
 
-from zoo.cli.args import nonnegative_float, nonnegative_int
+from zoo.cli.args import nonnegative_float, nonnegative_int, positive_int
 
 
 @dataclass
@@ -103,6 +103,16 @@ def add_centering(group, units):
                             "minus their moving means on the data (Bernoulli or softmax units)")
     group.add_argument("--centering-rate", type=nonnegative_float, default=0.01,
                        help="centering: rate of the moving means, in (0, 1] (default: %(default)s)")
+
+
+def add_tempering(group, plain):
+    """The --temperatures and --min-beta options of parallel tempering; `plain`: what one temperature runs."""
+    group.add_argument("--temperatures", type=positive_int, default=1, metavar="T",
+                       help="parallel tempering: --n-chains chains at each of T inverse temperatures from --min-beta "
+                            f"to 1, swapping states after every sweep (default: 1, {plain})")
+    group.add_argument("--min-beta", type=nonnegative_float, default=0.0,
+                       help="parallel tempering: the hottest chains' inverse temperature, in [0, 1) "
+                            "(default: %(default)s)")
 
 
 def log_z_monitor(args, data):

@@ -1,6 +1,6 @@
 """`zoo train rbm`: the RBM family's arguments and builder for the run manager (`zoo.cli.train`)."""
 from zoo.cli.args import nonnegative_float, positive_int
-from zoo.cli.family import Family, add_centering, add_log_z_every, log_z_monitor
+from zoo.cli.family import Family, add_centering, add_log_z_every, add_tempering, log_z_monitor
 
 
 class RBMFamily(Family):
@@ -34,13 +34,7 @@ class RBMFamily(Family):
         algo.add_argument("--fast-decay", type=nonnegative_float, default=0.95,
                           help="fast-weights PCD: factor the fast weights shrink by every update "
                                "(default: %(default)s)")
-        algo.add_argument("--temperatures", type=positive_int, default=1, metavar="T",
-                          help="parallel tempering: --n-chains chains at each of T inverse temperatures from "
-                               "--min-beta to 1, swapping states after every sweep (default: 1, plain PCD; needs "
-                               "--persistent)")
-        algo.add_argument("--min-beta", type=nonnegative_float, default=0.0,
-                          help="parallel tempering: the hottest chains' inverse temperature, in [0, 1) "
-                               "(default: %(default)s)")
+        add_tempering(algo, "plain PCD; needs --persistent")
         add_centering(algo, "the visible and hidden units")
         algo.add_argument("--l2", type=nonnegative_float, default=0.0, help="weight decay (default: %(default)s)")
         algo.add_argument("--sparsity-target", type=nonnegative_float, default=0.1, help="(default: %(default)s)")

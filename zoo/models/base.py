@@ -80,6 +80,21 @@ def gather_replica_rows(rows):
     return context.all_gather(rows, axis=0)
 
 
+def replica_tempered_rows(chains, n_temperatures):
+    """This replica's share of chains stored by temperature (rows [k n, (k + 1) n) at the k-th), by temperature:
+    each replica tempers its share of the chains at every temperature (`replica_rows` on the chain index)."""
+    by_chain = tf.transpose(tf.reshape(chains, (n_temperatures, -1, chains.shape[-1])), [1, 0, 2])
+    share = tf.transpose(replica_rows(by_chain), [1, 0, 2])
+    return tf.reshape(share, (-1, chains.shape[-1]))
+
+
+def gather_tempered_rows(rows, n_temperatures):
+    """The inverse of `replica_tempered_rows`: every replica's share, stored by temperature."""
+    by_chain = tf.transpose(tf.reshape(rows, (n_temperatures, -1, rows.shape[-1])), [1, 0, 2])
+    gathered = tf.transpose(gather_replica_rows(by_chain), [1, 0, 2])
+    return tf.reshape(gathered, (-1, rows.shape[-1]))
+
+
 def replica_mean(value):
     """The mean of `value` over the replicas of a step spread over N > 1 of them (`value` itself otherwise): a
     statistic every replica must share, such as a centering offset, so that the replicas stay copies."""

@@ -24,7 +24,8 @@ import tensorflow_probability as tfp
 from zoo import checks, sampling
 from zoo import units as units_lib
 from zoo.models.base import (RestoresCompiledState, centered_gradients, check_chains_split, fit_inputs,
-                             gather_replica_rows, move_offsets, next_seed, replica_rows)
+                             gather_replica_rows, gather_tempered_rows, move_offsets, next_seed, replica_rows,
+                             replica_tempered_rows)
 from zoo.models.metrics import RunningMeans
 from zoo.models.rbm import RBM
 
@@ -40,6 +41,12 @@ class DBM(RestoresCompiledState, keras.Model):
       n_visible: builds the model at once when given (otherwise on the first data seen).
       n_chains: persistent chains (fantasy particles), each a state of every layer.
       gibbs_steps: Gibbs sweeps of the chains per update.
+      n_temperatures, min_beta: parallel tempering of the persistent chains (Desjardins et al. 2010; for DBMs,
+        Salakhutdinov 2010): n_chains chains at each of n_temperatures inverse temperatures evenly spaced from
+        min_beta to 1, p_beta(x) ~ exp(-sum_l se_l(x_l; b_l) + beta sum_l I(x_l) W_l I(x_{l+1})) (beta scales
+        the weights: at 0 every layer is independent at its biases); each of the gibbs_steps rounds sweeps every
+        chain at its own beta (the parity with fewer units moved, as AIS does) and offers swaps between
+        neighbouring temperatures. The beta = 1 chains give the negative phase. 1 (default): plain Gibbs chains.
       mean_field_steps, mean_field_tol: the positive phase's mean-field updates stop after mean_field_steps
         rounds or when the mean absolute change of every layer falls below mean_field_tol.
       l2: adds l2/2 sum_l ||W_l||^2 to the objective. max_norm: bound on each unit's incoming weights' norm.
@@ -60,7 +67,7 @@ class DBM(RestoresCompiledState, keras.Model):
     EVALUATION_MEAN_FIELD_STEPS = 100
 
     def __init__(self, layers, visible="bernoulli", top="bernoulli", n_visible=None, n_chains=100, gibbs_steps=5,
-                 mean_field_steps=10, mean_field_tol=1e-7, l2=0.0, max_norm=None, sparsity_targets=None,
+                 n_temperatures=1, min_beta=0.0, mean_field_steps=10, mean_field_tol=1e-7, l2=0.0, max_norm=None, sparsity_targets=None,
                  sparsity_cost=0.0, centering=False, centering_rate=0.01, weight_stddev=0.01, seed=None,
                  training_state=True, **kwargs):
         super().__init__(**kwargs)
@@ -77,6 +84,7 @@ class DBM(RestoresCompiledState, keras.Model):
             raise ValueError(f"the visible units must be 'bernoulli' or 'gaussian', got {self.layer_units[0].kind!r}")
         self.n_chains = checks.check_positive_int(n_chains, "n_chains")
         self.gibbs_steps = checks.check_positive_int(gibbs_steps, "gibbs_steps")
+        self.n_temperatures, self.min_beta, self.betas = checks.check_tempering(n_temperatures, min_beta)
         self.mean_field_steps = checks.check_positive_int(mean_field_steps, "mean_field_steps")
         self.mean_field_tol = checks.check_nonnegative(mean_field_tol, "mean_field_tol")
         self.l2 = checks.check_nonnegative(l2, "l2")
@@ -103,6 +111,7 @@ class DBM(RestoresCompiledState, keras.Model):
         self._parameters_set = not self.training_state
         self.n_visible = None
         self.monitor = RunningMeans(["mean_field_free_energy", "mean_field_steps"], name="monitor")
+        self.tempering_monitor = RunningMeans(["swap_rate"], name="tempering") if self.n_temperatures > 1 else None
         if n_visible is not None:
             self.build((None, checks.check_positive_int(n_visible, "n_visible")))
 
@@ -139,15 +148,17 @@ class DBM(RestoresCompiledState, keras.Model):
             self._build_training_state()
 
     def _build_training_state(self):
-        """The persistent chains, after the parameters (a checkpoint without them keeps the parameters' order)."""
+        """The persistent chains (n_chains at each temperature, by temperature, the beta = 1 ones last), after the
+        parameters (a checkpoint without them keeps the parameters' order)."""
         locked = self._tracker.locked  # a built layer's state is locked; a lean checkpoint adds it to train
         self._tracker.unlock()
         try:
             seed = tf.constant([self.seed or 0, 7], tf.int32)
+            n_chains = self.n_temperatures * self.n_chains
             self.chains = [self.add_weight(
-                name=f"chains_{l}", shape=(self.n_chains, n), trainable=False,
+                name=f"chains_{l}", shape=(n_chains, n), trainable=False,
                 initializer=keras.initializers.Constant(units.base_sample(
-                    self.n_chains, tf.random.experimental.stateless_fold_in(seed, l)).numpy()))
+                    n_chains, tf.random.experimental.stateless_fold_in(seed, l)).numpy()))
                 for l, (units, n) in enumerate(zip(self.layer_units, self.sizes))]
             if self.centering:  # moving means of v and of the mean-field posterior on the data
                 self.offsets = [self.add_weight(name=f"offset_{l}", shape=(n,), trainable=False, initializer="zeros")
@@ -166,7 +177,8 @@ class DBM(RestoresCompiledState, keras.Model):
         return {**super().get_config(), "layers": self.hidden_sizes, "n_visible": self.n_visible,
                 "visible": keras.saving.serialize_keras_object(self.layer_units[0]),
                 "top": keras.saving.serialize_keras_object(self.layer_units[-1]),
-                "n_chains": self.n_chains, "gibbs_steps": self.gibbs_steps,
+                "n_chains": self.n_chains, "gibbs_steps": self.gibbs_steps, "n_temperatures": self.n_temperatures,
+                "min_beta": self.min_beta,
                 "mean_field_steps": self.mean_field_steps, "mean_field_tol": self.mean_field_tol, "l2": self.l2,
                 "max_norm": self.max_norm, "sparsity_targets": self.sparsity_targets,
                 "sparsity_cost": self.sparsity_cost, "centering": self.centering,
@@ -313,7 +325,7 @@ class DBM(RestoresCompiledState, keras.Model):
 
     @property
     def metrics(self):
-        return [self.monitor]
+        return [self.monitor] + ([self.tempering_monitor] if self.tempering_monitor is not None else [])
 
     def train_step(self, data):
         v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)
@@ -321,9 +333,13 @@ class DBM(RestoresCompiledState, keras.Model):
         seed = self._next_seed()
         means, inputs, rounds = self._mean_field(v0, self.mean_field_steps, self.mean_field_tol)
         means = [tf.stop_gradient(m) for m in means]
-        chains, _ = self._gibbs([replica_rows(c) for c in self.chains], self.gibbs_steps, seed)
-        for variable, state in zip(self.chains, chains):
-            variable.assign(gather_replica_rows(state))
+        if self.n_temperatures > 1:
+            chains, swap_rate = self.tempered_sweeps(self.gibbs_steps, seed)
+            self.tempering_monitor.update_state([tf.reshape(swap_rate, (1,))])
+        else:
+            chains, _ = self._gibbs([replica_rows(c) for c in self.chains], self.gibbs_steps, seed)
+            for variable, state in zip(self.chains, chains):
+                variable.assign(gather_replica_rows(state))
         with tf.GradientTape() as tape:
             # d/dtheta of mean E(v, mu) - mean E(x_model): the data's statistics minus the chains'
             objective = tf.reduce_mean(self.energy(means)) - tf.reduce_mean(self.energy(chains))
@@ -339,7 +355,28 @@ class DBM(RestoresCompiledState, keras.Model):
             grads = self._centered(grads, means)
         self.optimizer.apply(grads, self.trainable_variables)
         self._monitor(means, inputs, rounds)
-        return self.monitor.result()
+        if self.tempering_monitor is None:
+            return self.monitor.result()
+        return {**self.monitor.result(), **self.tempering_monitor.result()}
+
+    def tempered_sweeps(self, n_steps, seed):
+        """Parallel tempering of the persistent chains (`zoo.sampling.parallel_tempering` on the path from the
+        model's own biases, `DBMAnnealingPath`): `n_steps` rounds of a sweep of every chain at its beta and
+        swaps of neighbours, then the summed-out layers drawn given the moved ones. Assigns the chains; returns
+        the beta = 1 chains' states [v, x_1, ...] and the fraction of proposed swaps that were accepted. Spread
+        over replicas, each tempers its share of the chains at every temperature."""
+        t = self.n_temperatures
+        dtype = self.chains[0].dtype
+        path = DBMAnnealingPath(self, None, dtype, self.annealing_parity())
+        x = tf.concat([replica_tempered_rows(self.chains[l], t) for l in path.moved], axis=-1)
+        betas = tf.constant(self.betas, dtype)
+        seed_walk, seed_rest = tfp.random.split_seed(seed, 2)
+        x, terms, rate = sampling.parallel_tempering(path, x, betas, n_steps, seed_walk)
+        n = tf.shape(x)[0] // t
+        states = path.complete(x, terms, tf.repeat(betas, n), seed_rest)
+        for variable, state in zip(self.chains, states):
+            variable.assign(gather_tempered_rows(state, t))
+        return [state[-n:] for state in states], rate
 
     def _centered(self, grads, means):
         """`grads` (of the trainable variables) with the kernels' and biases' replaced by their centered
@@ -534,7 +571,7 @@ class DBM(RestoresCompiledState, keras.Model):
         for l, w in enumerate(self.kernels):
             projection = tf.matmul(projection, w)
             filters[f"filters_{l + 1}"] = (tf.transpose(projection[:, :100]).numpy(), True)
-        particles = (self.chains[0][:100].numpy() if self.training_state
+        particles = (self.chains[0][-self.n_chains:][:100].numpy() if self.training_state
                      else self.sample(min(100, len(x)), n_steps=100, seed=0))
         return {**filters, "negative_particles": (particles, False)}
 

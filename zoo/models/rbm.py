@@ -15,7 +15,8 @@ import tensorflow_probability as tfp
 from zoo import checks, sampling
 from zoo import units as units_lib
 from zoo.models.base import (RestoresCompiledState, centered_gradients, check_chains_split, fit_inputs,
-                             gather_replica_rows, move_offsets, next_seed, replica_mean, replica_rows)
+                             gather_replica_rows, gather_tempered_rows, move_offsets, next_seed, replica_mean,
+                             replica_rows, replica_tempered_rows)
 from zoo.models.metrics import RunningMeans
 
 
@@ -81,14 +82,11 @@ class RBM(RestoresCompiledState, keras.Model):
         self.fast_decay = checks.check_probability(fast_decay, "fast_decay")
         if self.fast_lr and not self.persistent:
             raise ValueError("fast weights (fast_lr > 0) drive persistent chains: set persistent=True")
-        self.n_temperatures = checks.check_positive_int(n_temperatures, "n_temperatures")
-        self.min_beta = checks.check_probability(min_beta, "min_beta")
+        self.n_temperatures, self.min_beta, self.betas = checks.check_tempering(n_temperatures, min_beta)
         if self.n_temperatures > 1 and not self.persistent:
             raise ValueError("parallel tempering (n_temperatures > 1) runs persistent chains: set persistent=True")
         if self.n_temperatures > 1 and self.fast_lr:
             raise ValueError("fast weights and parallel tempering are two ways to move the chains: use one")
-        self.betas = (np.linspace(self.min_beta, 1.0, self.n_temperatures) if self.n_temperatures > 1
-                      else np.ones(1))
         self.centering, self.centering_rate = checks.check_centering(centering, centering_rate,
                                                                      [self.visible_units, self.hidden_units])
         self.l2 = checks.check_nonnegative(l2, "l2")
@@ -453,47 +451,18 @@ class RBM(RestoresCompiledState, keras.Model):
         return v_sample, v_mean
 
     def tempered_sweeps(self, n_steps, seed):
-        """Parallel tempering of the persistent chains: `n_steps` rounds of one Gibbs sweep of every chain at
-        its own beta (the annealing path from the zero-weight model with the same visible biases), then a
-        Metropolis swap of each neighbour pair (t, t+1) with t of the round's parity, accepted with
-        probability min(1, f_t(v_t+1) f_t+1(v_t) / (f_t(v_t) f_t+1(v_t+1))). Assigns the chains; returns the
-        beta = 1 states and the fraction of proposed swaps that were accepted. Spread over replicas, each runs
-        its share of the chains at every temperature (swaps pair chains of one index, so they stay within it)."""
+        """Parallel tempering of the persistent chains (`zoo.sampling.parallel_tempering`): `n_steps` rounds of
+        a Gibbs sweep of every chain at its own beta (the annealing path from the zero-weight model with the same
+        visible biases) and Metropolis swaps of neighbours. Assigns the chains; returns the beta = 1 states and
+        the fraction of proposed swaps that were accepted. Spread over replicas, each runs its share of the chains
+        at every temperature (swaps pair chains of one index, so they stay within it)."""
         t = self.n_temperatures
         dtype = self.persistent_chains.dtype
-        by_chain = tf.transpose(tf.reshape(self.persistent_chains, (t, self.n_chains, -1)), [1, 0, 2])
-        share = replica_rows(by_chain)  # (chains of this replica, t, n_visible)
-        n = tf.shape(share)[0]
-        path = self._annealing_path(None, dtype)
-        betas = tf.constant(self.betas, dtype)
-        own, up, down = (tf.repeat(b, n) for b in (betas, tf.concat([betas[1:], betas[-1:]], 0),
-                                                     tf.concat([betas[:1], betas[:-1]], 0)))
-        pair_parity = tf.range(t - 1) % 2
-        no_swap = tf.zeros((1, n), tf.int32)
-
-        def round_(i, v, terms, accepted, proposed):
-            seed_sweep, seed_swap = tfp.random.split_seed(tf.random.experimental.stateless_fold_in(seed, i), 2)
-            v = path.transition(v, terms, own, seed_sweep)
-            terms = path.terms(v)
-            log_f = [tf.reshape(path.log_f(terms, b), (t, n)) for b in (own, up, down)]
-            log_ratio = log_f[1][:-1] + log_f[2][1:] - log_f[0][:-1] - log_f[0][1:]  # pair (t, t + 1)
-            offered = tf.equal(pair_parity, i % 2)[:, None]
-            accept = tfp.distributions.Bernoulli(probs=tf.exp(tf.minimum(log_ratio, 0.0)), dtype=tf.bool)
-            swap = tf.logical_and(offered, accept.sample(seed=seed_swap))
-            swap = tf.cast(swap, tf.int32)
-            source = tf.range(t)[:, None] + tf.concat([swap, no_swap], 0) - tf.concat([no_swap, swap], 0)
-            index = tf.reshape(source * n + tf.range(n)[None, :], (-1,))
-            return (i + 1, tf.gather(v, index), tf.nest.map_structure(lambda x: tf.gather(x, index), terms),
-                    accepted + tf.reduce_sum(tf.cast(swap, dtype)),
-                    proposed + tf.reduce_sum(tf.cast(offered, dtype)) * tf.cast(n, dtype))
-
-        v = tf.reshape(tf.transpose(share, [1, 0, 2]), (t * n, -1))
-        zero = tf.zeros((), dtype)
-        _, v, _, accepted, proposed = tf.while_loop(lambda i, *_: i < n_steps, round_,
-                                                    (tf.constant(0), v, path.terms(v), zero, zero))
-        gathered = gather_replica_rows(tf.transpose(tf.reshape(v, (t, n, -1)), [1, 0, 2]))
-        self.persistent_chains.assign(tf.reshape(tf.transpose(gathered, [1, 0, 2]), (t * self.n_chains, -1)))
-        return v[-n:], accepted / tf.maximum(proposed, 1.0)
+        v = replica_tempered_rows(self.persistent_chains, t)
+        v, _, rate = sampling.parallel_tempering(self._annealing_path(None, dtype), v, tf.constant(self.betas, dtype),
+                                                 n_steps, seed)
+        self.persistent_chains.assign(gather_tempered_rows(v, t))
+        return v[-(tf.shape(v)[0] // t):], rate
 
     def test_step(self, data):
         v0, _, _ = keras.utils.unpack_x_y_sample_weight(data)

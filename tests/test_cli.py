@@ -147,6 +147,27 @@ def test_an_interrupted_run_resumes_with_the_same_command(tmp_path, capsys, monk
     assert (out / "model.keras").is_file() and not (tmp_path / "m.backup").exists()
 
 
+@pytest.mark.parametrize("error, kept", [(ValueError("a monitor failed"), True),
+                                         (FloatingPointError("training diverged at epoch 2"), False)])
+def test_a_run_stopped_by_an_error_keeps_its_epochs_unless_it_diverged(tmp_path, capsys, monkeypatch, error, kept):
+    """An error in a callback after epoch 2 (the DBM's log Z monitor once failed so, 40 epochs in) leaves the
+    backup, and the same command resumes at epoch 3; a divergence removes it (its last weights may be NaN)."""
+    original = training.TensorBoardLogger.on_epoch_end
+
+    def fail_at_epoch_2(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 1:
+            raise error
+
+    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", fail_at_epoch_2)
+    code, out, _, err = _train(tmp_path, capsys)
+    assert code == 2 and str(error) in err and not out.exists()
+    assert (tmp_path / "m.backup").is_dir() == kept and ("run the same command again" in err) == kept
+    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", original)
+    code, out, _, err = _train(tmp_path, capsys)
+    assert code == 0 and ("resuming the interrupted run" in err) == kept
+
+
 def test_train_with_parallel_tempering(tmp_path, capsys):
     code, out, _, err = _train(tmp_path, capsys, extra=["--persistent", "--temperatures", "3", "--min-beta", "0.5"])
     assert code == 0, err

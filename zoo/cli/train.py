@@ -95,7 +95,8 @@ def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, c
               seed=None):
     """`model.fit` as one resumable stage of training: Keras' BackupAndRestore in the folder `backup` (a stage
     interrupted, by Ctrl-C say, resumes from it when run again; Keras removes it when the stage ends), the NaN
-    guard, then `callbacks`. A stage that fails otherwise is not worth resuming: its backup is removed.
+    guard, then `callbacks`. A stage that fails otherwise keeps its backup too (a monitor's error should not cost
+    the epochs before it), except one that diverged (its last backup may hold the diverged weights).
     A model made under a distributed strategy trains by `zoo.distributed.fit_distributed` instead, on batches
     shuffled by `seed` (the same on every worker), its backup written by the chief alone."""
     import keras
@@ -126,9 +127,13 @@ def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, c
     except KeyboardInterrupt:
         print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
         raise
-    except BaseException:
-        if not spread:  # on several workers a failure is often a peer's: resumable
+    except FloatingPointError:  # diverged: the last backup may hold the diverged weights
+        if not spread:
             shutil.rmtree(backup, ignore_errors=True)
+        raise
+    except BaseException:  # a callback's or the machine's failure: the epochs done are kept
+        print(f"zoo: the training stopped at an error; its finished epochs are kept in {backup}: run the same "
+              "command again to resume, or delete the folder to start over", file=sys.stderr)
         raise
 
 

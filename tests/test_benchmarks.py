@@ -202,22 +202,25 @@ def test_bench_rbm_smoke_run_reports_consistent_ratios():
 
 
 @pytest.mark.slow
-def test_bench_ais_smoke_run_reports_a_consistent_ratio():
-    lines, report = run_benchmark("ais", "--n-betas", "200")
-    assert (report["n_betas"], report["n_chains"], report["dtype"]) == (200, 100, "float64")
+@pytest.mark.parametrize("model, n_betas, products, flops", [("rbm", 200, 2, 784 * 500),
+                                                             ("dbm", 50, 4, 784 * 500 + 500 * 1000)])
+def test_bench_ais_smoke_run_reports_a_consistent_ratio(model, n_betas, products, flops):
+    lines, report = run_benchmark("ais", "--model", model, "--n-betas", str(n_betas))
+    assert (report["model"], report["n_betas"], report["n_chains"], report["dtype"]) == (model, n_betas, 100, "float64")
     for name in ("AIS", "bound"):
         assert len(report["seconds"][name]) == 1 and report["median"][name] > 0
         assert report["median"][name] == statistics.median(report["seconds"][name])
     ratio = report["median"]["AIS"] / report["median"]["bound"]
     assert report["ratio"] == pytest.approx(ratio, rel=1e-12) and report["pass"] == (ratio <= 1.5)
-    assert report["gflops"] == pytest.approx(2 * 2 * 100 * 784 * 500 * 199 / report["median"]["bound"] / 1e9)
+    assert report["gflops"] == pytest.approx(2 * 2 * 100 * flops * (n_betas - 1) / report["median"]["bound"] / 1e9)
     shown, word = printed(lines, r"AIS / bound: ([\d.]+)x \(target <= 1\.5x: (\w+)\)")
     assert two_decimals(shown, ratio) and word == verdict(ratio <= 1.5)
     seconds, log_z, ess = printed(lines, r"AIS +([\d.]+) s   \(log Z (-?[\d.]+), ESS ([\d.]+)\)")
     assert two_decimals(seconds, report["median"]["AIS"]) and np.isfinite(float(log_z)) and 1 <= float(ess) <= 100
-    seconds, products, gflops = printed(lines, r"bound +([\d.]+) s   \((\d+) matrix products at (\d+) GFLOP/s\)")
-    assert two_decimals(seconds, report["median"]["bound"]) and int(products) == 2 * 199
+    seconds, shown_products, gflops = printed(lines, r"bound +([\d.]+) s   \((\d+) matrix products at (\d+) GFLOP/s\)")
+    assert two_decimals(seconds, report["median"]["bound"]) and int(shown_products) == products * (n_betas - 1)
     assert float(gflops) == pytest.approx(report["gflops"], abs=0.5)
+    assert printed(lines, r"workload: forward AIS, (\w+) .*") == (model.upper(),)
 
 
 def check_fit_against_bound(lines, report, n_examples, eval_examples):

@@ -24,6 +24,30 @@ def test_epoch_times_reads_the_median_of_keras_epoch_lines(tmp_path, load_script
         assert message in capsys.readouterr().err
 
 
+def test_learning_curve_reads_the_epochs_that_logged_every_asked_metric(tmp_path, load_script, capsys):
+    """Two logs of one run (the second resumed at epoch 2, which it logs again): the later line wins; only the
+    epochs with the monitor's metrics are rows; bad input is one line and exit 2."""
+    curve = load_script("experiments/learning_curve")
+    first, second = tmp_path / "a.log", tmp_path / "b.log"
+    first.write_text("Epoch 1/3\n500/500 - 79s - 158ms/step - loss: -8.9587e+02 - log_z/forward: 1030.6219 - "
+                     "log_z/ess: 1.0236\nEpoch 2/3\n500/500 - 30s - 60ms/step - loss: -6.0e+02\nEpoch 3/3\n")
+    second.write_text("zoo: resuming\nEpoch 2/3\n500/500 - 31s - 61ms/step - loss: -5.5e+02 - log_z/forward: 796.3543 "
+                      "- log_z/ess: 2\nEpoch 3/3\n500/500 - 29s - 58ms/step - loss: -5.0e+02\n")
+    assert curve.main([str(first), str(second), "--metrics", "log_z/forward", "loss"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "| epoch | log_z/forward | loss |", "|---:|---:|---:|", "| 1 | 1030.62 | -895.87 |", "| 2 | 796.354 | -550 |"]
+    assert curve.main([str(first), str(second), "--every", "2"]) == 0  # default: what every epoch logged (loss)
+    assert capsys.readouterr().out.splitlines()[2:] == ["| 1 | -895.87 |", "| 3 | -500 |"]
+    (tmp_path / "empty.log").write_text("Epoch 1/3\n")
+    for args, message in (([str(tmp_path / "empty.log")], "no epoch lines"), ([str(tmp_path / "no.log")], "cannot read"),
+                          ([str(first), "--metrics", "accuracy"], "no epoch logged accuracy; the logs have "
+                                                                     "log_z/ess, log_z/forward, loss"),
+                          ([str(first), "--every", "0"], "--every")):
+        assert curve.main(args) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+
+
 def _card(folder, by_k, log_z=None):
     folder.mkdir()
     metrics = {"dataset": "binarized_mnist", "test_nll_by_k": by_k, **({"log_z": log_z} if log_z else {})}

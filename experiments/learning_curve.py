@@ -5,8 +5,9 @@
         --metrics log_z/forward log_z/reverse validation_nll/lower validation_nll/upper
 
 A run resumed in another log: give the logs in order; an epoch logged twice (run again after an interruption)
-keeps its last value. Only epochs that logged every asked metric are shown (a monitor every 20 epochs gives
-those epochs); --every N keeps every N-th of them.
+keeps its last value. A log of several stages (a DBM's pretraining, then its joint training) gives the last
+stage: epochs counted to another total start a new curve. Only epochs that logged every asked metric are shown (a
+monitor every 20 epochs gives those epochs); --every N keeps every N-th of them.
 """
 import re
 import sys
@@ -14,20 +15,24 @@ import sys
 from zoo import cli
 from zoo.cli.args import positive_int
 
-EPOCH = re.compile(r"^Epoch (\d+)/\d+\s*$")
+EPOCH = re.compile(r"^Epoch (\d+)/(\d+)\s*$")
 METRICS = re.compile(r"^\d+/\d+ - \d+s - (.*)$")
 PAIR = re.compile(r"([\w/.-]+): (-?[\d.]+(?:e[-+]?\d+)?|nan|-?inf)\s*$", re.IGNORECASE)
 
 
 def read_log(path, curve=None):
-    """{epoch: {metric: value}} of one log, added to `curve` (a later epoch line replaces an earlier one)."""
+    """{epoch: {metric: value}} of one log's last stage, added to `curve` (a later epoch line replaces an earlier
+    one; epochs counted to another total than the curve's start it afresh). The total is kept as curve[None]."""
     curve = {} if curve is None else curve
     epoch = None
     with open(path) as log:
         for line in log:
             line = line.rstrip("\n")
             if m := EPOCH.match(line):
-                epoch = int(m.group(1))
+                epoch, total = int(m.group(1)), int(m.group(2))
+                if curve.get(None, total) != total:
+                    curve.clear()
+                curve[None] = total
             elif epoch is not None and (m := METRICS.match(line)):
                 values = {}
                 for part in m.group(1).split(" - "):
@@ -60,10 +65,13 @@ def main(argv=None):
                 read_log(path, curve)
             except OSError as error:
                 raise cli.UsageError(f"learning_curve.py: cannot read {path}: {error.strerror}")
+        curve.pop(None, None)
         if not curve:
             raise cli.UsageError(f"learning_curve.py: {', '.join(args.logs)}: no epoch lines (trained with "
                                  "--verbose 2?)")
         metrics = args.metrics or [name for name in curve[min(curve)] if all(name in v for v in curve.values())]
+        if not metrics:
+            raise cli.UsageError("learning_curve.py: no metric was logged at every epoch: name some with --metrics")
         logged = {name for values in curve.values() for name in values}
         unknown = [name for name in metrics if name not in logged]
         if unknown:

@@ -1,5 +1,5 @@
-"""Swap rates of parallel tempering on a trained RBM, to choose `zoo train rbm --temperatures T --min-beta B`
-before a long run: for each (T, B), a copy of the model with T temperatures evenly spaced from B to 1 runs
+"""Swap rates of parallel tempering on a trained RBM or DBM, to choose `zoo train rbm|dbm --temperatures T
+--min-beta B` before a long run: for each (T, B), a copy of the model with T temperatures evenly spaced from B to 1 runs
 --rounds rounds (one sweep of every chain, then swaps) from its fresh chains, and the fraction of proposed
 swaps accepted over the second half is printed with the seconds per round. Rates near 0 mean the
 temperatures are too far apart; each round costs T sweeps of --n-chains chains.
@@ -14,12 +14,13 @@ import tensorflow as tf
 
 import zoo
 from zoo import cli
-from zoo.models import RBM
+from zoo.models import DBM, RBM
 
 
 def parse_args(argv):
     """The options; cli.UsageError (one line) for a bad one."""
-    parser = cli.Parser(prog="tempering_rates.py", description="Swap rates of parallel tempering on a trained RBM.")
+    parser = cli.Parser(prog="tempering_rates.py",
+                        description="Swap rates of parallel tempering on a trained RBM or DBM.")
     parser.add_argument("model", help="model folder or registered name")
     parser.add_argument("--temperatures", type=int, nargs="+", default=[10, 20], metavar="T")
     parser.add_argument("--min-beta", type=float, nargs="+", default=[0.0, 0.5], metavar="B")
@@ -38,9 +39,13 @@ def parse_args(argv):
 
 def swap_rate(source, n_temperatures, min_beta, n_chains, rounds, seed):
     """(fraction of proposed swaps accepted over the second half of `rounds`, seconds per round)."""
-    model = RBM(source.n_hidden, visible=source.visible_units, hidden=source.hidden_units,
-                n_visible=source.n_visible, persistent=True, n_chains=n_chains, n_temperatures=n_temperatures,
-                min_beta=min_beta, seed=seed)
+    settings = dict(n_chains=n_chains, n_temperatures=n_temperatures, min_beta=min_beta, seed=seed)
+    if isinstance(source, DBM):
+        model = DBM(source.hidden_sizes, visible=source.layer_units[0].kind, top=source.layer_units[-1].kind,
+                    n_visible=source.n_visible, **settings)
+    else:
+        model = RBM(source.n_hidden, visible=source.visible_units, hidden=source.hidden_units,
+                    n_visible=source.n_visible, persistent=True, **settings)
     model.set_parameters_from(source)
     one_round = tf.function(lambda key: model.tempered_sweeps(tf.constant(1), key))
     rates, start = [], None
@@ -55,8 +60,8 @@ def main(argv=None):
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv)
         source = zoo.load(args.model)
-        if not hasattr(source, "tempered_sweeps"):
-            raise ValueError(f"{args.model} is a {type(source).__name__}, not an RBM")
+        if not isinstance(source, (RBM, DBM)):
+            raise ValueError(f"{args.model} is a {type(source).__name__}, not an RBM or a DBM")
     except (ValueError, OSError) as exc:
         print(exc if isinstance(exc, cli.UsageError) else f"tempering_rates.py: error: {exc}", file=sys.stderr)
         return cli.EXIT_BAD_INPUT

@@ -83,6 +83,20 @@ EQUAL_STEP = {  # family -> (model maker, optimizer)
 }
 
 
+def _vary_tempered_chains(model):
+    """Tempering's chains at distinct random states and weights of std 1: with most-likely draws, fresh chains and
+    small weights every chain sits in one state at every temperature, and a split or swap bug would go unseen."""
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    chains = model.chains if hasattr(model, "chains") else [model.persistent_chains]
+    kernels = model.kernels if hasattr(model, "kernels") else [model.kernel]
+    for variable in chains:
+        variable.assign((rng.random(variable.shape) < 0.5).astype(np.float32))
+    for variable in kernels:
+        variable.assign(rng.standard_normal(variable.shape).astype(np.float32))
+
+
 def equal_step(families):
     _logical_cpus(2)
     _deterministic_bernoulli()
@@ -108,6 +122,8 @@ def equal_step(families):
                 model = EQUAL_STEP[family](x.shape[1])
                 model.compile(keras.optimizers.SGD(0.5))
                 model(x[:1])
+            if family.endswith("-tempering"):
+                _vary_tempered_chains(model)
             if family == "hybrid":
                 pipeline = tf.data.Dataset.from_tensors((x, y))
             else:
@@ -130,7 +146,8 @@ def split_chains():
 
     from zoo import data, distributed
     from zoo.models import DBM, RBM
-    from zoo.models.base import gather_replica_rows, next_seed, replica_rows
+    from zoo.models.base import (gather_replica_rows, gather_tempered_rows, next_seed, replica_rows,
+                                 replica_tempered_rows)
 
     strategy = tf.distribute.MirroredStrategy(["/CPU:0", "/CPU:1"])
     rows = tf.reshape(tf.range(12.0), (6, 2))
@@ -139,6 +156,10 @@ def split_chains():
         generator = keras.random.SeedGenerator(0)
     report = {"rows": local(strategy.run(lambda: replica_rows(rows))),
               "gathered": local(strategy.run(lambda: gather_replica_rows(replica_rows(rows)))),
+              "tempered_rows": local(strategy.run(lambda: replica_tempered_rows(tf.reshape(tf.range(24.0), (12, 2)),
+                                                                                3))),
+              "tempered_gathered": local(strategy.run(lambda: gather_tempered_rows(
+                  replica_tempered_rows(tf.reshape(tf.range(24.0), (12, 2)), 3), 3))),
               "seeds": local(strategy.run(lambda: next_seed(generator))),
               "outside": next_seed(keras.random.SeedGenerator(0)).numpy().tolist()}
     try:

@@ -168,6 +168,20 @@ def test_a_run_stopped_by_an_error_keeps_its_epochs_unless_it_diverged(tmp_path,
     assert code == 0 and ("resuming the interrupted run" in err) == kept
 
 
+def test_a_run_that_fails_before_its_first_epoch_ends_leaves_no_backup(tmp_path, capsys, monkeypatch):
+    """Nothing finished, nothing to resume: the backup goes, so that corrected settings are not refused."""
+    def fail(self, batch, logs=None):
+        raise ValueError("the first step failed")
+
+    monkeypatch.setattr(training.RaiseOnNaN, "on_train_batch_end", fail, raising=False)
+    code, out, _, err = _train(tmp_path, capsys)
+    assert code == 2 and err.strip().splitlines() == ["zoo: error: the first step failed"]
+    assert not (tmp_path / "m.backup").exists()
+    monkeypatch.undo()
+    code, out, _, err = _train(tmp_path, capsys, extra=["--lr", "0.01"])
+    assert code == 0, err
+
+
 def test_train_with_parallel_tempering(tmp_path, capsys):
     code, out, _, err = _train(tmp_path, capsys, extra=["--persistent", "--temperatures", "3", "--min-beta", "0.5"])
     assert code == 0, err

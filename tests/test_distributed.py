@@ -175,14 +175,18 @@ def test_persistent_chains_are_split_across_replicas_and_their_draws_independent
     """Of 2 replicas, each runs its half of the chains (rows 0-2 and 3-5 of 6) and all-gathers them back, so both
     copies of the chains agree after a real (random) step of a persistent RBM, of one with parallel tempering
     (each replica its share of the chains at every temperature) and of a DBM; each replica's seed is folded with
-    its index (independent draws), and outside a distributed step the seed is the generator's own. Chains that do
-    not split evenly are refused when the model is compiled under the strategy."""
+    its index (independent draws), and outside a distributed step the seed is the generator's own. Tempered chains,
+    stored by temperature, split by chain index. Chains that do not split evenly are refused when the model is compiled under the strategy."""
     done = subprocess.run(["timeout", "300", sys.executable, WORKER, "split-chains"], cwd=ROOT, env=_env(),
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     rows = np.arange(12.0).reshape(6, 2).tolist()
     assert report["rows"] == [rows[:3], rows[3:]] and report["gathered"] == [rows, rows]
+    # 4 chains at each of 3 temperatures, stored by temperature: each replica gets 2 chains at every temperature
+    tempered = np.arange(24.0).reshape(12, 2)
+    assert report["tempered_rows"] == [tempered[[0, 1, 4, 5, 8, 9]].tolist(), tempered[[2, 3, 6, 7, 10, 11]].tolist()]
+    assert report["tempered_gathered"] == [tempered.tolist()] * 2
     first, second = report["seeds"]
     assert first != second and report["outside"] == [0, 0]
     odd = "7 persistent chains do not split over 2 replicas: choose a number of chains that is a multiple of 2"

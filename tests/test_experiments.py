@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import zoo
 from zoo.models import RBM
@@ -38,8 +39,17 @@ def test_learning_curve_reads_the_epochs_that_logged_every_asked_metric(tmp_path
         "| epoch | log_z/forward | loss |", "|---:|---:|---:|", "| 1 | 1030.62 | -895.87 |", "| 2 | 796.354 | -550 |"]
     assert curve.main([str(first), str(second), "--every", "2"]) == 0  # default: what every epoch logged (loss)
     assert capsys.readouterr().out.splitlines()[2:] == ["| 1 | -895.87 |", "| 3 | -500 |"]
+    staged = tmp_path / "staged.log"  # a pretraining stage of 2 epochs, then the 3 of the joint stage
+    staged.write_text("Epoch 1/2\n500/500 - 9s - 9ms/step - loss: 7\nEpoch 2/2\n500/500 - 9s - 9ms/step - loss: 6\n"
+                      + first.read_text())
+    assert curve.main([str(staged), str(second), "--metrics", "loss"]) == 0
+    assert capsys.readouterr().out.splitlines()[2:] == ["| 1 | -895.87 |", "| 2 | -550 |", "| 3 | -500 |"]
     (tmp_path / "empty.log").write_text("Epoch 1/3\n")
-    for args, message in (([str(tmp_path / "empty.log")], "no epoch lines"), ([str(tmp_path / "no.log")], "cannot read"),
+    (tmp_path / "uneven.log").write_text("Epoch 1/2\n500/500 - 9s - 9ms/step - a: 1\nEpoch 2/2\n"
+                                         "500/500 - 9s - 9ms/step - b: 1\n")
+    for args, message in (([str(tmp_path / "empty.log")], "no epoch lines"),
+                          ([str(tmp_path / "uneven.log")], "no metric was logged at every epoch"),
+                          ([str(tmp_path / "no.log")], "cannot read"),
                           ([str(first), "--metrics", "accuracy"], "no epoch logged accuracy; the logs have "
                                                                      "log_z/ess, log_z/forward, loss"),
                           ([str(first), "--every", "0"], "--every")):
@@ -214,10 +224,17 @@ def test_dbm_pretraining_scales_refuses_a_folder_without_stages(tmp_path, load_s
     assert "no rbm1, rbm2, ... folders in" in err and len(err.strip().splitlines()) == 1
 
 
-def test_tempering_rates_script_accepts_every_swap_of_a_zero_weight_model(tmp_path, capsys, load_script):
+@pytest.mark.parametrize("family", ["rbm", "dbm"])
+def test_tempering_rates_script_accepts_every_swap_of_a_zero_weight_model(tmp_path, capsys, load_script, family):
     """With W = 0 every tempered distribution is the same, so every swap is accepted (rate exactly 1)."""
-    model = RBM(4, n_visible=6, weight_stddev=0.0, seed=0)
-    model.hidden_bias.assign(np.arange(4, dtype=np.float32))
+    from zoo.models import DBM
+
+    if family == "rbm":
+        model = RBM(4, n_visible=6, weight_stddev=0.0, seed=0)
+        model.hidden_bias.assign(np.arange(4, dtype=np.float32))
+    else:
+        model = DBM([4, 3], n_visible=6, weight_stddev=0.0, seed=0, training_state=False)
+        model.biases[1].assign(np.arange(4, dtype=np.float32))
     folder = zoo.export.save(model, tmp_path / "flat", zoo.export.make_card(model, dataset="digits"),
                              saved_model=False)
     script = load_script("experiments/tempering_rates")

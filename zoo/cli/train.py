@@ -95,8 +95,9 @@ def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, c
               seed=None):
     """`model.fit` as one resumable stage of training: Keras' BackupAndRestore in the folder `backup` (a stage
     interrupted, by Ctrl-C say, resumes from it when run again; Keras removes it when the stage ends), the NaN
-    guard, then `callbacks`. A stage that fails otherwise keeps its backup too (a monitor's error should not cost
-    the epochs before it), except one that diverged (its last backup may hold the diverged weights).
+    guard, then `callbacks`. A stage that fails otherwise keeps its backup too when an epoch has finished (a
+    monitor's error should not cost the epochs before it), unless it diverged (its last backup may hold the
+    diverged weights); on several workers the backup is always kept.
     A model made under a distributed strategy trains by `zoo.distributed.fit_distributed` instead, on batches
     shuffled by `seed` (the same on every worker), its backup written by the chief alone."""
     import keras
@@ -127,13 +128,18 @@ def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, c
     except KeyboardInterrupt:
         print(f"zoo: interrupted; run the same command again to resume from {backup}", file=sys.stderr)
         raise
-    except FloatingPointError:  # diverged: the last backup may hold the diverged weights
-        if not spread:
+    except BaseException as error:
+        # on several workers a failure is often a peer's: resumable. On one, a divergence's last backup may hold
+        # the diverged weights, and a backup without a finished epoch holds nothing worth a refusal of new settings;
+        # another failure (a monitor's, the machine's) keeps the finished epochs
+        finished = (backup / "latest.weights.h5").is_file()
+        if spread:
+            pass
+        elif isinstance(error, FloatingPointError) or not finished:
             shutil.rmtree(backup, ignore_errors=True)
-        raise
-    except BaseException:  # a callback's or the machine's failure: the epochs done are kept
-        print(f"zoo: the training stopped at an error; its finished epochs are kept in {backup}: run the same "
-              "command again to resume, or delete the folder to start over", file=sys.stderr)
+        else:
+            print(f"zoo: the training stopped at an error; its finished epochs are kept in {backup}: run the same "
+                  "command again to resume, or delete the folder to start over", file=sys.stderr)
         raise
 
 

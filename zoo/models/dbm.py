@@ -41,8 +41,8 @@ class DBM(RestoresCompiledState, keras.Model):
       n_visible: builds the model at once when given (otherwise on the first data seen).
       n_chains: persistent chains (fantasy particles), each a state of every layer.
       gibbs_steps: Gibbs sweeps of the chains per update.
-      n_temperatures, min_beta: parallel tempering of the persistent chains (Desjardins et al. 2010; for DBMs,
-        Salakhutdinov 2010): n_chains chains at each of n_temperatures inverse temperatures evenly spaced from
+      n_temperatures, min_beta: parallel tempering of the persistent chains (Desjardins et al. 2010, Cho et
+        al. 2010, there for RBMs): n_chains chains at each of n_temperatures inverse temperatures evenly spaced from
         min_beta to 1, p_beta(x) ~ exp(-sum_l se_l(x_l; b_l) + beta sum_l I(x_l) W_l I(x_{l+1})) (beta scales
         the weights: at 0 every layer is independent at its biases); each of the gibbs_steps rounds sweeps every
         chain at its own beta (the parity with fewer units moved, as AIS does) and offers swaps between
@@ -67,8 +67,8 @@ class DBM(RestoresCompiledState, keras.Model):
     EVALUATION_MEAN_FIELD_STEPS = 100
 
     def __init__(self, layers, visible="bernoulli", top="bernoulli", n_visible=None, n_chains=100, gibbs_steps=5,
-                 n_temperatures=1, min_beta=0.0, mean_field_steps=10, mean_field_tol=1e-7, l2=0.0, max_norm=None, sparsity_targets=None,
-                 sparsity_cost=0.0, centering=False, centering_rate=0.01, weight_stddev=0.01, seed=None,
+                 n_temperatures=1, min_beta=0.0, mean_field_steps=10, mean_field_tol=1e-7, l2=0.0, max_norm=None,
+                 sparsity_targets=None, sparsity_cost=0.0, centering=False, centering_rate=0.01, weight_stddev=0.01, seed=None,
                  training_state=True, **kwargs):
         super().__init__(**kwargs)
         if isinstance(layers, (int, np.integer)) or not len(layers):

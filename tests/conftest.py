@@ -22,6 +22,25 @@ def load_script():
     return load
 
 
+@pytest.fixture
+def stop_after_epoch(monkeypatch):
+    """stop_after_epoch(epoch, error): training raises `error` (an exception or its class) after the 0-based
+    `epoch` has been logged, as an interruption or a failing callback would; stop_after_epoch(None) undoes it."""
+    from zoo import training
+
+    original = training.TensorBoardLogger.on_epoch_end
+
+    def stop(epoch, error=KeyboardInterrupt):
+        def on_epoch_end(self, done, logs=None):
+            original(self, done, logs)
+            if done == epoch:
+                raise error
+
+        monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", original if epoch is None else on_epoch_end)
+
+    return stop
+
+
 @pytest.fixture(scope="session")
 def toy_latent_class():
     """ToyHelmholtz: a tiny latent-variable model for exact answers (registered, so its folders load)."""

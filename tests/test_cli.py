@@ -121,15 +121,8 @@ def test_a_failed_run_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tb"]
 
 
-def test_an_interrupted_run_resumes_with_the_same_command(tmp_path, capsys, monkeypatch):
-    original = training.TensorBoardLogger.on_epoch_end
-
-    def interrupt_at_epoch_2(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", interrupt_at_epoch_2)
+def test_an_interrupted_run_resumes_with_the_same_command(tmp_path, capsys, monkeypatch, stop_after_epoch):
+    stop_after_epoch(1)
     code, out, _, err = _train(tmp_path, capsys)
     assert code == 130 and "resume" in err
     assert not out.exists() and (tmp_path / "m.backup").is_dir()
@@ -137,7 +130,7 @@ def test_an_interrupted_run_resumes_with_the_same_command(tmp_path, capsys, monk
     code, _, _, err = _train(tmp_path, capsys, extra=["--lr", "0.01"])  # other settings: refused
     assert code == 2 and "interrupted run with other settings" in err
 
-    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", original)
+    stop_after_epoch(None)
     epochs_run = []
     monkeypatch.setattr(training.RaiseOnNaN, "on_epoch_begin", lambda self, epoch, logs=None: epochs_run.append(epoch),
                         raising=False)
@@ -149,21 +142,15 @@ def test_an_interrupted_run_resumes_with_the_same_command(tmp_path, capsys, monk
 
 @pytest.mark.parametrize("error, kept", [(ValueError("a monitor failed"), True),
                                          (FloatingPointError("training diverged at epoch 2"), False)])
-def test_a_run_stopped_by_an_error_keeps_its_epochs_unless_it_diverged(tmp_path, capsys, monkeypatch, error, kept):
+def test_a_run_stopped_by_an_error_keeps_its_epochs_unless_it_diverged(tmp_path, capsys, stop_after_epoch, error,
+                                                                        kept):
     """An error in a callback after epoch 2 (the DBM's log Z monitor once failed so, 40 epochs in) leaves the
     backup, and the same command resumes at epoch 3; a divergence removes it (its last weights may be NaN)."""
-    original = training.TensorBoardLogger.on_epoch_end
-
-    def fail_at_epoch_2(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 1:
-            raise error
-
-    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", fail_at_epoch_2)
+    stop_after_epoch(1, error)
     code, out, _, err = _train(tmp_path, capsys)
     assert code == 2 and str(error) in err and not out.exists()
     assert (tmp_path / "m.backup").is_dir() == kept and ("run the same command again" in err) == kept
-    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", original)
+    stop_after_epoch(None)
     code, out, _, err = _train(tmp_path, capsys)
     assert code == 0 and ("resuming the interrupted run" in err) == kept
 

@@ -658,20 +658,13 @@ def test_train_without_ali_leaves_the_generator_and_encoder_alone(tmp_path, caps
     assert not all(np.array_equal(a, b) for a, b in zip(start.x_branch.get_weights(), model.x_branch.get_weights()))
 
 
-def test_an_interrupted_run_resumes(tmp_path, capsys, monkeypatch):
-    original = training.TensorBoardLogger.on_epoch_end
-
-    def interrupt_after_epoch_1(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", interrupt_after_epoch_1)
+def test_an_interrupted_run_resumes(tmp_path, capsys, monkeypatch, stop_after_epoch):
+    stop_after_epoch(0)
     out = tmp_path / "ih"
     code, _, err = _run(capsys, _train_args(out, tmp_path / "tb", batch_size=200))
     assert code == 130 and "resume" in err
     assert not out.exists() and (tmp_path / "ih.backup").is_dir()
-    monkeypatch.setattr(training.TensorBoardLogger, "on_epoch_end", original)
+    stop_after_epoch(None)
     epochs_run = []
     monkeypatch.setattr(training.RaiseOnNaN, "on_epoch_begin",
                         lambda self, epoch, logs=None: epochs_run.append(epoch), raising=False)

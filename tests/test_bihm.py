@@ -282,7 +282,7 @@ def test_sampling_importance_resampling_from_p_approaches_p_star():
     x, p_star = _exact_p_star(model)
     _, log_p, _ = _joint_tables(model)
     p = np.exp(np.logaddexp.reduce(log_p, axis=1))
-    samples = model.sample_sir(4000, n_candidates=50, k=500, seed=0, binary=True)
+    samples = model.sample_sir(4000, n_candidates=20, k=500, seed=0, binary=True)  # TV 0.011 (50: 0.007)
     assert samples.shape == (4000, 3)
     tv = 0.5 * np.abs(_histogram(samples) - p_star).sum()
     assert tv < 0.035 and tv < 0.4 * (0.5 * np.abs(p - p_star).sum()), tv

@@ -7,12 +7,6 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def pytest_collection_modifyitems(items):
-    """The tests marked slow first (in their order, then the others): in two processes, a long test that starts
-    last ends the run late; started first, the short ones fill in around it."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
-
-
 @pytest.fixture
 def load_script():
     """load_script("name") -> scripts/name.py as a module; load_script("benchmarks/bench_dbm") or

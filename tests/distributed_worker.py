@@ -151,15 +151,15 @@ def split_chains():
 
     strategy = tf.distribute.MirroredStrategy(["/CPU:0", "/CPU:1"])
     rows = tf.reshape(tf.range(12.0), (6, 2))
+    tempered = tf.reshape(tf.range(24.0), (12, 2))  # 4 chains at each of 3 temperatures
     local = lambda value: [t.numpy().tolist() for t in strategy.experimental_local_results(value)]  # noqa: E731
     with strategy.scope():
         generator = keras.random.SeedGenerator(0)
     report = {"rows": local(strategy.run(lambda: replica_rows(rows))),
               "gathered": local(strategy.run(lambda: gather_replica_rows(replica_rows(rows)))),
-              "tempered_rows": local(strategy.run(lambda: replica_tempered_rows(tf.reshape(tf.range(24.0), (12, 2)),
-                                                                                3))),
-              "tempered_gathered": local(strategy.run(lambda: gather_tempered_rows(
-                  replica_tempered_rows(tf.reshape(tf.range(24.0), (12, 2)), 3), 3))),
+              "tempered_rows": local(strategy.run(lambda: replica_tempered_rows(tempered, 3))),
+              "tempered_gathered": local(strategy.run(lambda: gather_tempered_rows(replica_tempered_rows(tempered, 3),
+                                                                                   3))),
               "seeds": local(strategy.run(lambda: next_seed(generator))),
               "outside": next_seed(keras.random.SeedGenerator(0)).numpy().tolist()}
     try:

@@ -101,8 +101,13 @@ class LayeredAnnealingPath:
     def complete(self, x, terms, beta, seed):
         """Every layer's state: the moved layers' from x, the summed ones drawn given them at the parameters of
         beta (terms = terms(x)); a list [x_0, ..., x_L]."""
-        scale = _per_row(tf.convert_to_tensor(beta, self.dtype))
-        seeds = tfp.random.split_seed(seed, self.depth + 1)
+        return self._draw_summed(x, terms, *self._scale_and_seeds(beta, seed))
+
+    def _scale_and_seeds(self, beta, seed):
+        """beta as a scalar or a column over the rows, and a seed per layer."""
+        return _per_row(tf.convert_to_tensor(beta, self.dtype)), tfp.random.split_seed(seed, self.depth + 1)
+
+    def _draw_summed(self, x, terms, scale, seeds):
         states = self.split(x)
         for l, s in zip(self.summed, terms[:len(self.summed)]):
             states[l] = self.units[l].sample(scale * s, self.mixed_bias(l, scale), seeds[l])
@@ -111,9 +116,8 @@ class LayeredAnnealingPath:
     def transition(self, x, terms, beta, seed):
         """One sweep from x (with terms = terms(x)): the summed layers given the moved ones, then the moved ones
         given those, at the parameters of beta."""
-        scale = _per_row(tf.convert_to_tensor(beta, self.dtype))
-        seeds = tfp.random.split_seed(seed, self.depth + 1)
-        states = self.complete(x, terms, beta, seed)
+        scale, seeds = self._scale_and_seeds(beta, seed)
+        states = self._draw_summed(x, terms, scale, seeds)
         for l in self.moved:
             states[l] = self.units[l].sample(scale * self.layer_input(states, l), self.mixed_bias(l, scale), seeds[l])
         return tf.concat([states[l] for l in self.moved], axis=-1)

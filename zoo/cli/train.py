@@ -130,16 +130,14 @@ def fit_stage(model, x, backup, epochs, batch_size=None, validation_data=None, c
         raise
     except BaseException as error:
         # on several workers a failure is often a peer's: resumable. On one, a divergence's last backup may hold
-        # the diverged weights, and a backup without a finished epoch holds nothing worth a refusal of new settings;
-        # another failure (a monitor's, the machine's) keeps the finished epochs
-        finished = (backup / "latest.weights.h5").is_file()
-        if spread:
-            pass
-        elif isinstance(error, FloatingPointError) or not finished:
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            print(f"zoo: the training stopped at an error; its finished epochs are kept in {backup}: run the same "
-                  "command again to resume, or delete the folder to start over", file=sys.stderr)
+        # the diverged weights, and a backup without a finished epoch (no weights file of BackupAndRestore's) holds
+        # nothing worth a refusal of new settings; another failure (a monitor's, the machine's) keeps the epochs
+        if not spread:
+            if isinstance(error, FloatingPointError) or not (backup / "latest.weights.h5").is_file():
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                print(f"zoo: the training stopped at an error; its finished epochs are kept in {backup}: run the "
+                      "same command again to resume, or delete the folder to start over", file=sys.stderr)
         raise
 
 

@@ -83,16 +83,22 @@ def gather_replica_rows(rows):
 def replica_tempered_rows(chains, n_temperatures):
     """This replica's share of chains stored by temperature (rows [k n, (k + 1) n) at the k-th), by temperature:
     each replica tempers its share of the chains at every temperature (`replica_rows` on the chain index)."""
-    by_chain = tf.transpose(tf.reshape(chains, (n_temperatures, -1, chains.shape[-1])), [1, 0, 2])
-    share = tf.transpose(replica_rows(by_chain), [1, 0, 2])
-    return tf.reshape(share, (-1, chains.shape[-1]))
+    return _by_temperature(replica_rows(_by_chain(chains, n_temperatures)), chains.shape[-1])
 
 
 def gather_tempered_rows(rows, n_temperatures):
     """The inverse of `replica_tempered_rows`: every replica's share, stored by temperature."""
-    by_chain = tf.transpose(tf.reshape(rows, (n_temperatures, -1, rows.shape[-1])), [1, 0, 2])
-    gathered = tf.transpose(gather_replica_rows(by_chain), [1, 0, 2])
-    return tf.reshape(gathered, (-1, rows.shape[-1]))
+    return _by_temperature(gather_replica_rows(_by_chain(rows, n_temperatures)), rows.shape[-1])
+
+
+def _by_chain(rows, n_temperatures):
+    """(t n, width) rows stored by temperature -> (n, t, width), indexed by chain first."""
+    return tf.transpose(tf.reshape(rows, (n_temperatures, -1, rows.shape[-1])), [1, 0, 2])
+
+
+def _by_temperature(by_chain, width):
+    """The inverse of `_by_chain` (rows of `width`, known statically: an all-gather loses it)."""
+    return tf.reshape(tf.transpose(by_chain, [1, 0, 2]), (-1, width))
 
 
 def replica_mean(value):

@@ -68,8 +68,8 @@ class DBM(RestoresCompiledState, keras.Model):
 
     def __init__(self, layers, visible="bernoulli", top="bernoulli", n_visible=None, n_chains=100, gibbs_steps=5,
                  n_temperatures=1, min_beta=0.0, mean_field_steps=10, mean_field_tol=1e-7, l2=0.0, max_norm=None,
-                 sparsity_targets=None, sparsity_cost=0.0, centering=False, centering_rate=0.01, weight_stddev=0.01, seed=None,
-                 training_state=True, **kwargs):
+                 sparsity_targets=None, sparsity_cost=0.0, centering=False, centering_rate=0.01, weight_stddev=0.01,
+                 seed=None, training_state=True, **kwargs):
         super().__init__(**kwargs)
         if isinstance(layers, (int, np.integer)) or not len(layers):
             raise ValueError(f"layers must list the hidden layer sizes, e.g. [500, 1000], got {layers!r}")

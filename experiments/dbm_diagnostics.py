@@ -110,17 +110,7 @@ def run(args):
 
 
 def main(argv=None):
-    return cli.run_script(parse_args, _checked(run), argv)
-
-
-def _checked(run):
-    def wrapped(args):
-        try:
-            return run(args)
-        except (ValueError, OSError) as exc:
-            print(f"dbm_diagnostics.py: error: {exc}", file=sys.stderr)
-            return cli.EXIT_BAD_INPUT
-    return wrapped
+    return cli.run_script(parse_args, cli.checked("dbm_diagnostics.py", run), argv)
 
 
 if __name__ == "__main__":

@@ -282,3 +282,29 @@ def test_dbm_diagnostics_reports_the_parameters_and_posterior_it_reads(tmp_path,
     zoo.export.save(rbm, tmp_path / "rbm", saved_model=False)
     assert diagnostics.main([str(tmp_path / "rbm")]) == 2
     assert "is not a DBM (its model is RBM)" in capsys.readouterr().err
+
+
+def test_dbm_ais_base_compares_the_visible_base_with_the_base_fitted_on_every_layer(tmp_path, load_script, capsys):
+    script = load_script("experiments/dbm_ais_base")
+    from zoo.models import DBM
+
+    model = DBM([4, 3], n_visible=784, seed=0, weight_stddev=0.5, training_state=False)
+    model(np.zeros((1, 784), np.float32))
+    zoo.export.save(model, tmp_path / "dbm", saved_model=False)
+    assert script.main([str(tmp_path / "dbm"), "--ais-betas", "10", "30", "--ais-chains", "3"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and
+            line[2].isalpha() and not line.startswith("| base")]
+    assert [(r[0], r[1]) for r in rows] == [("| visible", "10"), ("| visible", "30"), ("| every layer", "10"),
+                                            ("| every layer", "30")]
+    x = zoo.data.load("binarized_mnist").train.x
+    p = np.clip(x.mean(0), 1e-3, 1 - 1e-3)
+    bases = {"| visible": np.concatenate([np.log(p) - np.log1p(-p), np.zeros(7)]),
+             "| every layer": model.base_parameters(x)}
+    for base, n, log_z, *_ in rows:
+        want = zoo.evaluation.ais(model, n_betas=int(n), n_chains=3, base=bases[base], seed=0)
+        assert log_z == f"{want.log_z:.2f} +- {want.log_z_std:.2f}"
+    rbm = RBM(3, n_visible=784, seed=0)
+    rbm(np.zeros((1, 784), np.float32))
+    zoo.export.save(rbm, tmp_path / "rbm", saved_model=False)
+    assert script.main([str(tmp_path / "rbm")]) == 2
+    assert "is a RBM, not a DBM" in capsys.readouterr().err

@@ -183,7 +183,7 @@ class LogPartitionMonitor(_SummaryCallback):
         self.base = checks.check_choice(base or ("uniform" if train_x is None else "data"), "base",
                                         ("data", "uniform"))
         if self.base == "data" and train_x is None:
-            raise ValueError("base='data' needs train_x to fit the base model's visible biases")
+            raise ValueError("base='data' needs train_x to fit the base model")
         self.n_betas = checks.check_positive_int(n_betas, "n_betas", minimum=2)
         self.n_chains = checks.check_positive_int(n_chains, "n_chains")
         self.reverse_examples = checks.check_positive_int(reverse_examples, "reverse_examples")

@@ -105,3 +105,15 @@ def run_script(parse_args, run, argv=None):
         return EXIT_BAD_INPUT
     prepare_tensorflow()
     return run(args)
+
+
+def checked(prog, run):
+    """`run(args)` for run_script, its bad input (a ValueError or OSError: a model of the wrong family, a
+    missing file) reported as "PROG: error: ..." in one line with exit code 2."""
+    def wrapped(args):
+        try:
+            return run(args)
+        except (ValueError, OSError) as exc:
+            print(f"{prog}: error: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    return wrapped

@@ -186,14 +186,25 @@ def exact_log_partition(model, max_states=2 ** 22, chunk_size=2 ** 14, dtype=tf.
 
 
 def _base_parameters(model, base, data):
-    """The model's base parameters: fitted to `data` (base "data") or uniform."""
+    """The model's base parameters: fitted to `data` (base "data"), uniform, or given (an array of the length
+    `model.base_parameters()` has)."""
+    if not isinstance(base, str):
+        given, uniform = np.asarray(base, np.float64), model.base_parameters(None)
+        if given.shape != uniform.shape or not np.isfinite(given).all():
+            raise ValueError(f"base as an array must hold {len(uniform)} finite numbers (the base model's "
+                             f"parameters), got shape {given.shape}")
+        return given
     base = checks.check_choice(base, "base", ("data", "uniform"))
     if base == "uniform":
         return model.base_parameters(None)
     if data is None:
-        raise ValueError("base='data' needs the training data (data=...) to fit the base model's visible "
-                         "biases; or use base='uniform'")
+        raise ValueError("base='data' needs the training data (data=...) to fit the base model; or use "
+                         "base='uniform'")
     return model.base_parameters(model.validate_data(data, "data"))
+
+
+def _base_name(base):
+    return base if isinstance(base, str) else "given"
 
 
 def _run_blocks(step, state, n_steps, progress):
@@ -247,8 +258,9 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
         dtype=tf.float64, seed=None, progress=None):
     """Forward AIS estimate of log Z (a frozen AISResult).
 
-    base: "data" (zero-weight model whose visible biases fit `data`'s means; Salakhutdinov & Murray) or
-    "uniform" (zero biases too). schedule: "salakhutdinov", "linear" (n_betas values) or an array from 0 to
+    base: "data" (zero-weight model whose units match `data`'s means: the visible ones, Salakhutdinov & Murray,
+    and a DBM's hidden ones those of its mean-field posterior), "uniform" (zero biases), or the base model's
+    parameters (an array, as `model.base_parameters` gives). schedule: "salakhutdinov", "linear" (n_betas values) or an array from 0 to
     1. `progress(done, total)` is called between blocks of temperatures.
     """
     _check_model(model)
@@ -275,7 +287,7 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
     return AISResult(
         log_z=shift + math.log(mean), log_z_lower=lower, log_z_upper=shift + math.log(mean + 3 * sem),
         log_z_std=sem / mean, ess=effective_sample_size(log_w), log_weights=log_w, base_log_z=base_log_z,
-        settings={"method": "forward AIS", "n_betas": len(betas), "n_chains": n_chains, "base": base,
+        settings={"method": "forward AIS", "n_betas": len(betas), "n_chains": n_chains, "base": _base_name(base),
                   "schedule": schedule_name, "dtype": dtype.name, "seed": seed},
         seconds=time.perf_counter() - begin)
 
@@ -320,7 +332,7 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
     begin = time.perf_counter()
     v = tf.constant(x, dtype)
     over_data = not capabilities.offers(path, capabilities.StartsFromData)
-    settings = {"method": "reverse AIS (RAISE)", "n_betas": len(betas), "n_examples": len(x), "base": base,
+    settings = {"method": "reverse AIS (RAISE)", "n_betas": len(betas), "n_examples": len(x), "base": _base_name(base),
                 "schedule": schedule_name, "dtype": dtype.name, "seed": seed}
     if not over_data:
         burn_in = checks.check_positive_int(burn_in, "burn_in", minimum=0)

@@ -480,13 +480,25 @@ class DBM(RestoresCompiledState, keras.Model):
         means, inputs, _ = self._mean_field(v, self.EVALUATION_MEAN_FIELD_STEPS, self.mean_field_tol)
         return -self._mean_field_free_energy(means, inputs)
 
+    #: at most this many rows of the data (evenly spaced) fit the hidden layers of the AIS base model
+    BASE_FIT_EXAMPLES = 10000
+
     def base_parameters(self, data=None):
-        """Visible biases of the AIS base model (zero weights; hidden biases zero): fitted so that independent
-        visible units match the means of `data` (Salakhutdinov & Murray 2008), or zeros (uniform) for None."""
+        """The biases of the AIS base model (independent units, no weights), every layer's concatenated: fitted so
+        that each layer's units match the means of `data` (the visible layer; Salakhutdinov & Murray 2008) and of
+        its mean-field posterior (the hidden ones, on at most BASE_FIT_EXAMPLES rows), or zeros (uniform) for None.
+        A base near the model's own marginals is what lets AIS converge on a sharp DBM (docs/dbm.md)."""
         self._check_built()
         if data is None:
-            return np.zeros(self.n_visible)
-        return self.layer_units[0].bias_from_mean(self.validate_data(data, "data").mean(0))
+            return np.zeros(sum(self.sizes))
+        x = self.validate_data(data, "data")
+        fit = x[::-(-len(x) // self.BASE_FIT_EXAMPLES)]
+        hidden = [np.zeros(n) for n in self.sizes[1:]]
+        for start in range(0, len(fit), 1000):  # batches bound the memory of the mean field
+            for total, mean in zip(hidden, self.mean_field(fit[start:start + 1000], n_steps=self.mean_field_steps)):
+                total += mean.sum(0)
+        means = [x.mean(0)] + [total / len(fit) for total in hidden]
+        return np.concatenate([units.bias_from_mean(mean) for units, mean in zip(self.layer_units, means)])
 
     def annealing_parity(self):
         """The parity of layers that AIS moves (0: v, x_2, ...; 1: x_1, x_3, ...), the other summed out: the one
@@ -494,7 +506,8 @@ class DBM(RestoresCompiledState, keras.Model):
         return int(sum(self.sizes[1::2]) <= sum(self.sizes[0::2]))
 
     def annealing_path(self, base_bias, dtype=tf.float64):
-        """The path of AIS from independent units (visible biases `base_bias`, the others zero) to this model."""
+        """The path of AIS from independent units (biases `base_bias`, every layer's concatenated, as
+        `base_parameters` gives) to this model."""
         self._check_built()
         return DBMAnnealingPath(self, base_bias, dtype, self.annealing_parity())
 
@@ -645,15 +658,17 @@ class PretrainingRBM(RBM):
 
 
 class DBMAnnealingPath(sampling.LayeredAnnealingPath):
-    """The DBM's path of AIS (`zoo.sampling.LayeredAnnealingPath` on its layers): from independent units (the
-    visible ones at `base_bias`, the hidden ones at zero; base_bias None: B's own biases at both ends, which
+    """The DBM's path of AIS (`zoo.sampling.LayeredAnnealingPath` on its layers): from independent units at
+    `base_bias` (every layer's biases concatenated; None: B's own biases at both ends, which
     `unnormalized_log_marginal` uses at beta = 1) to the DBM, moving the layers of `parity`. Reverse AIS starts
     its chains at data (`start_from_data`)."""
 
     def __init__(self, model, base_bias, dtype, parity):
         kernels, biases = model._params(dtype)
-        base_biases = list(biases) if base_bias is None else (
-            [tf.cast(base_bias, dtype)] + [tf.zeros((n,), dtype) for n in model.sizes[1:]])
+        if base_bias is not None and base_bias.shape[-1] != sum(model.sizes):
+            raise ValueError(f"base_bias has {base_bias.shape[-1]} entries: the base model of a DBM needs every "
+                             f"layer's biases, {sum(model.sizes)} for layers of {list(model.sizes)}")
+        base_biases = list(biases) if base_bias is None else tf.split(tf.cast(base_bias, dtype), model.sizes)
         super().__init__(model.layer_units, kernels, biases, base_biases, parity, dtype)
         self.model = model
 

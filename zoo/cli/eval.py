@@ -50,8 +50,9 @@ def add_parser(commands):
                          "before they are annealed down (default: %(default)s)")
     ev.add_argument("--exact", action="store_true", help="require exact log Z (only for models whose smaller "
                     "layer has about 20 units; without it, exact log Z is added when possible)")
-    ev.add_argument("--base", choices=("data", "uniform"), default="data", help="base model: visible biases "
-                    "fitted to the training means, or uniform (default: %(default)s)")
+    ev.add_argument("--base", choices=("data", "uniform"), default="data", help="base model of AIS: independent "
+                    "units fitted to the training images (the visible units to their means, a DBM's hidden ones to "
+                    "those of its mean-field posterior), or uniform (default: %(default)s)")
     ev.add_argument("--schedule", choices=("salakhutdinov", "linear"), default="salakhutdinov",
                     help="spacing of the temperatures (default: %(default)s)")
     ev.add_argument("--dtype", choices=("float32", "float64"), default="float64", help="(default: %(default)s)")

@@ -229,3 +229,20 @@ def test_bad_input_is_refused():
         ev.reverse_ais(model, x + 0.5, n_betas=10)
     with pytest.raises(ValueError, match="log_z must be finite"):
         ev.log_likelihood(model, x, float("nan"))
+
+
+def test_the_printed_verdict_names_the_failed_condition():
+    from zoo.cli.eval_tables import convergence_verdict
+
+    def check(drift, drift_std, converged):
+        return {"drift": drift, "drift_std": drift_std, "converged": converged, "tolerance": 0.5}
+
+    assert convergence_verdict(check(0.1, 0.05, True)) == \
+        "converged (the drift within 3 se, 3 se within 0.5 nats)"
+    assert convergence_verdict(check(0.2, 0.05, False)) == \
+        "NOT CONVERGED (the drift exceeds 3 se (0.15 nats): a longer schedule): the NLL pair below is no bracket"
+    # the published DBM at 20,000 temperatures against 4,000: agreeing, but the short run's error bar too wide
+    assert convergence_verdict(check(-0.0696, 0.2754, False)) == ("NOT CONVERGED (3 se (0.83 nats) exceed 0.5 nats: "
+                                                                  "more chains or a longer check): the NLL pair "
+                                                                  "below is no bracket")
+    assert "the drift exceeds 3 se (inf nats)" not in convergence_verdict(check(0.1, float("inf"), False))

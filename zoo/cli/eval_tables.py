@@ -25,6 +25,17 @@ def number(x, width=12, digits=4):
     return f"{text:>{width}}"
 
 
+def convergence_verdict(check):
+    """The check's verdict in words, and when it failed, which of its two conditions (a `Convergence` as a dict):
+    a drift beyond 3 se asks for a longer schedule, an error bar wider than the tolerance for more chains."""
+    bar, tolerance = 3 * check["drift_std"], check["tolerance"]
+    if check["converged"]:
+        return f"converged (the drift within 3 se, 3 se within {tolerance:g} nats)"
+    reason = (f"the drift exceeds 3 se ({bar:.2f} nats): a longer schedule" if not abs(check["drift"]) <= bar else
+              f"3 se ({bar:.2f} nats) exceed {tolerance:g} nats: more chains or a longer check")
+    return f"NOT CONVERGED ({reason}): the NLL pair below is no bracket"
+
+
 def energy_table(r):
     """The report of `zoo eval` for an energy model; its numbers come in JSON form (`to_dict`)."""
     fwd, rev, nll = r["forward"], r["reverse"], r["nll"]
@@ -34,8 +45,7 @@ def energy_table(r):
     if check is None:
         convergence = [f"{'convergence':<22}not checked (--check-betas 0)"]
     else:
-        verdict = "converged" if check["converged"] else "NOT CONVERGED: the NLL pair below is no bracket"
-        verdict += f" (the drift within 3 se, 3 se within {check['tolerance']:g} nats)" if check["converged"] else ""
+        verdict = convergence_verdict(check)
         convergence = [f"{'forward AIS, shorter':<22}{number(check['log_z_short'])}   {check['n_betas_short']} betas, "
                        f"ESS {check['ess_short']:.1f}",
                        f"{'drift':<22}{number(check['drift'])}   +- {number(check['drift_std'], 0)} (se); {verdict}"]

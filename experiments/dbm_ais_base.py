@@ -16,7 +16,7 @@ import numpy as np
 
 from zoo.cli import args as cli
 
-BASES = ("visible", "every layer")
+BASES = {"visible": "visible", "every": "every layer"}  # --bases choice: its label in the table
 
 
 def parse_args(argv):
@@ -25,7 +25,7 @@ def parse_args(argv):
     parser.add_argument("--ais-betas", type=cli.positive_int, nargs="+", default=[1000, 5000], metavar="N",
                         help="schedule lengths (default: 1000 5000)")
     parser.add_argument("--ais-chains", type=cli.positive_int, default=100, help="(default: %(default)s)")
-    parser.add_argument("--bases", nargs="+", choices=["visible", "every"], default=["visible", "every"],
+    parser.add_argument("--bases", nargs="+", choices=list(BASES), default=list(BASES),
                         help="which base models (default: both)")
     parser.add_argument("--dataset", default="binarized_mnist", help="its training images fit the bases "
                         "(default: %(default)s)")
@@ -41,12 +41,11 @@ def visible_only(model, x):
 def rows(model, x, schedules, n_chains, bases, seed):
     from zoo import evaluation
 
-    parameters = {"visible": lambda: visible_only(model, x), "every": lambda: model.base_parameters(x)}
     for base in bases:
-        fitted = parameters[base]()
+        fitted = visible_only(model, x) if base == "visible" else model.base_parameters(x)
         for n in schedules:
             r = evaluation.ais(model, n_betas=n, n_chains=n_chains, base=fitted, seed=seed)
-            yield {"base": BASES[base == "every"], "n_betas": n, "log_z": r.log_z, "std": r.log_z_std,
+            yield {"base": BASES[base], "n_betas": n, "log_z": r.log_z, "std": r.log_z_std,
                    "ess": r.ess, "seconds": r.seconds}
 
 

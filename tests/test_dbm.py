@@ -105,6 +105,18 @@ def test_the_convergence_check_on_a_dbm_whose_log_partition_is_enumerated():
     assert long.log_z_exact == pytest.approx(log_z, abs=1e-9)
 
 
+def test_an_evaluation_fits_its_base_once_for_its_three_runs(monkeypatch):
+    model = _tiny((3, 2))
+    x = _binary(4)[np.random.default_rng(1).integers(0, 16, 40)].astype(np.float32)
+    calls = []
+    fit = DBM.base_parameters
+    monkeypatch.setattr(DBM, "base_parameters", lambda self, data=None: calls.append(data is None) or fit(self, data))
+    result = evaluation.evaluate_energy_model(model, {"train": x, "test": x}, n_betas=50, n_chains=8,
+                                              reverse_examples=8, burn_in=5, seed=0)
+    assert calls == [False] and result.convergence is not None  # the check, forward and reverse AIS: one fit
+    assert result.forward["settings"]["base"] == result.reverse["settings"]["base"] == "data"
+
+
 def _exact_samples(model, n, seed=0):
     """n visible states drawn exactly from the model (its joint states enumerated)."""
     states, minus_energy = _joint(model)
@@ -140,6 +152,9 @@ def test_a_given_base_is_the_fitted_one_and_a_bad_one_is_refused():
     given = evaluation.ais(model, n_betas=50, n_chains=8, base=model.base_parameters(x), seed=0)
     np.testing.assert_array_equal(given.log_weights, fitted.log_weights)
     assert (fitted.settings["base"], given.settings["base"]) == ("data", "given")
+    shared = evaluation.ais(model, n_betas=50, n_chains=8, base=evaluation.fit_base(model, "data", x), seed=0)
+    np.testing.assert_array_equal(shared.log_weights, fitted.log_weights)
+    assert shared.settings["base"] == "data"
     for bad in (np.zeros(4), np.full(9, np.nan)):
         with pytest.raises(ValueError, match="base as an array must hold 9 finite numbers"):
             evaluation.ais(model, n_betas=50, n_chains=8, base=bad)

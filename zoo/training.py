@@ -199,8 +199,8 @@ class LogPartitionMonitor(_SummaryCallback):
 
     def estimate(self):
         """The scalars of one evaluation, as {name: float}."""
-        common = dict(n_betas=self.n_betas, base=self.base, schedule=self.schedule, dtype=self.dtype,
-                      seed=self.seed)
+        base = evaluation.fit_base(self.model, self.base, self.train_x)  # once for both runs
+        common = dict(n_betas=self.n_betas, base=base, schedule=self.schedule, dtype=self.dtype, seed=self.seed)
         forward = evaluation.ais(self.model, n_chains=self.n_chains, data=self.train_x, **common)
         reverse = evaluation.reverse_ais(self.model, self.test_x, n_examples=self.reverse_examples,
                                          base_data=self.train_x, **common)

@@ -13,16 +13,16 @@
 """
 from zoo import capabilities
 from zoo.evaluation import cards, importance
-from zoo.evaluation.ais import (DEFAULT_N_BETAS, SCHEDULES, AISResult, Convergence, Evaluation, LogLikelihood,
-                                RAISEResult, ais, check_convergence, evaluate_energy_model, exact_log_partition, log_likelihood,
-                                mean_free_energy, reverse_ais, schedule)
+from zoo.evaluation.ais import (DEFAULT_N_BETAS, SCHEDULES, AISResult, BaseModel, Convergence, Evaluation,
+                                LogLikelihood, RAISEResult, ais, check_convergence, evaluate_energy_model,
+                                exact_log_partition, fit_base, log_likelihood, mean_free_energy, reverse_ais, schedule)
 from zoo.evaluation.importance import (ImportanceEvaluation, ImportanceResult, PartitionResult,
                                       evaluate_latent_variable_model)
 from zoo.evaluation.results import KINDS, effective_sample_size
 
 __all__ = ["DEFAULT_N_BETAS", "SCHEDULES", "KINDS", "AISResult", "RAISEResult", "Evaluation", "LogLikelihood",
-           "ImportanceResult", "ImportanceEvaluation", "PartitionResult", "Convergence", "ais", "check_convergence",
-           "reverse_ais", "exact_log_partition", "schedule",
+           "ImportanceResult", "ImportanceEvaluation", "PartitionResult", "Convergence", "BaseModel", "ais",
+           "check_convergence", "fit_base", "reverse_ais", "exact_log_partition", "schedule",
            "log_likelihood", "mean_free_energy", "effective_sample_size", "evaluate", "evaluate_energy_model",
            "evaluate_latent_variable_model", "importance", "cards"]
 

@@ -185,26 +185,33 @@ def exact_log_partition(model, max_states=2 ** 22, chunk_size=2 ** 14, dtype=tf.
     return float(tf.reduce_logsumexp(tf.stack(logs)).numpy())
 
 
-def _base_parameters(model, base, data):
-    """The model's base parameters: fitted to `data` (base "data"), uniform, or given (an array of the length
-    `model.base_parameters()` has)."""
+@dataclass(frozen=True, eq=False)
+class BaseModel:
+    """The base model of AIS, fitted once (`fit_base`) for the runs that share it: its name as the results' settings
+    record it ("data", "uniform" or "given") and its parameters (`model.base_parameters`' form)."""
+    name: str
+    parameters: np.ndarray
+
+
+def fit_base(model, base="data", data=None):
+    """The `BaseModel` of `model`: fitted to `data` (base "data"), uniform, or given (an array of the length
+    `model.base_parameters()` has); a BaseModel is returned as it is. Fitting a DBM's base runs its mean field, so
+    runs that share a base take it from here once."""
+    if isinstance(base, BaseModel):
+        return base
     if not isinstance(base, str):
         given, uniform = np.asarray(base, np.float64), model.base_parameters(None)
         if given.shape != uniform.shape or not np.isfinite(given).all():
             raise ValueError(f"base as an array must hold {len(uniform)} finite numbers (the base model's "
                              f"parameters), got shape {given.shape}")
-        return given
+        return BaseModel("given", given)
     base = checks.check_choice(base, "base", ("data", "uniform"))
     if base == "uniform":
-        return model.base_parameters(None)
+        return BaseModel(base, model.base_parameters(None))
     if data is None:
         raise ValueError("base='data' needs the training data (data=...) to fit the base model; or use "
                          "base='uniform'")
-    return model.base_parameters(model.validate_data(data, "data"))
-
-
-def _base_name(base):
-    return base if isinstance(base, str) else "given"
+    return BaseModel(base, model.base_parameters(model.validate_data(data, "data")))
 
 
 def _run_blocks(step, state, n_steps, progress):
@@ -260,7 +267,7 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
 
     base: "data" (zero-weight model whose units match `data`'s means: the visible ones, Salakhutdinov & Murray,
     and a DBM's hidden ones those of its mean-field posterior), "uniform" (zero biases), or the base model's
-    parameters (an array, as `model.base_parameters` gives). schedule: "salakhutdinov", "linear" (n_betas values) or an array from 0 to
+    parameters (an array, as `model.base_parameters` gives, or a `BaseModel` of `fit_base`). schedule: "salakhutdinov", "linear" (n_betas values) or an array from 0 to
     1. `progress(done, total)` is called between blocks of temperatures.
     """
     _check_model(model)
@@ -268,7 +275,8 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
     dtype = _check_dtype(dtype)
     betas, schedule_name = _resolve_schedule(schedule, n_betas)
     seed = _seed(seed)
-    base_bias = tf.constant(_base_parameters(model, base, data), dtype)
+    base = fit_base(model, base, data)
+    base_bias = tf.constant(base.parameters, dtype)
     path = model.annealing_path(base_bias, dtype)
     key = tf.constant([seed, 0], tf.int32)
     begin = time.perf_counter()
@@ -287,7 +295,7 @@ def ais(model, n_betas=DEFAULT_N_BETAS, n_chains=100, base="data", data=None, sc
     return AISResult(
         log_z=shift + math.log(mean), log_z_lower=lower, log_z_upper=shift + math.log(mean + 3 * sem),
         log_z_std=sem / mean, ess=effective_sample_size(log_w), log_weights=log_w, base_log_z=base_log_z,
-        settings={"method": "forward AIS", "n_betas": len(betas), "n_chains": n_chains, "base": _base_name(base),
+        settings={"method": "forward AIS", "n_betas": len(betas), "n_chains": n_chains, "base": base.name,
                   "schedule": schedule_name, "dtype": dtype.name, "seed": seed},
         seconds=time.perf_counter() - begin)
 
@@ -325,14 +333,15 @@ def reverse_ais(model, data, n_betas=DEFAULT_N_BETAS, n_examples=None, base="dat
         if n_examples < len(x):
             x = x[np.sort(np.random.default_rng(seed).choice(len(x), n_examples, replace=False))]
     betas, schedule_name = _resolve_schedule(schedule, n_betas)
-    base_bias = tf.constant(_base_parameters(model, base, x if base_data is None else base_data), dtype)
+    base = fit_base(model, base, x if base_data is None else base_data)
+    base_bias = tf.constant(base.parameters, dtype)
     path = model.annealing_path(base_bias, dtype)
     betas_t = tf.constant(betas, dtype)
     key = tf.constant([seed, 1], tf.int32)
     begin = time.perf_counter()
     v = tf.constant(x, dtype)
     over_data = not capabilities.offers(path, capabilities.StartsFromData)
-    settings = {"method": "reverse AIS (RAISE)", "n_betas": len(betas), "n_examples": len(x), "base": _base_name(base),
+    settings = {"method": "reverse AIS (RAISE)", "n_betas": len(betas), "n_examples": len(x), "base": base.name,
                 "schedule": schedule_name, "dtype": dtype.name, "seed": seed}
     if not over_data:
         burn_in = checks.check_positive_int(burn_in, "burn_in", minimum=0)
@@ -442,6 +451,7 @@ def evaluate_energy_model(model, dataset, n_betas=DEFAULT_N_BETAS, n_chains=100,
             if exact:
                 raise
     convergence = None
+    base = fit_base(model, base, train)  # once for the three runs: a DBM's is a mean field over the training data
     if check_betas:
         short_schedule = schedule if isinstance(schedule, str) else _every(long_betas, check_betas)
         short = ais(model, n_betas=check_betas, n_chains=n_chains, base=base, data=train, schedule=short_schedule,
